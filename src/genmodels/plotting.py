@@ -1,0 +1,99 @@
+"""Image grids and learning curves (in place of torchvision's make_grid and save_image).  Taught in 00_data_and_setup.
+
+The helpers draw and return nothing, so no `<Figure ...>` repr lands in a notebook's outputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _to_numpy(images) -> np.ndarray:
+    if hasattr(images, "detach"):
+        images = images.detach().float().cpu().numpy()
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 4 and images.shape[1] == 1:  # (N, 1, H, W)
+        images = images[:, 0]
+    if images.ndim == 2:  # (N, H*W), square images
+        side = math.isqrt(images.shape[1])
+        if side * side != images.shape[1]:
+            raise ValueError(f"cannot make square images of {images.shape[1]} pixels; reshape to (N, H, W) first")
+        images = images.reshape(-1, side, side)
+    if images.ndim != 3:
+        raise ValueError(f"expected images of shape (N, H, W), (N, 1, H, W) or (N, H*W); got {images.shape}")
+    return images
+
+
+def image_grid(images, ncols: int | None = None, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
+    """Tile N grey images into one 2-D array of `ncols` columns (default: as square as possible)."""
+    images = _to_numpy(images)
+    n, h, w = images.shape
+    ncols = ncols or math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncols)
+    grid = np.full((nrows * (h + padding) + padding, ncols * (w + padding) + padding), pad_value, np.float32)
+    for k, image in enumerate(images):
+        r, c = divmod(k, ncols)
+        top, left = padding + r * (h + padding), padding + c * (w + padding)
+        grid[top:top + h, left:left + w] = image
+    return grid
+
+
+def show_images(images, ncols: int | None = None, title: str | None = None, ax=None, labels=None,
+                size: float = 0.6) -> None:
+    """Draw a grid of grey images (values in [0, 1]); with `labels`, one small caption per image instead."""
+    images = _to_numpy(images)
+    if labels is not None:
+        ncols = ncols or min(len(images), 10)
+        nrows = math.ceil(len(images) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size * 1.6, nrows * size * 1.9), squeeze=False)
+        for axis in axes.flat:
+            axis.axis("off")
+        for axis, image, label in zip(axes.flat, images, labels, strict=False):
+            axis.imshow(image, cmap="gray_r", vmin=0, vmax=1)
+            axis.set_title(str(label), fontsize=8)
+        if title:
+            fig.suptitle(title)
+        plt.show()
+        return
+    grid = image_grid(images, ncols)
+    own_figure = ax is None
+    if own_figure:
+        scale = size * 28 / images.shape[-1]
+        _, ax = plt.subplots(figsize=(grid.shape[1] / 28 * scale + 0.2, grid.shape[0] / 28 * scale + 0.4))
+    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    if own_figure:
+        plt.show()
+
+
+def save_image_grid(images, path, ncols: int | None = None) -> None:
+    """Write a grid of grey images to a PNG file (dark strokes on white, as the notebooks show them)."""
+    plt.imsave(path, 1.0 - image_grid(images, ncols, pad_value=1.0), cmap="gray", vmin=0, vmax=1)
+
+
+def plot_history(history, names=None, title: str | None = None, ax=None) -> None:
+    """Learning curves: one line per metric of a `History` (or dict of lists), against the epoch."""
+    metrics = getattr(history, "metrics", history)
+    names = list(names or metrics)
+    own_figure = ax is None
+    if own_figure:
+        _, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), squeeze=False)
+        axes = axes[0]
+    else:
+        axes = [ax] * len(names)
+    for axis, name in zip(axes, names, strict=True):
+        values = metrics[name]
+        axis.plot(range(1, len(values) + 1), values, marker="o", label=name)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(name)
+        axis.grid(alpha=0.3)
+    if title:
+        axes[0].figure.suptitle(title)
+    if own_figure:
+        plt.tight_layout()
+        plt.show()

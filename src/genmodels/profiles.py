@@ -1,0 +1,48 @@
+"""The two profiles every notebook runs in.  Taught in 00_data_and_setup.
+
+quick: tests, CI and the committed notebook outputs: MNIST's test split only, CPU, seconds per notebook, deterministic.
+full:  what a student runs for real results: the full training split, real training, the fastest device.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ENV_VAR = "GENMODELS_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    n_train: int | None  # images to train on (None: the whole training split)
+    n_test: int | None
+    device: str | None  # "cpu" forces the CPU; None picks the fastest device
+    progress: str  # how the training loop reports: "bar" (tqdm) or "plain" (one line per epoch)
+
+    @property
+    def quick(self) -> bool:
+        return self.name == "quick"
+
+    def pick(self, quick, full):
+        """The value for this profile: `epochs = profile.pick(quick=1, full=20)`."""
+        return quick if self.quick else full
+
+
+PROFILES = {
+    "quick": Profile("quick", n_train=8000, n_test=2000, device="cpu", progress="plain"),
+    "full": Profile("full", n_train=None, n_test=None, device=None, progress="bar"),
+}
+
+
+def get_profile(requested: Profile | str | None = None) -> Profile:
+    """Resolve the profile: the GENMODELS_PROFILE environment variable wins, else `requested` (a notebook's
+    `parameters` cell), else "full"."""
+    if isinstance(requested, Profile) and not os.environ.get(ENV_VAR):
+        return requested
+    name = os.environ.get(ENV_VAR) or (requested.name if isinstance(requested, Profile) else requested) or "full"
+    key = name.strip().lower()
+    if key not in PROFILES:
+        source = f"the environment variable {ENV_VAR}" if os.environ.get(ENV_VAR) else "the profile argument"
+        raise ValueError(f"unknown profile {name!r} (from {source}); choose 'quick' or 'full'")
+    return PROFILES[key]

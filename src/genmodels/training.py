@@ -1,0 +1,197 @@
+"""The one training loop of the course.  Taught in 00_data_and_setup; used by every model.
+
+The data live as one tensor on the device and each batch is a slice of a fresh permutation (no per-sample
+DataLoader). A model is trained either from a loss (`loss_fn(batch) -> loss, metrics`, the loop does backward and the
+optimiser step) or from a custom update (`step_fn(batch) -> metrics`, e.g. contrastive divergence). The loop keeps a
+history, reports progress, writes a checkpoint atomically after every epoch, resumes from it, and stops cleanly on
+Ctrl-C, keeping the model trained so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .device import amp_dtype
+
+
+@dataclass
+class History:
+    """Per-epoch means of the training metrics and the values of `evaluate`, one list per name."""
+
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    epochs: int = 0  # epochs completed
+    interrupted: bool = False
+
+    def append(self, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.metrics.setdefault(name, []).append(float(value))
+        self.epochs += 1
+
+    def __getitem__(self, name: str) -> list[float]:
+        return self.metrics[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.metrics
+
+    def last(self) -> dict[str, float]:
+        return {name: values[-1] for name, values in self.metrics.items() if values}
+
+
+def as_tensor(x, device) -> torch.Tensor:
+    """A float32 tensor on `device` (NumPy arrays are copied there once)."""
+    return torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32, device=device)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
+    """Index tensors on `device`: consecutive slices of one random permutation of range(n)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    order = torch.randperm(n, generator=generator).to(device)
+    return list(order.split(batch_size))
+
+
+def save_checkpoint(path, state: dict) -> None:
+    """torch.save to a temporary file beside `path`, then rename: a crash never leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def load_checkpoint(path, device="cpu") -> dict:
+    """Load a checkpoint written by `train` (tensors and plain containers only: weights_only=True)."""
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def train(
+    model: torch.nn.Module,
+    x,
+    *,
+    epochs: int,
+    batch_size: int,
+    loss_fn: Callable | None = None,
+    step_fn: Callable | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    evaluate: Callable[[], dict] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = True,
+    progress: str = "bar",
+    seed: int = 0,
+    on_batch: Callable[[int, int], None] | None = None,
+    amp: bool | None = None,
+) -> History:
+    """Train `model` for `epochs` passes over `x` (an array or tensor whose first axis indexes examples).
+
+    loss_fn(batch) -> (loss, metrics)  with `optimizer`: the loop does zero_grad, backward and step.
+    step_fn(batch) -> metrics          the function updates the model itself (contrastive divergence, say).
+    evaluate() -> metrics              called after each epoch with gradients off, model in eval mode.
+    checkpoint: file written atomically after each epoch; with `resume`, training continues from it.
+    progress: "bar" (tqdm), "plain" (one line per epoch) or "none".
+    on_batch(epoch, batch_index): called after each batch (a place to raise KeyboardInterrupt in a test).
+    amp: bfloat16 autocast around loss_fn; None turns it on where it pays (CUDA), never on the CPU.
+    """
+    if (loss_fn is None) == (step_fn is None):
+        raise ValueError("give exactly one of loss_fn (with an optimizer) or step_fn")
+    if loss_fn is not None and optimizer is None:
+        raise ValueError("loss_fn needs an optimizer to step")
+    if progress not in ("bar", "plain", "none"):
+        raise ValueError(f"progress must be 'bar', 'plain' or 'none', got {progress!r}")
+    device = next(model.parameters()).device
+    x = as_tensor(x, device)
+    if len(x) == 0:
+        raise ValueError("no training data: x is empty")
+    autocast_dtype = amp_dtype(device) if amp in (None, True) else None
+    generator = torch.Generator().manual_seed(seed)
+    history = History()
+
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, device)
+        try:
+            model.load_state_dict(state["model"])
+            if optimizer is not None and state.get("optimizer") is not None:
+                optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise ValueError(f"checkpoint {checkpoint} does not fit this model or optimiser ({err}); "
+                             "delete it, or pass resume=False to start afresh") from err
+        history = History(metrics={k: list(v) for k, v in state["history"].items()}, epochs=state["epoch"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if progress != "none":
+            print(f"Resumed from {checkpoint} after epoch {history.epochs}")
+
+    def run_batch(batch):
+        if step_fn is not None:
+            return step_fn(batch)
+        with torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext():
+            loss, metrics = loss_fn(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss, **metrics}
+
+    model.train()
+    try:
+        for epoch in range(history.epochs + 1, epochs + 1):
+            start = time.perf_counter()
+            sums: dict[str, torch.Tensor] = {}
+            index_batches = batches(len(x), batch_size, generator, device)
+            bar = None
+            if progress == "bar":
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=len(index_batches), desc=f"epoch {epoch}/{epochs}", leave=False)
+            for i, idx in enumerate(index_batches):
+                metrics = {k: torch.as_tensor(v, device=device).detach().float() for k, v in run_batch(x[idx]).items()}
+                for name, value in metrics.items():  # summed on the device: no GPU sync per batch
+                    sums[name] = sums.get(name, 0.0) + value * len(idx)
+                if bar is not None:
+                    bar.update()
+                    if i % 50 == 0:
+                        bar.set_postfix({k: f"{float(v):.4g}" for k, v in metrics.items()})
+                if on_batch is not None:
+                    on_batch(epoch, i)
+            if bar is not None:
+                bar.close()
+            values = {name: (total / len(x)).item() for name, total in sums.items()}
+            if evaluate is not None:
+                model.eval()
+                with torch.no_grad():
+                    values.update({k: float(v) for k, v in evaluate().items()})
+                model.train()
+            history.append(values)
+            if progress != "none":
+                shown = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+                print(f"epoch {epoch}/{epochs}  {shown}  ({time.perf_counter() - start:.1f} s)", flush=True)
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                    "epoch": history.epochs,
+                    "history": history.metrics,
+                    "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                })
+    except KeyboardInterrupt:
+        history.interrupted = True
+        where = f"; the checkpoint {checkpoint} holds epoch {history.epochs}" if checkpoint is not None else ""
+        print(f"Interrupted during epoch {history.epochs + 1}: the model keeps the training done so far{where}.")
+    finally:
+        model.eval()
+    return history
+

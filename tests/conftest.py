@@ -1,0 +1,96 @@
+import gzip
+import http.server
+import os
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genmodels import data
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
+    """Write a uint8 array as an IDX file (the format data.read_idx reads)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    raw = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path
+
+
+def fake_split(directory: Path, split="train", n=None, seed=0, gz=True):
+    """A synthetic split of the right IDX shape (so its header checks out) with random content."""
+    n = n or (60000 if split == "train" else 10000)
+    prefix = "train" if split == "train" else "t10k"
+    rng = np.random.default_rng(seed)
+    suffix = ".gz" if gz else ""
+    write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 28, 28)), gz)
+    write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", rng.integers(0, 10, n), gz)
+    return directory
+
+
+def mnist_test_dir() -> Path:
+    """The real MNIST test files (../shared/data/mnist, or a GENMODELS_DATA entry). CI must have them."""
+    candidates = [Path(p) / "mnist" for p in os.environ.get("GENMODELS_DATA", "").split(os.pathsep) if p]
+    candidates.append(REPO.parent / "shared" / "data" / "mnist")
+    for directory in candidates:
+        if (directory / "t10k-images-idx3-ubyte.gz").exists():
+            return directory
+    if os.environ.get("CI") == "true":
+        pytest.fail("MNIST test files not found: CI must set GENMODELS_DATA to ../shared/data")
+    pytest.skip("MNIST test files not found (set GENMODELS_DATA)")
+
+
+@pytest.fixture
+def isolated_data(tmp_path, monkeypatch):
+    """genmodels.data with an empty cache, no Debian copy, no GENMODELS_DATA and mirrors at a closed loopback port."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(data, "CACHE_DIR", cache)
+    monkeypatch.setattr(data, "DEBIAN_DIRS", {})
+    monkeypatch.setattr(data, "MIRRORS", {"mnist": [closed_port_url()], "fashion-mnist": [closed_port_url()]})
+    monkeypatch.setattr(data, "_unreachable", set())
+    monkeypatch.delenv("GENMODELS_DATA", raising=False)
+    monkeypatch.delenv("GENMODELS_PROFILE", raising=False)
+    return cache
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: bind a port, then close it."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A loopback HTTP server serving a directory; yields (root directory, base URL, list of requested paths)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    requests = []
+
+    class Handler(_QuietHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/", requests
+    server.shutdown()
+    server.server_close()

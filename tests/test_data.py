@@ -1,0 +1,268 @@
+"""genmodels.data: reading, finding, downloading (loopback only), verifying, profiles' data and fallbacks."""
+
+import os
+import shutil
+import socket
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from conftest import fake_split, mnist_test_dir, write_idx
+
+from genmodels import data
+
+
+def test_read_idx_gzipped_and_plain_agree(tmp_path):
+    array = np.random.default_rng(0).integers(0, 256, (5, 28, 28))
+    gz = data.read_idx(write_idx(tmp_path / "a.gz", array))
+    plain = data.read_idx(write_idx(tmp_path / "a", array, gz=False))
+    assert gz.dtype == np.uint8 and np.array_equal(gz, array) and np.array_equal(plain, array)
+
+
+def test_real_mnist_test_split_is_verified_and_scaled_to_unit_interval():
+    directory = mnist_test_dir()
+    for spec in data.FILES["mnist"]["test"]:
+        assert data.check_idx_file(directory / f"{spec.name}.gz", spec) is True  # decompressed md5 matches
+    x, y = data.load_split("mnist", "test", data_dir=directory, download_missing=False)
+    assert x.shape == (10000, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
+    assert x.min() == 0.0 and x.max() == 1.0
+    assert set(np.unique(y)) == set(range(10))
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"\x00\x00\x08", "too short"),
+        (b"\x12\x34\x08\x03" + bytes(12), "not an unsigned-byte IDX"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x0a" + bytes(5), r"says \(10,\), i.e. 18 bytes, but the file has 13"),
+    ],
+)
+def test_parse_idx_rejects_bad_headers_with_a_clear_message(raw, message):
+    with pytest.raises(data.CorruptFileError, match=message):
+        data.parse_idx(raw)
+
+
+def test_truncated_gzip_is_reported_corrupt(tmp_path):
+    path = write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(10000))
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(data.CorruptFileError, match="not a complete gzip file"):
+        data.check_idx_file(path, data.FILES["mnist"]["test"][1])
+
+
+def test_header_only_check_rejects_a_wrong_count(tmp_path):
+    path = write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(99))
+    with pytest.raises(data.CorruptFileError, match=r"shape \(99,\), expected \(10000,\)"):
+        data.check_idx_file(path, data.FILES["mnist"]["test"][1])
+
+
+def test_fixed_binarisation_thresholds_numpy_and_torch():
+    x = np.array([0.0, 0.3, 0.5, 0.51, 1.0], dtype=np.float32)
+    assert data.binarize(x).tolist() == [0, 0, 0, 1, 1]
+    assert data.binarize(torch.from_numpy(x), threshold=0.25).tolist() == [0, 1, 1, 1, 1]
+
+
+def test_stochastic_binarisation_is_repeatable_with_a_seed_and_unbiased():
+    x = np.full((200, 28, 28), 0.3, dtype=np.float32)
+    a, b, c = data.binarize_stochastic(x, seed=1), data.binarize_stochastic(x, seed=1), data.binarize_stochastic(x, 2)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert set(np.unique(a)) == {0.0, 1.0}
+    # mean of 156,800 Bernoulli(0.3): standard error 0.0012; 5 standard errors
+    assert abs(a.mean() - 0.3) < 5 * np.sqrt(0.3 * 0.7 / a.size)
+    t = data.binarize_stochastic(torch.from_numpy(x), seed=1)
+    assert torch.equal(t, data.binarize_stochastic(torch.from_numpy(x), seed=1))
+    assert abs(t.mean().item() - 0.3) < 5 * np.sqrt(0.3 * 0.7 / t.numel())
+
+
+def _label_of_first(directory):
+    return int(data.read_idx(directory / "t10k-labels-idx1-ubyte.gz")[0])
+
+
+def test_search_order_caller_then_env_then_cache_then_debian(isolated_data, tmp_path, monkeypatch):
+    dirs = {name: fake_split(tmp_path / name / "fashion-mnist", "test", seed=seed)
+            for seed, name in enumerate(["caller", "env_b", "cache", "debian"])}
+    fake_split(tmp_path / "env_a" / "fashion-mnist", "test", seed=9)
+    dirs["env_a"] = tmp_path / "env_a" / "fashion-mnist"
+    shutil.move(dirs["cache"], isolated_data / "fashion-mnist")
+    dirs["cache"] = isolated_data / "fashion-mnist"
+    monkeypatch.setattr(data, "DEBIAN_DIRS", {"fashion-mnist": dirs["debian"]})
+    monkeypatch.setenv("GENMODELS_DATA", os.pathsep.join([str(tmp_path / "env_a"), str(tmp_path / "env_b")]))
+    warnings.simplefilter("ignore")  # synthetic files cannot be verified by checksum
+
+    def found(**kwargs):
+        return data.locate("fashion-mnist", "test", download_missing=False, **kwargs)[0].parent
+
+    assert found(data_dir=tmp_path / "caller") == dirs["caller"]
+    assert found() == dirs["env_a"]
+    shutil.rmtree(dirs["env_a"])
+    assert found() == dirs["env_b"]
+    monkeypatch.delenv("GENMODELS_DATA")
+    assert found() == dirs["cache"]
+    shutil.rmtree(dirs["cache"])
+    assert found() == dirs["debian"]
+
+
+def test_a_split_needs_both_its_files(isolated_data, tmp_path):
+    directory = fake_split(tmp_path / "fashion-mnist", "test")
+    (directory / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(data.DataNotFoundError, match="t10k-labels-idx1-ubyte.gz"):
+        data.locate("fashion-mnist", "test", data_dir=tmp_path, download_missing=False)
+
+
+def _serve_real_mnist_test(root):
+    for spec in data.FILES["mnist"]["test"]:
+        shutil.copy(mnist_test_dir() / f"{spec.name}.gz", root / f"{spec.name}.gz")
+
+
+def test_download_from_loopback_mirror_is_verified_and_cached(isolated_data, file_server, monkeypatch):
+    root, url, requests = file_server
+    _serve_real_mnist_test(root)
+    monkeypatch.setattr(data, "MIRRORS", {"mnist": [url]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # verified by checksum: no "could not be verified" warning
+        x, y = data.load_split("mnist", "test", progress=False)
+    assert x.shape == (10000, 28, 28) and len(y) == 10000
+    assert sorted(requests) == ["/t10k-images-idx3-ubyte.gz", "/t10k-labels-idx1-ubyte.gz"]
+    assert sorted(p.name for p in (isolated_data / "mnist").iterdir()) == [
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]  # no temporary files left
+    data.load_split("mnist", "test", progress=False)
+    assert len(requests) == 2  # the second load reads the cache
+
+
+def test_unverifiable_download_is_accepted_with_a_warning(isolated_data, file_server, monkeypatch):
+    root, url, _ = file_server
+    fake_split(root, "test")
+    monkeypatch.setattr(data, "MIRRORS", {"fashion-mnist": [url]})
+    with pytest.warns(UserWarning, match="could not be verified"):
+        data.load_split("fashion-mnist", "test", progress=False)
+
+
+def test_corrupt_download_is_rejected_and_nothing_is_written(isolated_data, file_server, monkeypatch):
+    root, url, _ = file_server
+    _serve_real_mnist_test(root)
+    images = root / "t10k-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[: len(images.read_bytes()) // 2])
+    monkeypatch.setattr(data, "MIRRORS", {"mnist": [url]})
+    with pytest.raises(data.DataNotFoundError, match="not a complete gzip file"):
+        data.load_split("mnist", "test", progress=False)
+    assert not (isolated_data / "mnist" / "t10k-images-idx3-ubyte.gz").exists()
+    assert [p.name for p in (isolated_data / "mnist").iterdir() if p.name.startswith(".")] == []
+
+
+def test_corrupt_cached_file_is_fetched_again(isolated_data, file_server, monkeypatch):
+    root, url, requests = file_server
+    _serve_real_mnist_test(root)
+    cached = isolated_data / "mnist"
+    cached.mkdir(parents=True)
+    for spec in data.FILES["mnist"]["test"]:
+        shutil.copy(root / f"{spec.name}.gz", cached / f"{spec.name}.gz")
+    truncated = cached / "t10k-images-idx3-ubyte.gz"
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    monkeypatch.setattr(data, "MIRRORS", {"mnist": [url]})
+    with pytest.warns(UserWarning, match="removed a corrupt cached file"):
+        x, _ = data.load_split("mnist", "test", progress=False)
+    assert requests == ["/t10k-images-idx3-ubyte.gz"] and x.shape == (10000, 28, 28)
+
+
+@pytest.mark.filterwarnings("ignore:.*could not be verified")
+def test_corrupt_file_outside_the_cache_is_skipped_not_deleted(isolated_data, tmp_path):
+    directory = fake_split(tmp_path / "mine" / "fashion-mnist", "test")
+    labels = directory / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="skipping a corrupt file"), pytest.raises(data.DataNotFoundError):
+        data.locate("fashion-mnist", "test", data_dir=tmp_path / "mine")
+    assert labels.read_bytes() == b"garbage"
+
+
+def test_interrupted_transfer_leaves_no_partial_file(isolated_data, monkeypatch):
+    """A server that promises 1 MB, sends 100 bytes and hangs up."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        for _ in range(2):
+            conn, _ = server.accept()
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + bytes(100))
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(data, "MIRRORS", {"mnist": [f"http://127.0.0.1:{server.getsockname()[1]}/"]})
+    with pytest.raises(data.DataNotFoundError):
+        data.load_split("mnist", "test", progress=False, timeout=2)
+    server.close()
+    assert list((isolated_data / "mnist").iterdir()) == []
+
+
+def test_closed_port_fails_at_once_and_says_where_to_put_the_files(isolated_data):
+    start = time.perf_counter()
+    with pytest.raises(data.DataNotFoundError) as info:
+        data.load_split("mnist", "test", progress=False)
+    assert time.perf_counter() - start < 5
+    message = str(info.value)
+    assert "GENMODELS_DATA" in message and str(isolated_data / "mnist") in message and "refused" in message
+
+
+def test_a_silent_server_times_out_and_is_not_asked_twice(isolated_data, monkeypatch):
+    """A loopback listener that accepts connections and never answers: the read timeout gives up."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.extend(server.accept() for _ in range(3)), daemon=True).start()
+    monkeypatch.setattr(data, "MIRRORS", {"mnist": [f"http://127.0.0.1:{server.getsockname()[1]}/"]})
+    start = time.perf_counter()
+    with pytest.raises(data.DataNotFoundError, match="timed out"):
+        data.load_split("mnist", "test", progress=False, timeout=0.5)
+    assert time.perf_counter() - start < 3  # one timeout, not one per file
+    server.close()
+
+
+def test_quick_profile_never_falls_back(isolated_data):
+    with pytest.raises(data.DataNotFoundError, match="(?s)quick profile needs MNIST.s test split.*GENMODELS_DATA"):
+        data.load_data("quick")
+
+
+def test_quick_profile_trains_on_the_first_8000_and_evaluates_on_the_last_2000(isolated_data, monkeypatch):
+    monkeypatch.setenv("GENMODELS_DATA", str(mnist_test_dir().parent))
+    d = data.load_data("quick", verbose=False)
+    x, y = data.load_split("mnist", "test")
+    assert d.name == "MNIST" and d.x_train.shape == (8000, 28, 28) and d.x_test.shape == (2000, 28, 28)
+    assert np.array_equal(d.x_train, x[:8000]) and np.array_equal(d.y_test, y[8000:])
+
+
+def test_full_profile_uses_mnist_when_its_training_split_is_present(isolated_data, tmp_path, monkeypatch, capsys):
+    fake_split(tmp_path / "mnist", "train", seed=1)
+    fake_split(tmp_path / "mnist", "test", seed=2)
+    monkeypatch.setenv("GENMODELS_DATA", str(tmp_path))
+    with pytest.warns(UserWarning):  # synthetic files: header checked, content not verifiable
+        d = data.load_data("full")
+    assert d.name == "MNIST" and d.x_train.shape == (60000, 28, 28) and d.note == ""
+    assert capsys.readouterr().out == ""
+
+
+def test_full_profile_falls_back_to_fashion_mnist_with_a_one_line_notice(isolated_data, tmp_path, monkeypatch, capsys):
+    fake_split(tmp_path / "fashion-mnist", "train", seed=1)
+    fake_split(tmp_path / "fashion-mnist", "test", seed=2)
+    monkeypatch.setenv("GENMODELS_DATA", str(tmp_path))
+    with pytest.warns(UserWarning):
+        d = data.load_data("full")
+    assert d.name == "Fashion-MNIST" and d.x_train.shape == (60000, 28, 28) and d.classes[0] == "T-shirt"
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "using Fashion-MNIST" in out
+
+
+def test_full_profile_falls_back_to_sklearn_digits_last(isolated_data, capsys):
+    d = data.load_data("full")
+    assert d.name.startswith("scikit-learn digits")
+    assert d.x_train.shape == (1500, 28, 28) and d.x_test.shape == (297, 28, 28)
+    assert d.x_train.dtype == np.float32 and 0 <= d.x_train.min() and d.x_train.max() <= 1
+    assert d.x_train[:, :4].max() == 0 and d.x_train[:, :, -4:].max() == 0  # blank frame, like MNIST
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "8x8 digits" in out
+
+
+def test_unknown_dataset_or_split_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
+        data.locate("cifar", "train")
+    with pytest.raises(ValueError, match="unknown split 'validation'"):
+        data.locate("mnist", "validation")

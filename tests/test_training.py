@@ -1,0 +1,179 @@
+"""The training loop: batches, history, progress, atomic checkpoints, resume, Ctrl-C."""
+
+import pytest
+import torch
+
+from genmodels import training
+
+
+def make_problem(seed=0, n=256):
+    """A noisy linear regression y = x·w + noise, and a linear model to fit it."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 5, generator=g)
+    y = x @ torch.arange(1.0, 6.0) + 0.1 * torch.randn(n, generator=g)
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(5, 1)
+    xy = torch.cat([x, y[:, None]], dim=1)
+
+    def loss_fn(batch):
+        noise = 0.01 * torch.randn(len(batch))  # uses torch's global generator: resume must restore it
+        loss = ((model(batch[:, :5])[:, 0] - batch[:, 5] + noise) ** 2).mean()
+        return loss, {"abs_w_error": (model.weight[0] - torch.arange(1.0, 6.0)).abs().mean()}
+
+    return model, xy, loss_fn
+
+
+def fit(epochs, checkpoint=None, on_batch=None, progress="none", seed=0, **kwargs):
+    model, xy, loss_fn = make_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
+    history = training.train(model, xy, epochs=epochs, batch_size=32, loss_fn=loss_fn, optimizer=optimizer,
+                             checkpoint=checkpoint, progress=progress, on_batch=on_batch, seed=seed, **kwargs)
+    return model, history
+
+
+def test_batches_are_slices_of_one_permutation():
+    g = torch.Generator().manual_seed(0)
+    parts = training.batches(10, 4, g, "cpu")
+    assert [len(p) for p in parts] == [4, 4, 2]
+    assert sorted(torch.cat(parts).tolist()) == list(range(10))
+    assert torch.cat(parts).tolist() != torch.cat(training.batches(10, 4, g, "cpu")).tolist()  # new order each epoch
+
+
+def test_loss_mode_fits_and_records_one_value_per_epoch():
+    model, history = fit(epochs=5)
+    assert history.epochs == 5 and len(history["loss"]) == 5 and not history.interrupted
+    assert history["loss"][-1] < 0.1 * history["loss"][0]
+    assert history["abs_w_error"][-1] < 0.05
+
+
+def test_step_mode_lets_the_model_update_itself():
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    x = torch.ones(12, 1)
+
+    def step(batch):  # move the weight towards the batch mean by hand
+        with torch.no_grad():
+            model.weight += 0.5 * (batch.mean() - model.weight)
+        return {"weight": model.weight[0, 0]}
+
+    history = training.train(model, x, epochs=3, batch_size=4, step_fn=step, progress="none")
+    weights = [1 - 0.5**k for k in range(1, 10)]  # after batch k the weight is 1 - 0.5**k
+    assert history["weight"] == pytest.approx([sum(weights[3 * e:3 * e + 3]) / 3 for e in range(3)])
+
+
+def test_evaluate_runs_after_each_epoch_without_gradients_in_eval_mode():
+    seen = []
+
+    def evaluate():
+        seen.append((torch.is_grad_enabled(), model.training))
+        return {"test_loss": 1.0}
+
+    model, xy, loss_fn = make_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    history = training.train(model, xy, epochs=2, batch_size=64, loss_fn=loss_fn, optimizer=optimizer,
+                             evaluate=evaluate, progress="none")
+    assert seen == [(False, False), (False, False)] and history["test_loss"] == [1.0, 1.0]
+
+
+def test_plain_progress_prints_one_line_per_epoch_and_none_prints_nothing(capsys):
+    fit(epochs=3, progress="plain")
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("epoch 1/3  loss ") and err == ""
+    fit(epochs=2, progress="none")
+    assert capsys.readouterr() == ("", "")
+
+
+def test_bar_progress_uses_tqdm_and_keeps_one_line_per_epoch(capsys):
+    fit(epochs=2, progress="bar")
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2 and "epoch 1/2" in err  # tqdm writes its bar to stderr outside Jupyter
+
+
+def test_checkpoint_is_written_after_every_epoch_and_loads_with_weights_only(tmp_path):
+    path = tmp_path / "ckpt" / "model.pt"
+    epochs_on_disk = []
+
+    def on_batch(epoch, i):
+        if i == 0 and path.exists():
+            epochs_on_disk.append(training.load_checkpoint(path)["epoch"])
+
+    model, history = fit(epochs=3, checkpoint=path, on_batch=on_batch)
+    assert epochs_on_disk == [1, 2]
+    state = torch.load(path, weights_only=True)
+    assert state["epoch"] == 3 and state["history"]["loss"] == history["loss"]
+    assert torch.equal(state["model"]["weight"], model.weight)
+    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary files left
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    fit(epochs=1, checkpoint=path)
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def crash_midway(obj, f):
+        real_save({"partial": torch.zeros(1)}, f)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash_midway)
+    with pytest.raises(OSError, match="disk full"):
+        fit(epochs=2, checkpoint=path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_resume_continues_where_training_stopped_and_matches_an_uninterrupted_run(tmp_path, capsys):
+    straight, straight_history = fit(epochs=4)
+    path = tmp_path / "model.pt"
+    fit(epochs=2, checkpoint=path)
+    resumed, history = fit(epochs=4, checkpoint=path, progress="plain")
+    assert "Resumed from" in capsys.readouterr().out
+    assert history.epochs == 4 and history["loss"] == straight_history["loss"]
+    assert torch.equal(resumed.weight, straight.weight)
+
+
+def test_resume_false_starts_afresh(tmp_path):
+    path = tmp_path / "model.pt"
+    fit(epochs=2, checkpoint=path)
+    _, history = fit(epochs=1, checkpoint=path, resume=False)
+    assert history.epochs == 1 and training.load_checkpoint(path)["epoch"] == 1
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_model_trained_so_far(tmp_path, capsys):
+    path = tmp_path / "model.pt"
+    snapshots = []
+
+    def interrupt(epoch, i):
+        if epoch == 2 and i == 3:
+            snapshots.append(training.load_checkpoint(path)["model"]["weight"].clone())
+            raise KeyboardInterrupt
+
+    model, history = fit(epochs=5, checkpoint=path, on_batch=interrupt, progress="plain")
+    out = capsys.readouterr().out
+    assert history.interrupted and history.epochs == 1 and len(history["loss"]) == 1
+    assert "Interrupted during epoch 2" in out and "holds epoch 1" in out
+    assert not torch.equal(model.weight, snapshots[0])  # four batches of epoch 2 were kept in memory
+    _, finished = fit(epochs=5, checkpoint=path)  # and the run can be resumed from the last checkpoint
+    assert finished.epochs == 5 and not finished.interrupted
+
+
+def test_a_checkpoint_of_another_model_is_a_clear_error(tmp_path):
+    path = tmp_path / "model.pt"
+    training.save_checkpoint(path, {"model": {"weight": torch.zeros(3)}, "epoch": 1, "history": {}})
+    with pytest.raises(ValueError, match="(?s)does not fit this model.*resume=False"):
+        fit(epochs=2, checkpoint=path)
+
+
+def test_bad_arguments_are_clear_errors():
+    model, xy, loss_fn = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="exactly one of loss_fn"):
+        training.train(model, xy, epochs=1, batch_size=8, loss_fn=loss_fn, step_fn=loss_fn, optimizer=opt)
+    with pytest.raises(ValueError, match="needs an optimizer"):
+        training.train(model, xy, epochs=1, batch_size=8, loss_fn=loss_fn)
+    with pytest.raises(ValueError, match="no training data"):
+        training.train(model, xy[:0], epochs=1, batch_size=8, loss_fn=loss_fn, optimizer=opt)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        training.train(model, xy, epochs=1, batch_size=0, loss_fn=loss_fn, optimizer=opt, progress="none")
+    with pytest.raises(ValueError, match="progress must be"):
+        training.train(model, xy, epochs=1, batch_size=8, loss_fn=loss_fn, optimizer=opt, progress="tqdm")
