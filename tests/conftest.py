@@ -36,7 +36,7 @@ def fake_split(directory: Path, split="train", n=None, seed=0, gz=True):
 def mnist_test_dir() -> Path:
     """The real MNIST test files (../shared/data/mnist, or a GENMODELS_DATA entry). CI must have them."""
     candidates = [Path(p) / "mnist" for p in os.environ.get("GENMODELS_DATA", "").split(os.pathsep) if p]
-    candidates.append(REPO.parent / "shared" / "data" / "mnist")
+    candidates += [REPO.parent / "shared" / "data" / "mnist", REPO / "data" / "mnist"]
     for directory in candidates:
         if (directory / "t10k-images-idx3-ubyte.gz").exists():
             return directory
@@ -94,3 +94,10 @@ def file_server(tmp_path):
     yield root, f"http://127.0.0.1:{server.server_address[1]}/", requests
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_profile_or_device_from_the_environment(monkeypatch):
+    """`make test` exports GENMODELS_PROFILE=quick for the notebooks; each package test sets what it needs."""
+    monkeypatch.delenv("GENMODELS_PROFILE", raising=False)
+    monkeypatch.delenv("GENMODELS_DEVICE", raising=False)

@@ -177,3 +177,22 @@ def test_bad_arguments_are_clear_errors():
         training.train(model, xy, epochs=1, batch_size=0, loss_fn=loss_fn, optimizer=opt, progress="none")
     with pytest.raises(ValueError, match="progress must be"):
         training.train(model, xy, epochs=1, batch_size=8, loss_fn=loss_fn, optimizer=opt, progress="tqdm")
+
+
+def test_tuples_of_arrays_are_batched_together_and_labels_stay_integers():
+    import numpy as np
+
+    seen = []
+    model = torch.nn.Linear(1, 1)
+    x = np.arange(10, dtype=np.float64)
+    y = np.arange(10)
+
+    def step(batch):
+        images, labels = batch
+        seen.append((images.dtype, labels.dtype, torch.equal(images.long(), labels)))
+        return {}
+
+    training.train(model, (x, y), epochs=1, batch_size=3, step_fn=step, progress="none")
+    assert seen == [(torch.float32, torch.int64, True)] * 4
+    with pytest.raises(ValueError, match="different lengths"):
+        training.train(model, (x, y[:5]), epochs=1, batch_size=3, step_fn=step)

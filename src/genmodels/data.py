@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .paths import DATA_CACHE
 from .profiles import Profile, get_profile
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CACHE_DIR = REPO_ROOT / "data" if (REPO_ROOT / "pyproject.toml").exists() else Path.home() / ".cache" / "genmodels"
+CACHE_DIR = DATA_CACHE
 DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 
 MIRRORS = {

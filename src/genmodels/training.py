@@ -47,8 +47,9 @@ class History:
 
 
 def as_tensor(x, device) -> torch.Tensor:
-    """A float32 tensor on `device` (NumPy arrays are copied there once)."""
-    return torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32, device=device)
+    """`x` as a tensor on `device`, copied there once: floating point as float32, integers (labels) as they are."""
+    x = x if torch.is_tensor(x) else torch.from_numpy(np.asarray(x))
+    return x.to(device=device, dtype=torch.float32 if x.is_floating_point() else None)
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
@@ -96,7 +97,8 @@ def train(
     on_batch: Callable[[int, int], None] | None = None,
     amp: bool | None = None,
 ) -> History:
-    """Train `model` for `epochs` passes over `x` (an array or tensor whose first axis indexes examples).
+    """Train `model` for `epochs` passes over `x`: an array or tensor whose first axis indexes examples, or a tuple
+    of them (images and labels, say), in which case each batch is a tuple too.
 
     loss_fn(batch) -> (loss, metrics)  with `optimizer`: the loop does zero_grad, backward and step.
     step_fn(batch) -> metrics          the function updates the model itself (contrastive divergence, say).
@@ -113,9 +115,13 @@ def train(
     if progress not in ("bar", "plain", "none"):
         raise ValueError(f"progress must be 'bar', 'plain' or 'none', got {progress!r}")
     device = next(model.parameters()).device
-    x = as_tensor(x, device)
-    if len(x) == 0:
+    as_tuple = isinstance(x, tuple | list)
+    tensors = tuple(as_tensor(a, device) for a in x) if as_tuple else (as_tensor(x, device),)
+    n = len(tensors[0])
+    if n == 0:
         raise ValueError("no training data: x is empty")
+    if any(len(t) != n for t in tensors):
+        raise ValueError(f"the arrays in x have different lengths {[len(t) for t in tensors]}; they must match")
     autocast_dtype = amp_dtype(device) if amp in (None, True) else None
     generator = torch.Generator().manual_seed(seed)
     history = History()
@@ -133,7 +139,7 @@ def train(
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         if progress != "none":
-            print(f"Resumed from {checkpoint} after epoch {history.epochs}")
+            print(f"Resumed from {Path(checkpoint).name} after epoch {history.epochs}")
 
     def run_batch(batch):
         if step_fn is not None:
@@ -150,14 +156,15 @@ def train(
         for epoch in range(history.epochs + 1, epochs + 1):
             start = time.perf_counter()
             sums: dict[str, torch.Tensor] = {}
-            index_batches = batches(len(x), batch_size, generator, device)
+            index_batches = batches(n, batch_size, generator, device)
             bar = None
             if progress == "bar":
                 from tqdm.auto import tqdm
 
                 bar = tqdm(total=len(index_batches), desc=f"epoch {epoch}/{epochs}", leave=False)
             for i, idx in enumerate(index_batches):
-                metrics = {k: torch.as_tensor(v, device=device).detach().float() for k, v in run_batch(x[idx]).items()}
+                batch = tuple(t[idx] for t in tensors) if as_tuple else tensors[0][idx]
+                metrics = {k: torch.as_tensor(v, device=device).detach().float() for k, v in run_batch(batch).items()}
                 for name, value in metrics.items():  # summed on the device: no GPU sync per batch
                     sums[name] = sums.get(name, 0.0) + value * len(idx)
                 if bar is not None:
@@ -168,7 +175,7 @@ def train(
                     on_batch(epoch, i)
             if bar is not None:
                 bar.close()
-            values = {name: (total / len(x)).item() for name, total in sums.items()}
+            values = {name: (total / n).item() for name, total in sums.items()}
             if evaluate is not None:
                 model.eval()
                 with torch.no_grad():

@@ -1,0 +1,67 @@
+# Week 13, deep generative models. The two commands: `make run` (the course, full profile) and `make test`.
+PYTHON ?= python3
+TORCH_INDEX ?=  # e.g. PyTorch's CPU wheel index, for a laptop without a GPU (see README)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+export PYTHONUNBUFFERED := 1
+
+NOTEBOOKS := $(sort $(wildcard week13/*.ipynb)) $(sort $(wildcard notebooks/*.ipynb))
+SCRIPTS := $(NOTEBOOKS:.ipynb=.py)
+BENCHMARKS := $(sort $(wildcard benchmarks/*.py))
+EXECUTE := jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=1800 \
+	--ExecutePreprocessor.kernel_name=python3
+
+.PHONY: venv run lab test baseline bench sync lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version' \
+		|| { echo "Set PYTHON to a Python 3.11 interpreter: make PYTHON=python3.11 ..."; exit 1; }
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(VENV)/bin/python -m pip install --quiet torch==2.13.0 --index-url $(TORCH_INDEX))
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[keras,notebooks,dev]'
+	touch $@
+
+## run: execute every notebook in the full profile; executed notebooks and HTML go to _build/run/
+run: venv
+	@mkdir -p _build/run
+	@for nb in $(NOTEBOOKS); do \
+		out=_build/run/$$(basename $$nb); \
+		echo "== $$nb (full profile)"; start=$$(date +%s); \
+		GENMODELS_PROFILE=full papermill --cwd $$(dirname $$nb) -k python3 -p profile full --no-progress-bar \
+			$$nb $$out || exit 1; \
+		jupyter nbconvert --to html --log-level WARN $$out || exit 1; \
+		echo "   done in $$(( $$(date +%s) - start )) s: $$out and $${out%.ipynb}.html"; \
+	done
+
+## lab: JupyterLab in the project's environment (how a student works)
+lab: venv
+	jupyter lab
+
+## test: lint, the package tests and the notebooks' nbval regression tests, in the quick profile
+test: venv
+	ruff check .
+	GENMODELS_PROFILE=quick pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env --nbval-cell-timeout=900
+
+## baseline: re-execute the notebooks in place in the quick profile (the outputs nbval compares against)
+baseline: venv sync
+	@for nb in $(NOTEBOOKS); do echo "== $$nb"; GENMODELS_PROFILE=quick $(EXECUTE) --inplace $$nb || exit 1; done
+
+## bench: every benchmark script; each writes _build/bench/NAME.json
+bench: venv
+	@mkdir -p _build/bench
+	@for script in $(BENCHMARKS); do echo "== $$script"; python $$script || exit 1; done
+
+## sync: bring each .py/.ipynb pair up to date with whichever twin is newer
+sync: venv
+	jupytext --sync $(SCRIPTS)
+
+lint: venv
+	ruff check .
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
