@@ -13,7 +13,17 @@ BENCHMARKS := $(sort $(wildcard benchmarks/*.py))
 EXECUTE := jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=1800 \
 	--ExecutePreprocessor.kernel_name=python3
 
-.PHONY: venv run lab test baseline bench sync lint clean
+# Offline rendering: MathJax 2, require.js, jQuery and reveal.js from node_modules/ (package.json), paths relative
+# to the HTML in _build/<folder>/; templates/offline.html.j2 drops the template's remaining CDN import.
+ASSETS := ../../node_modules
+OFFLINE := --template-file templates/offline.html.j2 --log-level WARN \
+	--HTMLExporter.mathjax_url='$(ASSETS)/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe' \
+	--HTMLExporter.require_js_url=$(ASSETS)/requirejs/require.js \
+	--HTMLExporter.jquery_url=$(ASSETS)/jquery/dist/jquery.min.js
+SLIDES := --SlidesExporter.reveal_url_prefix=$(ASSETS)/reveal.js --SlidesExporter.reveal_theme=simple \
+	--SlidesExporter.reveal_transition=none --SlidesExporter.reveal_scroll=True
+
+.PHONY: venv run lab test baseline bench sync lint clean slides html
 
 venv: $(STAMP)
 
@@ -28,14 +38,30 @@ $(STAMP): pyproject.toml
 ## run: execute every notebook in the full profile; executed notebooks and HTML go to _build/run/
 run: venv
 	@mkdir -p _build/run
+	@command -v npm >/dev/null && $(MAKE) --no-print-directory node_modules/.installed \
+		|| echo "npm not found: the HTML will load MathJax from the internet"
 	@for nb in $(NOTEBOOKS); do \
 		out=_build/run/$$(basename $$nb); \
 		echo "== $$nb (full profile)"; start=$$(date +%s); \
-		GENMODELS_PROFILE=full papermill --cwd $$(dirname $$nb) -k python3 -p profile full --no-progress-bar \
+		GENMODELS_PROFILE=full GENMODELS_PROGRESS=plain papermill --cwd $$(dirname $$nb) -k python3 -p profile full --no-progress-bar \
 			$$nb $$out || exit 1; \
-		jupyter nbconvert --to html --log-level WARN $$out || exit 1; \
+		if [ -f node_modules/.installed ]; then jupyter nbconvert --to html $(OFFLINE) $$out; \
+		else jupyter nbconvert --to html --log-level WARN $$out; fi || exit 1; \
 		echo "   done in $$(( $$(date +%s) - start )) s: $$out and $${out%.ipynb}.html"; \
 	done
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## slides: the lecture as reveal.js slides in _build/slides/ (works offline; open the .slides.html file)
+slides: venv node_modules/.installed
+	jupyter nbconvert --to slides week13/week13.ipynb --output-dir _build/slides $(OFFLINE) $(SLIDES)
+	@echo "open _build/slides/week13.slides.html (speaker notes: press s)"
+
+## html: every notebook as committed (stored outputs, no execution) to _build/html/, offline
+html: venv node_modules/.installed
+	jupyter nbconvert --to html $(NOTEBOOKS) --output-dir _build/html $(OFFLINE)
 
 ## lab: JupyterLab in the project's environment (how a student works)
 lab: venv

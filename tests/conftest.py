@@ -101,3 +101,4 @@ def no_profile_or_device_from_the_environment(monkeypatch):
     """`make test` exports GENMODELS_PROFILE=quick for the notebooks; each package test sets what it needs."""
     monkeypatch.delenv("GENMODELS_PROFILE", raising=False)
     monkeypatch.delenv("GENMODELS_DEVICE", raising=False)
+    monkeypatch.delenv("GENMODELS_PROGRESS", raising=False)

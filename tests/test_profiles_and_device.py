@@ -83,3 +83,11 @@ def test_seed_everything_repeats_torch_numpy_and_python_draws():
     first = draw()
     device.seed_everything(7)
     assert draw() == first
+
+
+def test_progress_can_be_set_for_batch_runs(monkeypatch):
+    monkeypatch.setenv("GENMODELS_PROGRESS", "plain")
+    assert get_profile("full").progress == "plain" and get_profile(PROFILES["full"]).progress == "plain"
+    monkeypatch.setenv("GENMODELS_PROGRESS", "widgets")
+    with pytest.raises(ValueError, match="GENMODELS_PROGRESS must be"):
+        get_profile("full")

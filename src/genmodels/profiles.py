@@ -7,7 +7,7 @@ full:  what a student runs for real results: the full training split, real train
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 ENV_VAR = "GENMODELS_PROFILE"
 
@@ -37,12 +37,17 @@ PROFILES = {
 
 def get_profile(requested: Profile | str | None = None) -> Profile:
     """Resolve the profile: the GENMODELS_PROFILE environment variable wins, else `requested` (a notebook's
-    `parameters` cell), else "full"."""
-    if isinstance(requested, Profile) and not os.environ.get(ENV_VAR):
+    `parameters` cell), else "full". GENMODELS_PROGRESS, if set, overrides how training reports."""
+    if isinstance(requested, Profile) and not os.environ.get(ENV_VAR) and not os.environ.get("GENMODELS_PROGRESS"):
         return requested
     name = os.environ.get(ENV_VAR) or (requested.name if isinstance(requested, Profile) else requested) or "full"
     key = name.strip().lower()
     if key not in PROFILES:
         source = f"the environment variable {ENV_VAR}" if os.environ.get(ENV_VAR) else "the profile argument"
         raise ValueError(f"unknown profile {name!r} (from {source}); choose 'quick' or 'full'")
+    progress = os.environ.get("GENMODELS_PROGRESS")  # batch runs (`make run`) want plain lines, not widgets
+    if progress:
+        if progress not in ("bar", "plain", "none"):
+            raise ValueError(f"GENMODELS_PROGRESS must be 'bar', 'plain' or 'none', got {progress!r}")
+        return replace(PROFILES[key], progress=progress)
     return PROFILES[key]
