@@ -126,7 +126,7 @@ def test_sgld_on_mixture_posterior_approaches_the_grid_posterior():
     assert min(upper, lower) > 0.3 and abs(upper - exact_upper) < Z * math.sqrt(0.25 / n_chains) + 0.02
 
     def unscaled(theta, batch):  # the common mistake: the minibatch sum used as if it were the whole data set's
-        return posterior.log_likelihood(theta, batch) * len(batch) / len(posterior.x)
+        return posterior.log_likelihood(theta, batch) * batch.shape[1] / len(posterior.x)
 
     wrong = langevin.sgld(posterior.log_prior, unscaled, posterior.x, x0, 1000, batch_size=10, a=a, b=b,
                           burn_in=999, seed=8)

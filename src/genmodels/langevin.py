@@ -157,26 +157,36 @@ def sgld(log_prior: LogProb, log_likelihood: Callable, data, x0: torch.Tensor, n
         Δθ_t = (ε_t / 2) [∇log p(θ_t) + (N/n) Σ_{i in batch} ∇log p(x_i | θ_t)] + η_t,   η_t ~ N(0, ε_t I),
 
     with ε_t = a (b + t)^(-γ). In ULA's notation this is a step η = ε/2 with a minibatch gradient.
-    `log_likelihood(theta, batch)` returns Σ_{i in batch} log p(x_i | θ) for each chain, shape (n_chains,).
-    Minibatches are slices of a fresh permutation of the N data each sweep (`genmodels.training.batches`); all chains
-    see the same minibatch at a step."""
+    `log_likelihood(theta, batch)` returns Σ_{i in batch} log p(x_i | θ) for each chain, shape (n_chains,), where
+    batch[c] (shape (n, ...)) is chain c's minibatch.
+
+    Minibatches are the slices of a fresh permutation of the N data each sweep (`genmodels.training.batches`, the
+    last slice dropped if it is short); chain c takes slice (k + c) mod (N // n) at the k-th step of a sweep, so each
+    chain sees every slice once per sweep and neighbouring chains see different data (shared minibatches would
+    give all chains the same gradient noise and make them move together)."""
     if not (a > 0 and b > 0 and gamma > 0):
         raise ValueError(f"the schedule needs a > 0, b > 0, gamma > 0; got a={a}, b={b}, gamma={gamma}")
     _check_run(a, n_steps, burn_in, thin)
     x, generator = _check_start(x0, generator, seed)
     data = as_tensor(data, x.device)
     n_data = len(data)
+    if not 1 <= batch_size <= n_data:
+        raise ValueError(f"batch_size must lie between 1 and the number of data ({n_data}); got {batch_size}")
     order_generator = torch.Generator().manual_seed(seed)  # batches() draws its permutation on the CPU
+    n_batches = n_data // batch_size
+    shift = torch.arange(len(x), device=x.device)
 
     def log_posterior_estimate(theta, batch):
-        return log_prior(theta) + n_data / len(batch) * log_likelihood(theta, batch)
+        return log_prior(theta) + n_data / batch_size * log_likelihood(theta, batch)
 
-    kept, queue = [], []
+    kept = []
     eps = step_schedule(torch.arange(n_steps, dtype=torch.float64), a, b, gamma)
     for t in range(n_steps):
-        if not queue:
-            queue = batches(n_data, batch_size, order_generator, x.device)[::-1]
-        batch = data[queue.pop()]
+        k = t % n_batches
+        if k == 0:  # a new sweep: the full-size slices of a new permutation, as rows of one (n_batches, n) tensor
+            sweep = torch.stack(batches(n_data, batch_size, order_generator, x.device)[:n_batches])
+        rows = sweep[(k + shift) % n_batches]  # (n_chains, n) indices; index_select is the cheap gather on a CPU
+        batch = data.index_select(0, rows.flatten()).view(*rows.shape, *data.shape[1:])
         _, grad = log_prob_and_grad(lambda theta: log_posterior_estimate(theta, batch), x)  # noqa: B023
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         x = x + eps[t].item() / 2 * grad + math.sqrt(eps[t].item()) * noise
@@ -291,7 +301,14 @@ class Target:
         raise NotImplementedError
 
     def grid(self, n: int = 200):
-        """Cell centres θ1 (n,), θ2 (n,) and the probability of each cell, (n, n) indexed [θ2, θ1], summing to 1."""
+        """Cell centres θ1 (n,), θ2 (n,) and the probability of each cell, (n, n) indexed [θ2, θ1], summing to 1.
+        Computed once per n (in float64, on the CPU) and kept."""
+        cache = self.__dict__.setdefault("_grids", {})
+        if n not in cache:
+            cache[n] = self._grid(n)
+        return cache[n]
+
+    def _grid(self, n: int):
         x0, x1, y0, y1 = self.extent
         t1 = torch.linspace(x0, x1, n + 1, dtype=torch.float64)
         t2 = torch.linspace(y0, y1, n + 1, dtype=torch.float64)
@@ -458,8 +475,9 @@ class MixturePosterior(Target):
         return -0.5 * theta[:, 0] ** 2 / self.var1 - 0.5 * theta[:, 1] ** 2 / self.var2
 
     def log_likelihood(self, theta, x):
-        """Σ_i log p(x_i | θ) for each chain: theta (n_chains, 2), x (n,) -> (n_chains,)."""
-        x = x.to(theta)[None, :]
+        """Σ_i log p(x_i | θ) for each chain: theta (n_chains, 2), x (n,) shared or (n_chains, n) -> (n_chains,)."""
+        x = x.to(theta)
+        x = x[None, :] if x.ndim == 1 else x
         a = -0.5 * (x - theta[:, :1]) ** 2 / self.var_x
         b = -0.5 * (x - theta[:, :1] - theta[:, 1:]) ** 2 / self.var_x
         log_norm = math.log(0.5) - 0.5 * math.log(2 * math.pi * self.var_x)
