@@ -494,5 +494,5 @@ class MixturePosterior(Target):
             _, c2, p = self.grid(400)
             upper = float(p[c2 > 0].sum())
         else:
-            upper = float((torch.as_tensor(samples).reshape(-1, 2)[:, 1] > 0).double().mean())
+            upper = float((torch.as_tensor(samples).detach().cpu().reshape(-1, 2)[:, 1] > 0).double().mean())
         return upper, 1 - upper
