@@ -48,7 +48,7 @@ from genmodels.device import describe, get_device, seed_everything
 profile = get_profile(profile)
 device = get_device(device, profile)
 seed_everything(seed)
-n_chains = profile.pick(quick=500, full=4000)  # chains run side by side, as one (n_chains, dim) tensor
+n_chains = profile.pick(quick=500, full=2000)  # chains run side by side, as one (n_chains, dim) tensor
 print(f"running on {describe(device)}, {n_chains} chains")
 
 # %% [markdown]
@@ -176,7 +176,7 @@ for step in steps:
 
 # %%
 start = torch.zeros(n_chains, 2, device=device)
-n_steps = profile.pick(quick=800, full=4000)
+n_steps = profile.pick(quick=800, full=2000)
 ula_var, mala_var, acceptance = [], [], []
 for step in steps:
     u = langevin.ula(gauss.log_prob, start, step, n_steps, burn_in=n_steps // 4, seed=seed)
@@ -233,7 +233,7 @@ for name, half in (("upper", c2 > 0), ("lower", c2 < 0)):
 # draw of the prior.
 
 # %%
-n_steps = {1: profile.pick(quick=10000, full=60000), 10: profile.pick(quick=5000, full=30000)}
+n_steps = {1: profile.pick(quick=10000, full=30000), 10: profile.pick(quick=5000, full=15000)}
 prior_draw = torch.randn(n_chains, 2, device=device) * torch.tensor([math.sqrt(10.0), 1.0], device=device)
 settings = {1: (0.01, 0.0002), 10: (0.02, 0.001)}  # batch size: (first, last step size)
 sgld = {}
