@@ -230,7 +230,7 @@ class LinearGaussianVAE(nn.Module):
         """p(h|x) = N(M⁻¹Wᵀ(x - b), s²M⁻¹) with M = WᵀW + s²I."""
         eye = torch.eye(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
         M = self.W.T @ self.W + self.noise_std**2 * eye
-        mean = torch.linalg.solve(M, (x - self.b).T).T
+        mean = torch.linalg.solve(M, self.W.T @ (x - self.b).T).T
         return MultivariateNormal(mean, self.noise_std**2 * torch.linalg.inv(M))
 
 
@@ -260,12 +260,13 @@ def elbo(model, x, analytic_kl=True):
 
 def reparameterised_gradient(f, mu, log_var, n_samples, generator=None):
     """Samples of ∇_(μ, log σ²) f(μ + σε), ε ~ N(0, I): the pathwise (reparameterisation) estimator of
-    ∇ E_Q[f(h)]. Returns two tensors of shape (n_samples, *mu.shape).  Taught in 05_vae_pytorch."""
-    mu, log_var = mu.detach().requires_grad_(), log_var.detach().requires_grad_()
-    eps = torch.randn(n_samples, *mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    values = f(mu + (0.5 * log_var).exp() * eps)  # one value per sample
-    grads = [torch.autograd.grad(v, (mu, log_var), retain_graph=True) for v in values]
-    return torch.stack([g[0] for g in grads]), torch.stack([g[1] for g in grads])
+    ∇ E_Q[f(h)], for f giving one value per sample. Returns two tensors of shape (n_samples, *mu.shape).
+    Taught in 05_vae_pytorch."""
+    shape = (n_samples, *mu.shape)
+    mu = mu.detach().expand(shape).clone().requires_grad_()  # one copy per sample: per-sample gradients
+    log_var = log_var.detach().expand(shape).clone().requires_grad_()
+    eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return torch.autograd.grad(f(mu + (0.5 * log_var).exp() * eps).sum(), (mu, log_var))
 
 
 def score_function_gradient(f, mu, log_var, n_samples, generator=None):
@@ -316,7 +317,7 @@ def fit(model, x, *, epochs, batch_size=128, lr=1e-3, x_test=None, checkpoint=No
     loss_fn = (vae_loss if is_vae else autoencoder_loss)(model, generator, binarize)
     evaluate = None
     if x_test is not None:
-        x_test = training.as_tensor(x_test, device)
+        x_test = on_device(x_test, model)
         check_binary(x_test, "x_test")
         if is_vae:
             def evaluate():
@@ -331,6 +332,13 @@ def fit(model, x, *, epochs, batch_size=128, lr=1e-3, x_test=None, checkpoint=No
 
 
 # --- what a trained model does: reconstruct, generate, embed -------------------------------------------------------
+
+
+@torch.no_grad()
+def on_device(x, model) -> torch.Tensor:
+    """x as a tensor on the model's device, in the model's floating-point type."""
+    p = next(model.parameters())
+    return (x if torch.is_tensor(x) else torch.as_tensor(x)).to(device=p.device, dtype=p.dtype)
 
 
 @torch.no_grad()
@@ -357,8 +365,7 @@ def generate(model, n, generator: torch.Generator | None = None):
 @torch.no_grad()
 def latent_codes(model, x, batch_size=1000):
     """Where each image lands in latent space: the mean of Q(h|x) for a VAE, the code f(x) for an autoencoder."""
-    device = next(model.parameters()).device
-    x = training.as_tensor(x, device)
+    x = on_device(x, model)
     fn = model.encoder.code if isinstance(model, Autoencoder) else (lambda b: model.encoder(b).mean)
     return batched(fn, x, batch_size).cpu()
 
@@ -384,8 +391,7 @@ def latent_manifold(model, n=15, quantile=0.05):
 @torch.no_grad()
 def evaluate_elbo(model, x, batch_size=1000):
     """Single-sample ELBO per example of binary images x (nats), in batches."""
-    device = next(model.parameters()).device
-    x = training.as_tensor(x, device)
+    x = on_device(x, model)
     check_binary(x)
     return batched(lambda b: elbo(model, b), x, batch_size)
 
@@ -398,8 +404,7 @@ def iwae_log_likelihood(model, x, k, batch_size=None):
     Taught in 05_vae_pytorch."""
     if k < 1:
         raise ValueError(f"k, the number of importance samples, must be at least 1; got {k}")
-    device = next(model.parameters()).device
-    x = training.as_tensor(x, device)
+    x = on_device(x, model)
     if isinstance(model, VAE):
         check_binary(x)
     batch_size = batch_size or max(1, 20_000 // k)
