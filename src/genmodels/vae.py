@@ -373,8 +373,8 @@ def latent_codes(model, x, batch_size=1000):
 @torch.no_grad()
 def latent_manifold(model, n=15, quantile=0.05):
     """The 2-D latent manifold: decoder means on an n x n grid of latents evenly spaced in probability under the
-    prior (h_i = Φ⁻¹(u_i), u from `quantile` to 1 - `quantile`, as in Kingma & Welling 2014). Returns (n*n, 28, 28),
-    rows of increasing h_2 top to bottom... read row by row; h_1 runs along a row."""
+    prior (h_i = Φ⁻¹(u_i), u from `quantile` to 1 - `quantile`, as in Kingma & Welling 2014). Returns (n*n, 28, 28)
+    in reading order: h_1 grows along a row, h_2 from the bottom row to the top."""
     if model.latent_dim != 2:
         raise ValueError(f"the latent manifold is drawn for a 2-D latent space; this model has latent_dim="
                          f"{model.latent_dim}. Train one with latent_dim=2.")
