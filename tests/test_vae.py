@@ -1,0 +1,272 @@
+"""The mathematics of the variational autoencoder (05_vae_pytorch), checked numerically.
+
+Monte Carlo checks compare to within 5 standard errors (a false alarm about once in 1.7 million runs, and the seeds
+are fixed); closed-form identities in float64 to 1e-9.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import mnist_test_dir
+from torch.distributions import MultivariateNormal, Normal, kl_divergence
+
+from genmodels import vae
+from genmodels.data import binarize_stochastic, load_split
+
+Z = 5.0  # standard errors allowed in a Monte Carlo comparison
+
+
+def within_error(samples, expected, z=Z):
+    """Is the mean of `samples` (first axis) equal to `expected` within z standard errors (elementwise)?"""
+    mean, se = samples.mean(0), samples.std(0) / math.sqrt(len(samples))
+    return bool(((mean - expected).abs() <= z * se + 1e-12).all())
+
+
+def repeated(fn, x, n):
+    """fn evaluated on n copies of the batch x at once: an (n, len(x)) tensor of independent estimates."""
+    with torch.no_grad():
+        return fn(x.repeat(n, 1)).view(n, len(x))
+
+
+def linear_gaussian(seed=0, d=6, k=3, noise_std=0.5):
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(d, k, generator=g, dtype=torch.float64)
+    b = torch.randn(d, generator=g, dtype=torch.float64)
+    model = vae.LinearGaussianVAE(W, b, noise_std)
+    with torch.no_grad():  # a reasonable but imperfect linear encoder
+        model.linear_encoder.weight.normal_(0, 0.2, generator=g)
+        model.linear_encoder.bias.zero_()
+    x = (torch.randn(4, k, generator=g, dtype=torch.float64) @ W.T + b
+         + noise_std * torch.randn(4, d, generator=g, dtype=torch.float64))
+    return model, x
+
+
+# --- KL divergences -----------------------------------------------------------------------------------------------
+
+
+def test_closed_form_kl_to_standard_normal_matches_monte_carlo():
+    torch.manual_seed(0)
+    mu, log_var = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    q, p = Normal(mu, (0.5 * log_var).exp()), Normal(0.0, 1.0)
+    h = q.sample((200_000,))
+    log_ratio = (q.log_prob(h) - p.log_prob(h)).sum(-1)  # KL = E_Q[log Q - log p]
+    assert within_error(log_ratio, vae.kl_standard_normal(mu, log_var))
+
+
+def test_general_two_gaussian_kl_matches_monte_carlo_and_torch():
+    torch.manual_seed(1)
+    mu_q, lv_q, mu_p, lv_p = torch.randn(4, 3, 5, dtype=torch.float64).unbind(0)
+    q, p = Normal(mu_q, (0.5 * lv_q).exp()), Normal(mu_p, (0.5 * lv_p).exp())
+    h = q.sample((200_000,))
+    kl = vae.kl_gaussians(mu_q, lv_q, mu_p, lv_p)
+    assert within_error((q.log_prob(h) - p.log_prob(h)).sum(-1), kl)
+    torch.testing.assert_close(kl, kl_divergence(q, p).sum(-1), rtol=1e-12, atol=1e-12)
+
+
+def test_lecture_kl_formula_for_full_covariances_matches_monte_carlo():
+    """1/2 [tr(Σ1⁻¹Σ0) + (μ1-μ0)ᵀΣ1⁻¹(μ1-μ0) - k + log det Σ1/det Σ0], as the lecture states it."""
+    g = torch.Generator().manual_seed(2)
+    k = 4
+    A0, A1 = torch.randn(2, k, k, generator=g, dtype=torch.float64)
+    S0, S1 = A0 @ A0.T + 0.5 * torch.eye(k, dtype=torch.float64), A1 @ A1.T + 0.5 * torch.eye(k, dtype=torch.float64)
+    m0, m1 = torch.randn(2, k, generator=g, dtype=torch.float64)
+    inv1 = torch.linalg.inv(S1)
+    lecture = 0.5 * (torch.trace(inv1 @ S0) + (m1 - m0) @ inv1 @ (m1 - m0) - k
+                     + torch.logdet(S1) - torch.logdet(S0))
+    q, p = MultivariateNormal(m0, S0), MultivariateNormal(m1, S1)
+    torch.manual_seed(2)
+    h = q.sample((200_000,))
+    assert within_error(q.log_prob(h) - p.log_prob(h), lecture)
+
+
+def test_standard_normal_kl_is_the_general_formula_with_p_standard():
+    mu, log_var = torch.randn(2, 7, 3, dtype=torch.float64).unbind(0)
+    torch.testing.assert_close(vae.kl_standard_normal(mu, log_var),
+                               vae.kl_gaussians(mu, log_var, torch.zeros_like(mu), torch.zeros_like(mu)))
+
+
+def test_bernoulli_log_likelihood_is_the_bernoulli_log_pmf_and_stable():
+    logits = torch.tensor([[-3.0, 0.0, 2.0, 200.0, -200.0]], dtype=torch.float64)
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0, 0.0]], dtype=torch.float64)
+    p = torch.sigmoid(logits[:, :3])
+    direct = (x[:, :3] * p.log() + (1 - x[:, :3]) * (1 - p).log()).sum(-1)
+    assert torch.isfinite(vae.bernoulli_log_likelihood(x, logits)).all()
+    torch.testing.assert_close(vae.bernoulli_log_likelihood(x, logits), direct, rtol=1e-12, atol=1e-12)
+
+
+# --- the ELBO identity, on a model with exact log p(x) ---------------------------------------------------------------
+
+
+def test_elbo_gap_equals_kl_to_true_posterior():
+    """E_Q[ELBO estimate] = log p(x) - KL(Q(h|x) || p(h|x)), the lecture's central equation."""
+    model, x = linear_gaussian()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        samples = repeated(lambda b: vae.elbo(model, b), x, 20_000)
+        q = model.encoder(x)
+        q_full = MultivariateNormal(q.mean, torch.diag_embed(q.variance))
+        gap = kl_divergence(q_full, model.true_posterior(x))
+        log_px = model.log_marginal(x)
+    assert (gap > 0).all()
+    assert within_error(samples, log_px - gap)
+
+
+def test_elbo_is_below_log_marginal():
+    model, x = linear_gaussian(seed=4)
+    torch.manual_seed(4)
+    with torch.no_grad():
+        samples = repeated(lambda b: vae.elbo(model, b), x, 20_000)
+        log_px = model.log_marginal(x)
+    upper = samples.mean(0) + Z * samples.std(0) / math.sqrt(len(samples))
+    assert (upper < log_px).all()
+
+
+def test_elbo_equals_log_marginal_at_true_posterior():
+    """With Q = p(h|x), log p(x|h) + log p(h) - log Q(h|x) = log p(x) for every h: the gap and the variance vanish."""
+    model, x = linear_gaussian(seed=5)
+    model.encoder = model.true_posterior
+    with torch.no_grad():
+        samples = repeated(lambda b: vae.elbo(model, b, analytic_kl=False), x, 10)
+        log_px = model.log_marginal(x)
+    torch.testing.assert_close(samples, log_px.expand_as(samples), rtol=0, atol=1e-9)
+
+
+def test_analytic_and_sampled_kl_give_the_same_elbo_on_average():
+    model, x = linear_gaussian(seed=6)
+    torch.manual_seed(6)
+    with torch.no_grad():
+        sampled = repeated(lambda b: vae.elbo(model, b, analytic_kl=False), x, 20_000)
+        analytic = repeated(lambda b: vae.elbo(model, b), x, 20_000)
+    assert within_error(sampled - analytic.mean(0), 0.0, z=Z * math.sqrt(2))
+    assert (analytic.std(0) < sampled.std(0)).all()  # the closed form removes part of the noise
+
+
+# --- gradient estimators ---------------------------------------------------------------------------------------------
+
+
+def f_cos(h):
+    return h.cos().sum(-1)  # E_Q[cos h] = cos μ exp(-σ²/2) per coordinate
+
+
+def test_reparameterised_gradient_matches_score_function_on_average():
+    mu = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    log_var = torch.tensor([-1.0, 0.0, 0.5], dtype=torch.float64)
+    var = log_var.exp()
+    exact_mu = -mu.sin() * (-var / 2).exp()
+    exact_log_var = -mu.cos() * (-var / 2).exp() * var / 2
+    g = torch.Generator().manual_seed(7)
+    rep_mu, rep_lv = vae.reparameterised_gradient(f_cos, mu, log_var, 4_000, generator=g)
+    sf_mu, sf_lv = vae.score_function_gradient(f_cos, mu, log_var, 200_000, generator=g)
+    for rep, sf, exact in ((rep_mu, sf_mu, exact_mu), (rep_lv, sf_lv, exact_log_var)):
+        assert within_error(rep, exact) and within_error(sf, exact)
+        assert within_error(sf - rep.mean(0), 0.0, z=Z * math.sqrt(2))
+
+
+def test_reparameterised_gradient_has_lower_variance_than_score_function():
+    mu, log_var = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    g = torch.Generator().manual_seed(8)
+    rep_mu, _ = vae.reparameterised_gradient(f_cos, mu + 1.0, log_var, 2_000, generator=g)
+    sf_mu, _ = vae.score_function_gradient(f_cos, mu + 1.0, log_var, 2_000, generator=g)
+    assert (rep_mu.var(0) < sf_mu.var(0)).all()
+
+
+# --- the importance-weighted bound ------------------------------------------------------------------------------------
+
+
+def test_iwae_with_one_sample_equals_elbo_in_expectation():
+    model, x = linear_gaussian(seed=9)
+    torch.manual_seed(9)
+    with torch.no_grad():
+        iwae1 = repeated(lambda b: vae.iwae_log_likelihood(model, b, 1), x, 20_000)
+        q = model.encoder(x)
+        exact_elbo = model.log_marginal(x) - kl_divergence(MultivariateNormal(q.mean, torch.diag_embed(q.variance)),
+                                                           model.true_posterior(x))
+    assert within_error(iwae1, exact_elbo)
+
+
+def test_iwae_does_not_decrease_with_k_and_stays_below_log_marginal():
+    model, x = linear_gaussian(seed=10)
+    torch.manual_seed(10)
+    means, ses = [], []
+    for k in (1, 4, 16, 64, 256):
+        est = repeated(lambda b, k=k: vae.iwae_log_likelihood(model, b, k), x, 2_000)
+        means.append(est.mean(0))
+        ses.append(est.std(0) / math.sqrt(len(est)))
+    log_px = model.log_marginal(x).detach()
+    for (m0, s0), (m1, s1) in zip(zip(means, ses, strict=True), zip(means[1:], ses[1:], strict=True), strict=False):
+        assert (m1 >= m0 - Z * torch.sqrt(s0**2 + s1**2)).all()
+    assert (means[-1] > means[0]).all()
+    assert (means[-1] <= log_px + Z * ses[-1]).all()
+    assert ((log_px - means[-1]).abs() < (log_px - means[0]).abs()).all()
+
+
+def test_iwae_rejects_k_below_one():
+    model, x = linear_gaussian()
+    with pytest.raises(ValueError, match="at least 1"):
+        vae.iwae_log_likelihood(model, x, 0)
+
+
+# --- the networks and the training step -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, latent", [(vae.mlp_vae, 20), (vae.conv_vae, 2), (vae.conv_vae, 7)])
+def test_encoder_returns_normal_and_decoder_logits_of_image_shape(make, latent):
+    model = make(latent_dim=latent)
+    x = torch.rand(5, 28, 28)
+    q = model.encoder(x)
+    assert isinstance(q, Normal) and q.mean.shape == (5, latent) and (q.stddev > 0).all()
+    assert model.decoder(q.rsample()).shape == (5, 28, 28)
+    assert model.logits(torch.zeros(3, 5, latent)).shape == (3, 5, 28, 28)
+    assert vae.generate(model, 4).shape == (4, 28, 28)
+
+
+def test_mlp_vae_has_the_pytorch_examples_size():
+    n = sum(p.numel() for p in vae.mlp_vae().parameters())
+    assert n == (784 * 400 + 400) + 2 * (400 * 20 + 20) + (20 * 400 + 400) + (400 * 784 + 784)
+
+
+def test_elbo_terms_use_closed_form_kl():
+    torch.manual_seed(0)
+    model = vae.mlp_vae()
+    x = (torch.rand(6, 28, 28) < 0.3).float()
+    reconstruction, kl = vae.elbo_terms(model, x)
+    q = model.encoder(x)
+    torch.testing.assert_close(kl, vae.kl_standard_normal(q.mean, 2 * q.stddev.log()), rtol=1e-5, atol=1e-5)
+    assert (reconstruction < 0).all()
+
+
+def test_likelihood_on_grey_levels_is_refused():
+    with pytest.raises(ValueError, match="binar"):
+        vae.evaluate_elbo(vae.mlp_vae(), torch.full((2, 28, 28), 0.5))
+
+
+def test_latent_manifold_needs_two_latent_dimensions():
+    assert vae.latent_manifold(vae.mlp_vae(latent_dim=2), n=3).shape == (9, 28, 28)
+    with pytest.raises(ValueError, match="latent_dim=2"):
+        vae.latent_manifold(vae.mlp_vae(latent_dim=20))
+
+
+def test_training_on_mnist_raises_the_test_elbo_and_iwae_bounds_it():
+    images, _ = load_split("mnist", "test", mnist_test_dir())
+    x_train, x_test = images[:3000], binarize_stochastic(images[-500:], seed=0)
+    torch.manual_seed(0)
+    model = vae.mlp_vae()
+    before = vae.evaluate_elbo(model, x_test).mean().item()
+    history = vae.fit(model, x_train, epochs=2, x_test=x_test, progress="none")
+    assert history["test_elbo"][-1] > before + 100  # ~ -545 nats untrained, ~ -200 after two epochs
+    torch.manual_seed(1)
+    elbo = vae.evaluate_elbo(model, x_test).mean().item()
+    iwae = vae.iwae_log_likelihood(model, x_test, 50).mean().item()
+    assert elbo < iwae < 0
+
+
+def test_autoencoder_trains_and_embeds():
+    images, labels = load_split("mnist", "test", mnist_test_dir())
+    model = vae.mlp_autoencoder(latent_dim=2)
+    history = vae.fit(model, images[:2000], epochs=2, x_test=binarize_stochastic(images[-200:], seed=0),
+                      progress="none")
+    assert history["test_bce"][-1] < history["loss"][0]
+    codes = vae.latent_codes(model, images[:10])
+    assert codes.shape == (10, 2) and np.isfinite(codes.numpy()).all()
