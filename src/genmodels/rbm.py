@@ -1,0 +1,345 @@
+"""Restricted Boltzmann machines with binary units.  Taught in 01_rbm_pytorch.
+
+The model, in the lecture's order:
+    energy      E(v, h) = -b·v - c·h - vᵀ W h
+    conditionals p(h_j = 1 | v) = σ(c_j + v·W_:j),   p(v_i = 1 | h) = σ(b_i + W_i:·h)
+    free energy  F(v) = -b·v - Σ_j softplus(c_j + v·W_:j),  p(v) = exp(-F(v)) / Z
+    training     contrastive divergence (CD-k) and persistent CD (PCD), SGD with momentum and weight decay
+    evaluation   log Z exactly (enumerating the smaller layer) or by annealed importance sampling (AIS),
+                 average log-likelihood, pseudo-likelihood, reconstruction error.
+
+Data are (N, n_visible) binary tensors; images (N, 28, 28) are flattened.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import training
+
+MAX_EXACT_UNITS = 25  # 2**25 states: a few minutes; beyond, use AIS
+
+
+def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Binary samples with P(1) = p: uniform numbers compared with p (several times faster than torch.bernoulli
+    on the CPU)."""
+    return (torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)
+
+
+class AISEstimate(NamedTuple):
+    """log Z from AIS and its spread: log(mean(w) ± 3 standard errors), as Salakhutdinov & Murray (2008) report."""
+
+    log_z: float
+    log_z_low: float
+    log_z_high: float
+    log_weights: torch.Tensor
+
+
+class RBM(nn.Module):
+    """A binary-binary RBM with weights W (n_visible × n_hidden), visible biases b and hidden biases c.
+
+    Buffers travel with the state_dict (so checkpoints and resume keep them): `chains`, the persistent Gibbs chains
+    of PCD; `base_bias`, the visible log-odds of the data (the base-rate model of AIS); `n_updates`, the parameter
+    updates made so far (the momentum schedule reads it).
+    """
+
+    def __init__(self, n_visible: int, n_hidden: int, n_chains: int = 100, init_std: float = 0.01,
+                 generator: torch.Generator | None = None, device=None):
+        super().__init__()
+        if n_visible < 1 or n_hidden < 1:
+            raise ValueError(f"an RBM needs at least one visible and one hidden unit, got {n_visible}×{n_hidden}")
+        self.n_visible, self.n_hidden = n_visible, n_hidden
+        w = torch.randn(n_visible, n_hidden, generator=generator) * init_std
+        self.W = nn.Parameter(w.to(device))
+        self.b = nn.Parameter(torch.zeros(n_visible, device=device))
+        self.c = nn.Parameter(torch.zeros(n_hidden, device=device))
+        self.register_buffer("base_bias", torch.zeros(n_visible, device=device))
+        chains = bernoulli(torch.full((n_chains, n_visible), 0.5), generator)
+        self.register_buffer("chains", chains.to(device))
+        self.register_buffer("n_updates", torch.zeros((), dtype=torch.int64, device=device))
+
+    def extra_repr(self):
+        return f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, n_chains={len(self.chains)}"
+
+    # --- input checks -------------------------------------------------------------------------------------------
+
+    def check(self, v, binary: bool = True) -> torch.Tensor:
+        """`v` as a float tensor (N, n_visible) on the model's device; a clear error for the wrong width, NaN, or
+        (with `binary`) values other than 0 and 1."""
+        v = training.as_tensor(v, self.W.device)
+        if v.ndim >= 2 and math.prod(v.shape[1:]) == self.n_visible:
+            v = v.reshape(len(v), self.n_visible)
+        if v.ndim == 1 and v.shape[0] == self.n_visible:
+            v = v[None]
+        if v.ndim != 2 or v.shape[1] != self.n_visible:
+            raise ValueError(f"RBM expects data of shape (N, {self.n_visible}) (or images with {self.n_visible} "
+                             f"pixels); got shape {tuple(v.shape)}")
+        if torch.isnan(v).any():
+            raise ValueError("RBM input contains NaN; clean or drop those examples first")
+        if binary and ((v != 0) & (v != 1)).any():
+            raise ValueError(f"RBM expects binary visible units (0/1); got values in [{v.min().item():.3g}, "
+                             f"{v.max().item():.3g}]. Binarise with genmodels.data.binarize(x) or "
+                             "genmodels.data.binarize_stochastic(x, seed=0).")
+        return v
+
+    # --- the model ----------------------------------------------------------------------------------------------
+
+    def energy(self, v, h) -> torch.Tensor:
+        """E(v, h) = -b·v - c·h - vᵀ W h, one value per example.  Taught in 01_rbm_pytorch."""
+        v = self.check(v)
+        h = training.as_tensor(h, self.W.device).reshape(len(v), self.n_hidden)
+        return -(v @ self.b) - (h @ self.c) - ((v @ self.W) * h).sum(1)
+
+    def _free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        return -(v @ self.b) - F.softplus(v @ self.W + self.c).sum(1)
+
+    def free_energy(self, v) -> torch.Tensor:
+        """F(v) = -b·v - Σ_j softplus(c_j + v·W_:j) = -log Σ_h exp(-E(v, h)), stable for any input size (softplus,
+        never exp-then-log).  Taught in 01_rbm_pytorch."""
+        return self._free_energy(self.check(v))
+
+    # --- conditionals and Gibbs sampling --------------------------------------------------------------------------
+
+    def p_h_given_v(self, v: torch.Tensor) -> torch.Tensor:
+        """p(h_j = 1 | v) = σ(c_j + v·W_:j) for each hidden unit (v may be probabilities: mean field)."""
+        return torch.addmm(self.c, v, self.W).sigmoid_()
+
+    def p_v_given_h(self, h: torch.Tensor) -> torch.Tensor:
+        """p(v_i = 1 | h) = σ(b_i + W_i:·h) for each visible unit."""
+        return torch.addmm(self.b, h, self.W.t()).sigmoid_()
+
+    def gibbs_step(self, v: torch.Tensor, generator: torch.Generator | None = None):
+        """One block-Gibbs sweep v → h ~ p(h|v) → v' ~ p(v|h); returns (v', p(v'=1|h))."""
+        h = bernoulli(self.p_h_given_v(v), generator=generator)
+        pv = self.p_v_given_h(h)
+        return bernoulli(pv, generator=generator), pv
+
+    @torch.no_grad()
+    def sample(self, n: int | None = None, steps: int = 1000, v0=None, generator: torch.Generator | None = None,
+               probabilities: bool = True) -> torch.Tensor:
+        """Run `steps` Gibbs sweeps from `v0` (given starts), else from n random binary images drawn from the
+        base rate. Returns the last p(v=1|h) (smoother to look at) or, with probabilities=False, the binary v."""
+        if v0 is None:
+            if n is None:
+                raise ValueError("give the number of samples n, or starting images v0")
+            p0 = torch.sigmoid(self.base_bias).expand(n, self.n_visible)
+            v = bernoulli(p0, generator=generator)
+        else:
+            v = self.check(v0)
+        pv = v
+        for _ in range(steps):
+            v, pv = self.gibbs_step(v, generator)
+        return pv if probabilities else v
+
+    # --- training -----------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def init_visible_bias(self, x, eps: float = 1e-3) -> None:
+        """b_i = log(p_i / (1 - p_i)) with p_i the fraction of the data with pixel i on (Hinton's guide, §8); the
+        same log-odds define the base-rate model of AIS, and the persistent chains start from it."""
+        p = self.check(x).mean(0).clamp(eps, 1 - eps)
+        self.b.copy_(torch.log(p) - torch.log1p(-p))
+        self.base_bias.copy_(self.b)
+        self.chains.copy_(bernoulli(p.expand_as(self.chains)))
+
+    @torch.no_grad()
+    def contrastive_divergence(self, v: torch.Tensor, k: int = 1, persistent: bool = False,
+                               sample_visible: bool = False, generator: torch.Generator | None = None):
+        """The CD-k (or PCD-k) estimate of ∂ log p(v)/∂θ averaged over the batch: ⟨v hᵀ⟩_data - ⟨v hᵀ⟩_negative,
+        with h replaced by p(h|v) in both terms. Returns (dW, db, dc, v_negative).
+
+        CD-k starts the negative chain at the data; PCD continues the persistent `chains` (updated in place).
+        As in Hinton's guide, the hidden states that drive the chain are sampled, while the last visible step uses
+        probabilities (mean field); `sample_visible=True` samples it too, which makes the estimate exact in the
+        limit of large k (as the tests check).
+        """
+        ph, v_neg, ph_neg = self.negative_phase(v, k, persistent, sample_visible, generator)
+        n, m = len(v), len(v_neg)
+        dW = v.t() @ ph / n - v_neg.t() @ ph_neg / m
+        return dW, v.mean(0) - v_neg.mean(0), ph.mean(0) - ph_neg.mean(0), v_neg
+
+    def negative_phase(self, v, k=1, persistent=False, sample_visible=False, generator=None):
+        """p(h|v) for the data, the negative visible states v⁻ after k Gibbs steps, and p(h|v⁻)."""
+        ph = self.p_h_given_v(v)
+        if persistent:
+            v_neg = self.chains
+            for _ in range(k):
+                v_neg, _ = self.gibbs_step(v_neg, generator)
+            self.chains.copy_(v_neg)
+        else:
+            h = bernoulli(ph, generator)
+            for step in range(k):
+                pv = self.p_v_given_h(h)
+                last = step == k - 1
+                v_neg = pv if last and not sample_visible else bernoulli(pv, generator)
+                if not last:
+                    h = bernoulli(self.p_h_given_v(v_neg), generator)
+        return ph, v_neg, self.p_h_given_v(v_neg)
+
+
+def make_optimizer(rbm: RBM, lr: float = 0.1, momentum: float = 0.5, weight_decay: float = 2e-4):
+    """SGD with momentum; weight decay (an L2 penalty) on W only, never on the biases (Hinton's guide, §9-10)."""
+    return torch.optim.SGD([{"params": [rbm.W], "weight_decay": weight_decay},
+                            {"params": [rbm.b, rbm.c], "weight_decay": 0.0}], lr=lr, momentum=momentum)
+
+
+def cd_step_fn(rbm: RBM, optimizer, *, k: int = 1, persistent: bool = False, momentum=(0.5, 0.9),
+               momentum_switch: int = 0):
+    """A `step_fn` for genmodels.training.train: one CD-k/PCD-k update of `rbm` per batch. Momentum is
+    momentum[0] for the first `momentum_switch` updates, then momentum[1]. Reports the batch's reconstruction
+    error Σ_i (v_i - p(v_i|h))² (CD only; PCD's negative samples are not reconstructions)."""
+    for p in (rbm.W, rbm.b, rbm.c):
+        p.grad = torch.zeros_like(p)
+
+    def step(v):
+        for group in optimizer.param_groups:
+            group["momentum"] = momentum[0] if rbm.n_updates < momentum_switch else momentum[1]
+        with torch.no_grad():
+            ph, v_neg, ph_neg = rbm.negative_phase(v, k, persistent)
+            # SGD descends, so the gradients are those of -log p(v): negative statistics minus data statistics,
+            # written in place (two matrix products, no temporaries)
+            n, m = len(v), len(v_neg)
+            torch.mm(v_neg.t(), ph_neg, out=rbm.W.grad).addmm_(v.t(), ph, beta=1 / m, alpha=-1 / n)
+            torch.sub(v_neg.mean(0), v.mean(0), out=rbm.b.grad)
+            torch.sub(ph_neg.mean(0), ph.mean(0), out=rbm.c.grad)
+        optimizer.step()
+        rbm.n_updates += 1
+        if persistent:
+            return {}
+        return {"recon_error": (v - v_neg).pow_(2).sum() / len(v)}
+
+    return step
+
+
+def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: int = 1, persistent: bool = False,
+        weight_decay: float = 2e-4, momentum=(0.5, 0.9), momentum_epochs: int = 5, init_bias: bool = True,
+        evaluate=None, checkpoint=None, resume: bool = True, progress: str = "bar", seed: int = 0):
+    """Train `rbm` on binary data `x` by CD-k (or PCD-k with persistent=True) through genmodels.training.train.
+    Visible biases start from the data's pixel log-odds; momentum rises from momentum[0] to momentum[1] after
+    `momentum_epochs` epochs. Returns the training History.  Taught in 01_rbm_pytorch."""
+    if k < 1:
+        raise ValueError(f"k (Gibbs steps per update) must be at least 1, got {k}")
+    x = rbm.check(x)
+    if init_bias and not (checkpoint is not None and resume and _exists(checkpoint)):
+        rbm.init_visible_bias(x)
+    optimizer = make_optimizer(rbm, lr, momentum[0], weight_decay)
+    updates_per_epoch = math.ceil(len(x) / batch_size)
+    step = cd_step_fn(rbm, optimizer, k=k, persistent=persistent, momentum=momentum,
+                      momentum_switch=momentum_epochs * updates_per_epoch)
+    return training.train(rbm, x, epochs=epochs, batch_size=batch_size, step_fn=step, optimizer=optimizer,
+                          evaluate=evaluate, checkpoint=checkpoint, resume=resume, progress=progress, seed=seed)
+
+
+def _exists(path) -> bool:
+    from pathlib import Path
+
+    return Path(path).exists()
+
+
+# --- evaluation ---------------------------------------------------------------------------------------------------
+
+
+def _all_states(n: int, start: int, stop: int, device, dtype) -> torch.Tensor:
+    """Rows start..stop-1 of the 2**n binary states, as a (stop - start, n) tensor."""
+    idx = torch.arange(start, stop, device=device)
+    return ((idx[:, None] >> torch.arange(n, device=device)) & 1).to(dtype)
+
+
+@torch.no_grad()
+def log_partition_exact(rbm: RBM, over: str = "smaller", max_units: int = MAX_EXACT_UNITS,
+                        chunk: int = 1 << 16) -> float:
+    """log Z by summing over every state of one layer, in float64:
+    over hidden: log Z = log Σ_h exp(c·h + Σ_i softplus(b_i + W_i:·h)); over visible: log Σ_v exp(-F(v)).
+    `over="smaller"` picks the cheaper layer. Taught in 01_rbm_pytorch."""
+    if over == "smaller":
+        over = "hidden" if rbm.n_hidden <= rbm.n_visible else "visible"
+    if over not in ("hidden", "visible"):
+        raise ValueError(f"over must be 'smaller', 'hidden' or 'visible', got {over!r}")
+    n = rbm.n_hidden if over == "hidden" else rbm.n_visible
+    if n > max_units:
+        raise ValueError(f"exact log Z enumerates 2**{n} states of the {over} layer, too many (limit: 2**{max_units})"
+                         f"; estimate it with log_partition_ais(rbm) instead")
+    W, b, c = (t.double() for t in (rbm.W, rbm.b, rbm.c))
+    parts = []
+    for start in range(0, 2**n, chunk):
+        s = _all_states(n, start, min(start + chunk, 2**n), W.device, torch.float64)
+        if over == "hidden":
+            parts.append(s @ c + F.softplus(s @ W.t() + b).sum(1))
+        else:
+            parts.append(s @ b + F.softplus(s @ W + c).sum(1))
+    return torch.logsumexp(torch.cat(parts), 0).item()
+
+
+def ais_betas(n_betas: int) -> np.ndarray:
+    """Inverse temperatures 0 = β_0 < ... < β_K = 1, spaced as Salakhutdinov & Murray (2008) did: 500 steps up to
+    0.5, 4,000 up to 0.9, 10,000 up to 1 (in those proportions for other n_betas)."""
+    a, b = max(1, round(n_betas * 500 / 14500)), max(1, round(n_betas * 4000 / 14500))
+    c = max(1, n_betas - a - b)
+    return np.concatenate([np.linspace(0, 0.5, a, endpoint=False), np.linspace(0.5, 0.9, b, endpoint=False),
+                           np.linspace(0.9, 1.0, c + 1)])
+
+
+@torch.no_grad()
+def log_partition_ais(rbm: RBM, n_betas: int = 14500, n_runs: int = 100,
+                      generator: torch.Generator | None = None) -> AISEstimate:
+    """Annealed importance sampling estimate of log Z (Neal 2001; Salakhutdinov & Murray 2008).
+
+    Starts from the base-rate model p_0(v) ∝ exp(b_A·v) (independent pixels, b_A = rbm.base_bias), whose log Z_0 =
+    Σ_i softplus(b_A,i) + n_hidden·log 2 is known, and anneals through
+        log p*_β(v) = (1-β) b_A·v + β b·v + Σ_j softplus(β (c_j + v·W_:j))
+    with one Gibbs sweep at each β. log Z = log Z_0 + log mean(w), with log w = Σ_k [log p*_βk - log p*_βk-1](v_k).
+    Taught in 01_rbm_pytorch."""
+    betas = torch.tensor(ais_betas(n_betas), dtype=torch.float64)
+    W, b, c, bA = rbm.W, rbm.b, rbm.c, rbm.base_bias
+    v = bernoulli(torch.sigmoid(bA).expand(n_runs, rbm.n_visible).contiguous(), generator=generator)
+    log_w = torch.zeros(n_runs, dtype=torch.float64, device=W.device)
+    db = (b - bA).double()
+    for beta_prev, beta in zip(betas[:-1].tolist(), betas[1:].tolist(), strict=True):
+        x = torch.addmm(c, v, W)
+        x64 = x.double()
+        log_w += (beta - beta_prev) * (v.double() @ db) + (F.softplus(beta * x64) - F.softplus(beta_prev * x64)).sum(1)
+        # one Gibbs sweep that leaves p*_beta invariant
+        h = bernoulli(torch.sigmoid(beta * x), generator=generator)
+        v = bernoulli(torch.sigmoid((1 - beta) * bA + beta * torch.addmm(b, h, W.t())), generator=generator)
+    log_z0 = F.softplus(bA.double()).sum().item() + rbm.n_hidden * math.log(2)
+    top = log_w.max()
+    r = torch.exp(log_w - top)
+    mean, se = r.mean().item(), r.std().item() / math.sqrt(n_runs)
+    shift = log_z0 + top.item()
+    low = math.log(mean - 3 * se) + shift if mean > 3 * se else -math.inf
+    return AISEstimate(math.log(mean) + shift, low, math.log(mean + 3 * se) + shift, log_w.cpu())
+
+
+@torch.no_grad()
+def log_likelihood(rbm: RBM, v, log_z: float | None = None) -> float:
+    """Average log p(v) = -F(v) - log Z over a data set, in nats; log_z from log_partition_ais, or exact if None."""
+    v = rbm.check(v)
+    if log_z is None:
+        log_z = log_partition_exact(rbm)
+    return -rbm._free_energy(v).double().mean().item() - log_z
+
+
+@torch.no_grad()
+def pseudo_log_likelihood(rbm: RBM, v, generator: torch.Generator | None = None) -> float:
+    """Average pseudo-log-likelihood Σ_i log p(v_i | v_-i), estimated as n_visible · log σ(F(ṽ) - F(v)) with ṽ
+    the example with one random pixel flipped (unbiased for the sum; Besag 1975; as scikit-learn does)."""
+    v = rbm.check(v)
+    i = torch.randint(rbm.n_visible, (len(v),), generator=generator).to(v.device)
+    flipped = v.clone()
+    rows = torch.arange(len(v), device=v.device)
+    flipped[rows, i] = 1 - flipped[rows, i]
+    return (rbm.n_visible * F.logsigmoid(rbm._free_energy(flipped) - rbm._free_energy(v))).mean().item()
+
+
+@torch.no_grad()
+def reconstruction_error(rbm: RBM, v) -> float:
+    """Mean over examples of Σ_i (v_i - p(v_i=1 | p(h|v)))²: a mean-field up-down pass. A training monitor only: it
+    is not the quantity CD optimises (Hinton's guide, §5)."""
+    v = rbm.check(v)
+    return (v - rbm.p_v_given_h(rbm.p_h_given_v(v))).pow(2).sum(1).mean().item()

@@ -1,0 +1,250 @@
+"""The RBM's mathematics, checked numerically against brute-force enumeration (genmodels.rbm)."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from genmodels import rbm as R
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These models are tiny: thread start-up would dominate on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def random_rbm(n_visible, n_hidden, scale=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rbm = R.RBM(n_visible, n_hidden, generator=g)
+    with torch.no_grad():
+        rbm.W.copy_(scale * torch.randn(n_visible, n_hidden, generator=g))
+        rbm.b.copy_(scale * torch.randn(n_visible, generator=g))
+        rbm.c.copy_(scale * torch.randn(n_hidden, generator=g))
+    return rbm
+
+
+def all_states(n):
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)))
+
+
+def exact_p_v(rbm):
+    v = all_states(rbm.n_visible)
+    log_p = -rbm.free_energy(v).double()
+    return v, torch.softmax(log_p, 0)
+
+
+def test_free_energy_equals_marginal_over_hidden():
+    rbm = random_rbm(5, 4)
+    v, h = all_states(5), all_states(4)
+    with torch.no_grad():
+        energies = torch.stack([rbm.energy(v, hh.expand(len(v), 4)) for hh in h], 1)  # (2^5, 2^4)
+        brute = -torch.logsumexp(-energies.double(), 1)
+        torch.testing.assert_close(rbm.free_energy(v).double(), brute, rtol=0, atol=1e-5)  # float32 rounding
+
+
+def test_free_energy_is_finite_where_exp_then_log_overflows():
+    rbm = random_rbm(784, 10, scale=0.0)
+    with torch.no_grad():
+        rbm.W.fill_(0.2)  # c + v·W = 156.8 for an all-ones image: exp overflows float32 above ~88.7
+    v = torch.ones(1, 784)
+    naive = -(v @ rbm.b) - torch.log(1 + torch.exp(v @ rbm.W + rbm.c)).sum(1)
+    assert torch.isinf(naive).all()
+    assert torch.isfinite(rbm.free_energy(v)).all()
+    assert rbm.free_energy(v).item() == pytest.approx(-10 * 784 * 0.2, rel=1e-4)  # float32 sums of 784 terms
+
+
+def test_conditionals_are_ratios_of_joint_probabilities():
+    rbm = random_rbm(4, 3, seed=1)
+    v, h = all_states(4), all_states(3)
+    with torch.no_grad():
+        joint = torch.stack([torch.exp(-rbm.energy(v, hh.expand(len(v), 3)).double()) for hh in h], 1)
+        p_h1 = torch.stack([joint[:, h[:, j] == 1].sum(1) for j in range(3)], 1) / joint.sum(1, keepdim=True)
+        torch.testing.assert_close(rbm.p_h_given_v(v).double(), p_h1, rtol=0, atol=1e-6)
+        p_v1 = torch.stack([joint[v[:, i] == 1].sum(0) for i in range(4)], 1) / joint.sum(0)[:, None]
+        torch.testing.assert_close(rbm.p_v_given_h(h).double(), p_v1, rtol=0, atol=1e-6)
+
+
+def test_exact_log_partition_over_visible_equals_over_hidden():
+    rbm = random_rbm(12, 9, seed=2)
+    over_v = R.log_partition_exact(rbm, over="visible")
+    over_h = R.log_partition_exact(rbm, over="hidden")
+    assert over_v == pytest.approx(over_h, abs=1e-9)  # both sums in float64
+    v, p = exact_p_v(random_rbm(6, 3))
+    assert p.sum().item() == pytest.approx(1.0)
+
+
+def test_exact_log_partition_refuses_too_many_states():
+    with pytest.raises(ValueError, match="log_partition_ais"):
+        R.log_partition_exact(R.RBM(40, 30))
+
+
+@pytest.fixture(scope="module")
+def trained_digits_rbm():
+    """A 64×16 RBM trained by CD-1 on scikit-learn's 8×8 digits, binarised at half intensity."""
+    from sklearn.datasets import load_digits
+
+    torch.set_num_threads(1)
+    x = (load_digits().data / 16 > 0.5).astype(np.float32)
+    rbm = R.RBM(64, 16, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    R.fit(rbm, x, epochs=15, batch_size=50, lr=0.1, momentum_epochs=3, progress="none")
+    return rbm, x
+
+
+def test_ais_log_partition_within_a_tenth_of_a_nat_of_exact(trained_digits_rbm):
+    rbm, x = trained_digits_rbm
+    exact = R.log_partition_exact(rbm)
+    ais = R.log_partition_ais(rbm, n_betas=4000, n_runs=100, generator=torch.Generator().manual_seed(0))
+    assert abs(ais.log_z - exact) < 0.1
+    assert ais.log_z_low <= ais.log_z <= ais.log_z_high
+    # the trained model is far from the base-rate one, so the check is not vacuous
+    assert abs(exact - (torch.nn.functional.softplus(rbm.base_bias).sum().item() + 16 * math.log(2))) > 5
+
+
+def test_training_raises_the_exact_log_likelihood(trained_digits_rbm):
+    rbm, x = trained_digits_rbm
+    untrained = R.RBM(64, 16, generator=torch.Generator().manual_seed(0))
+    untrained.init_visible_bias(x)
+    assert R.log_likelihood(rbm, x) > R.log_likelihood(untrained, x) + 5
+
+
+def exact_gradient(rbm, data):
+    """∂ mean log p(v)/∂W = ⟨v p(h|v)ᵀ⟩_data - ⟨v p(h|v)ᵀ⟩_model, the model term by enumerating every v."""
+    v, p = exact_p_v(rbm)
+    with torch.no_grad():
+        model = (v.double() * p[:, None]).t() @ rbm.p_h_given_v(v).double()
+        positive = data.double().t() @ rbm.p_h_given_v(data).double() / len(data)
+    return positive - model
+
+
+def test_cd_k_with_large_k_approaches_the_exact_gradient():
+    rbm = random_rbm(6, 4, scale=1.5, seed=3)
+    g = torch.Generator().manual_seed(0)
+    data = torch.bernoulli(torch.full((8, 6), 0.3), generator=g).repeat(4000, 1)  # 8 examples, 4000 chains each
+    exact = exact_gradient(rbm, data)
+    torch.manual_seed(0)
+    dW_1, *_ = rbm.contrastive_divergence(data, k=1, sample_visible=True, generator=g)
+    dW_k, *_ = rbm.contrastive_divergence(data, k=200, sample_visible=True, generator=g)
+    error_1, error_k = (dW_1.double() - exact).abs().max().item(), (dW_k.double() - exact).abs().max().item()
+    # Monte Carlo: each entry averages 32,000 terms in [-1, 1]: standard error <= 1/sqrt(32000) = 0.0056; 4 s.e.
+    assert error_k < 0.022
+    assert error_1 > 2 * error_k  # CD-1 is visibly biased on this strongly coupled RBM
+
+
+def test_long_gibbs_chains_reproduce_the_model_distribution():
+    rbm = random_rbm(4, 3, scale=1.0, seed=4)
+    v_all, p = exact_p_v(rbm)
+    g = torch.Generator().manual_seed(0)
+    v = torch.bernoulli(torch.full((2000, 4), 0.5), generator=g)
+    counts = torch.zeros(16, dtype=torch.float64)
+    codes = torch.tensor([8, 4, 2, 1.0])  # all_states lists v in binary order, first unit most significant
+    with torch.no_grad():
+        for step in range(150):
+            v, _ = rbm.gibbs_step(v, g)
+            if step >= 50:  # burn-in
+                counts += torch.bincount((v @ codes).long(), minlength=16).double()
+    q = counts / counts.sum()
+    kl = (q[q > 0] * (q[q > 0] / p[q > 0]).log()).sum().item()
+    # 200,000 correlated draws: the plug-in KL of a perfect sampler is about (16 - 1) / (2 · n_eff) ~ 1e-4,
+    # so 0.01 nat lies far above the sampling noise, and far below the KL of the wrong distribution
+    assert kl < 0.01
+    uniform = torch.full((16,), 1 / 16, dtype=torch.float64)
+    assert (uniform * (uniform / p).log()).sum().item() > 0.1
+
+
+def test_persistent_chains_are_kept_in_checkpoints(tmp_path):
+    x = torch.bernoulli(torch.full((200, 10), 0.3), generator=torch.Generator().manual_seed(0))
+    rbm = R.RBM(10, 5, n_chains=20)
+    path = tmp_path / "rbm.pt"
+    R.fit(rbm, x, epochs=2, batch_size=20, persistent=True, checkpoint=path, resume=False, progress="none")
+    restored = R.RBM(10, 5, n_chains=20)
+    R.fit(restored, x, epochs=2, batch_size=20, persistent=True, checkpoint=path, progress="none")  # resumes: no-op
+    torch.testing.assert_close(restored.chains, rbm.chains)
+    torch.testing.assert_close(restored.W, rbm.W)
+    assert restored.n_updates.item() == 20
+
+
+def test_visible_biases_start_at_pixel_log_odds():
+    x = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]])
+    rbm = R.RBM(2, 3)
+    rbm.init_visible_bias(x)
+    torch.testing.assert_close(rbm.b.detach(), torch.tensor([math.log(3), -math.log(3)]))
+
+
+def test_momentum_rises_after_the_switch():
+    x = torch.bernoulli(torch.full((100, 6), 0.5), generator=torch.Generator().manual_seed(0))
+    rbm = R.RBM(6, 2)
+    opt = R.make_optimizer(rbm)
+    step = R.cd_step_fn(rbm, opt, momentum=(0.5, 0.9), momentum_switch=3)
+    seen = []
+    for _ in range(5):
+        step(x)
+        seen.append(opt.param_groups[0]["momentum"])
+    assert seen == [0.5, 0.5, 0.5, 0.9, 0.9]
+    assert opt.param_groups[0]["weight_decay"] > 0 and opt.param_groups[1]["weight_decay"] == 0
+
+
+def test_cd_update_equals_gradient_of_free_energy_difference():
+    """The lecture's surrogate loss mean F(v) - mean F(v⁻) (v⁻ held fixed) has minus the CD statistics as its
+    gradient: its value is not a likelihood, but its gradient is the CD estimate."""
+    rbm = random_rbm(7, 5, seed=5)
+    v = torch.bernoulli(torch.full((30, 7), 0.4), generator=torch.Generator().manual_seed(1))
+    dW, db, dc, v_neg = rbm.contrastive_divergence(v, k=1, generator=torch.Generator().manual_seed(2))
+    (rbm.free_energy(v).mean() - rbm._free_energy(v_neg).mean()).backward()
+    torch.testing.assert_close(-rbm.W.grad, dW)
+    torch.testing.assert_close(-rbm.b.grad, db)
+    torch.testing.assert_close(-rbm.c.grad, dc)
+
+
+def test_pseudo_likelihood_estimate_is_unbiased():
+    rbm = random_rbm(5, 3, seed=6)
+    v = torch.bernoulli(torch.full((4, 5), 0.5), generator=torch.Generator().manual_seed(0))
+    exact = 0.0  # Σ_i log p(v_i | v_-i) by flipping every pixel
+    for i in range(5):
+        flipped = v.clone()
+        flipped[:, i] = 1 - flipped[:, i]
+        exact += torch.nn.functional.logsigmoid(rbm.free_energy(flipped) - rbm.free_energy(v)).mean().item()
+    estimate = R.pseudo_log_likelihood(rbm, v.repeat(5000, 1), generator=torch.Generator().manual_seed(0))
+    assert estimate == pytest.approx(exact, abs=0.1)  # 20,000 draws of a bounded term: s.e. ~0.02
+
+
+def test_reconstruction_error_is_zero_for_a_saturated_autoencoder():
+    rbm = random_rbm(3, 3, scale=0.0)
+    with torch.no_grad():
+        rbm.W.copy_(20 * torch.eye(3))
+        rbm.b.fill_(-10)
+        rbm.c.fill_(-10)
+    v = all_states(3)
+    assert R.reconstruction_error(rbm, v) < 1e-6
+
+
+def test_sample_returns_probabilities_or_binary_states():
+    rbm = random_rbm(6, 4)
+    p = rbm.sample(5, steps=3, generator=torch.Generator().manual_seed(0))
+    assert p.shape == (5, 6) and ((p > 0) & (p < 1)).all()
+    v = rbm.sample(v0=torch.ones(2, 6), steps=2, probabilities=False)
+    assert set(v.unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize(("x", "message"), [
+    (torch.full((3, 6), 0.5), "binary visible units"),
+    (torch.ones(3, 5), r"shape \(N, 6\)"),
+    (torch.tensor([[0.0, 1, 1, 0, float("nan"), 1]]), "NaN"),
+])
+def test_bad_input_gets_a_clear_error(x, message):
+    rbm = R.RBM(6, 4)
+    with pytest.raises(ValueError, match=message):
+        rbm.free_energy(x)
+    with pytest.raises(ValueError, match=message):
+        R.fit(rbm, x, epochs=1, progress="none")
+
+
+def test_images_are_flattened():
+    rbm = R.RBM(16, 2)
+    assert rbm.free_energy(torch.zeros(3, 4, 4)).shape == (3,)
