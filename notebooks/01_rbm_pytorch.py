@@ -188,9 +188,7 @@ plt.show()
 # are samples of the model after training (we show $p(v \mid h)$ after 100 more Gibbs steps).
 
 # %%
-filters = rbm.W.detach().t()[:64].cpu()
-lo, hi = filters.min(1, keepdim=True).values, filters.max(1, keepdim=True).values
-plotting.show_images(((filters - lo) / (hi - lo)).reshape(-1, 28, 28), ncols=16, title="filters W[:, j]")
+plotting.show_images(rbm.W.t()[:64].reshape(-1, 28, 28), ncols=16, title="filters W[:, j]", normalize=True)
 samples = rbm.sample(v0=rbm.chains[:32], steps=100)
 plotting.show_images(samples.reshape(-1, 28, 28), ncols=16, title="persistent chains")
 

@@ -42,9 +42,13 @@ def image_grid(images, ncols: int | None = None, padding: int = 2, pad_value: fl
 
 
 def show_images(images, ncols: int | None = None, title: str | None = None, ax=None, labels=None,
-                size: float = 0.6) -> None:
-    """Draw a grid of grey images (values in [0, 1]); with `labels`, one small caption per image instead."""
+                size: float = 0.6, normalize: bool = False) -> None:
+    """Draw a grid of grey images (values in [0, 1]); with `labels`, one small caption per image instead.
+    normalize=True stretches each image to [0, 1] on its own (for weights, which have no natural range)."""
     images = _to_numpy(images)
+    if normalize:
+        lo = images.min(axis=(1, 2), keepdims=True)
+        images = (images - lo) / np.maximum(images.max(axis=(1, 2), keepdims=True) - lo, 1e-12)
     if labels is not None:
         ncols = ncols or min(len(images), 10)
         nrows = math.ceil(len(images) / ncols)
