@@ -80,9 +80,10 @@ class RBM(nn.Module):
         if v.ndim != 2 or v.shape[1] != self.n_visible:
             raise ValueError(f"RBM expects data of shape (N, {self.n_visible}) (or images with {self.n_visible} "
                              f"pixels); got shape {tuple(v.shape)}")
-        if torch.isnan(v).any():
+        bad = ((v != 0) & (v != 1)).any() if binary else torch.isnan(v).any()  # one pass over the data
+        if bad and torch.isnan(v).any():
             raise ValueError("RBM input contains NaN; clean or drop those examples first")
-        if binary and ((v != 0) & (v != 1)).any():
+        if bad:
             raise ValueError(f"RBM expects binary visible units (0/1); got values in [{v.min().item():.3g}, "
                              f"{v.max().item():.3g}]. Binarise with genmodels.data.binarize(x) or "
                              "genmodels.data.binarize_stochastic(x, seed=0).")
