@@ -141,10 +141,10 @@ class RBM(nn.Module):
     # --- training -----------------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def init_visible_bias(self, x, eps: float = 1e-3) -> None:
+    def init_visible_bias(self, x, eps: float = 1e-3, check: bool = True) -> None:
         """b_i = log(p_i / (1 - p_i)) with p_i the fraction of the data with pixel i on (Hinton's guide, §8); the
         same log-odds define the base-rate model of AIS, and the persistent chains start from it."""
-        p = self.check(x).mean(0).clamp(eps, 1 - eps)
+        p = (self.check(x) if check else x).mean(0).clamp(eps, 1 - eps)
         self.b.copy_(torch.log(p) - torch.log1p(-p))
         self.base_bias.copy_(self.b)
         self.chains.copy_(bernoulli(p.expand_as(self.chains)))
@@ -229,7 +229,7 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
         raise ValueError(f"k (Gibbs steps per update) must be at least 1, got {k}")
     x = rbm.check(x)
     if init_bias and not (checkpoint is not None and resume and _exists(checkpoint)):
-        rbm.init_visible_bias(x)
+        rbm.init_visible_bias(x, check=False)  # checked above
     optimizer = make_optimizer(rbm, lr, momentum[0])
     updates_per_epoch = math.ceil(len(x) / batch_size)
     step = cd_step_fn(rbm, optimizer, k=k, persistent=persistent, weight_decay=weight_decay, momentum=momentum,
