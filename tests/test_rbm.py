@@ -187,7 +187,18 @@ def test_momentum_rises_after_the_switch():
         step(x)
         seen.append(opt.param_groups[0]["momentum"])
     assert seen == [0.5, 0.5, 0.5, 0.9, 0.9]
-    assert opt.param_groups[0]["weight_decay"] > 0 and opt.param_groups[1]["weight_decay"] == 0
+
+
+def test_weight_decay_enters_the_weight_gradient_only():
+    v = torch.bernoulli(torch.full((50, 6), 0.5), generator=torch.Generator().manual_seed(0))
+    grads = []
+    for decay in (0.0, 0.5):
+        rbm = random_rbm(6, 3, seed=7)
+        torch.manual_seed(0)  # the same negative samples for both
+        R.cd_step_fn(rbm, R.make_optimizer(rbm), weight_decay=decay)(v)
+        grads.append((rbm.W.grad.clone(), rbm.b.grad.clone()))
+    torch.testing.assert_close(grads[1][0] - grads[0][0], 0.5 * random_rbm(6, 3, seed=7).W.detach())
+    torch.testing.assert_close(grads[1][1], grads[0][1])
 
 
 def test_cd_update_equals_gradient_of_free_energy_difference():

@@ -80,9 +80,10 @@ class RBM(nn.Module):
         if v.ndim != 2 or v.shape[1] != self.n_visible:
             raise ValueError(f"RBM expects data of shape (N, {self.n_visible}) (or images with {self.n_visible} "
                              f"pixels); got shape {tuple(v.shape)}")
-        if torch.isnan(v).any():
+        bad = ((v != 0) & (v != 1)).any() if binary else torch.isnan(v).any()  # one pass over the data
+        if bad and torch.isnan(v).any():
             raise ValueError("RBM input contains NaN; clean or drop those examples first")
-        if binary and ((v != 0) & (v != 1)).any():
+        if bad:
             raise ValueError(f"RBM expects binary visible units (0/1); got values in [{v.min().item():.3g}, "
                              f"{v.max().item():.3g}]. Binarise with genmodels.data.binarize(x) or "
                              "genmodels.data.binarize_stochastic(x, seed=0).")
@@ -140,10 +141,10 @@ class RBM(nn.Module):
     # --- training -----------------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def init_visible_bias(self, x, eps: float = 1e-3) -> None:
+    def init_visible_bias(self, x, eps: float = 1e-3, check: bool = True) -> None:
         """b_i = log(p_i / (1 - p_i)) with p_i the fraction of the data with pixel i on (Hinton's guide, §8); the
         same log-odds define the base-rate model of AIS, and the persistent chains start from it."""
-        p = self.check(x).mean(0).clamp(eps, 1 - eps)
+        p = (self.check(x) if check else x).mean(0).clamp(eps, 1 - eps)
         self.b.copy_(torch.log(p) - torch.log1p(-p))
         self.base_bias.copy_(self.b)
         self.chains.copy_(bernoulli(p.expand_as(self.chains)))
@@ -183,17 +184,17 @@ class RBM(nn.Module):
         return ph, v_neg, self.p_h_given_v(v_neg)
 
 
-def make_optimizer(rbm: RBM, lr: float = 0.1, momentum: float = 0.5, weight_decay: float = 2e-4):
-    """SGD with momentum; weight decay (an L2 penalty) on W only, never on the biases (Hinton's guide, §9-10)."""
-    return torch.optim.SGD([{"params": [rbm.W], "weight_decay": weight_decay},
-                            {"params": [rbm.b, rbm.c], "weight_decay": 0.0}], lr=lr, momentum=momentum)
+def make_optimizer(rbm: RBM, lr: float = 0.1, momentum: float = 0.5):
+    """SGD with momentum on W, b and c. (Weight decay is added to W's gradient by the CD step, inside the same
+    matrix product, and never to the biases: Hinton's guide, §9-10.)"""
+    return torch.optim.SGD([rbm.W, rbm.b, rbm.c], lr=lr, momentum=momentum)
 
 
-def cd_step_fn(rbm: RBM, optimizer, *, k: int = 1, persistent: bool = False, momentum=(0.5, 0.9),
-               momentum_switch: int = 0):
-    """A `step_fn` for genmodels.training.train: one CD-k/PCD-k update of `rbm` per batch. Momentum is
-    momentum[0] for the first `momentum_switch` updates, then momentum[1]. Reports the batch's reconstruction
-    error Σ_i (v_i - p(v_i|h))² (CD only; PCD's negative samples are not reconstructions)."""
+def cd_step_fn(rbm: RBM, optimizer, *, k: int = 1, persistent: bool = False, weight_decay: float = 2e-4,
+               momentum=(0.5, 0.9), momentum_switch: int = 0):
+    """A `step_fn` for genmodels.training.train: one CD-k/PCD-k update of `rbm` per batch, with an L2 penalty
+    weight_decay·|W|²/2. Momentum is momentum[0] for the first `momentum_switch` updates, then momentum[1].
+    Reports the batch's reconstruction error Σ_i (v_i - v⁻_i)² (CD only; PCD's negatives are not reconstructions)."""
     for p in (rbm.W, rbm.b, rbm.c):
         p.grad = torch.zeros_like(p)
 
@@ -202,10 +203,11 @@ def cd_step_fn(rbm: RBM, optimizer, *, k: int = 1, persistent: bool = False, mom
             group["momentum"] = momentum[0] if rbm.n_updates < momentum_switch else momentum[1]
         with torch.no_grad():
             ph, v_neg, ph_neg = rbm.negative_phase(v, k, persistent)
-            # SGD descends, so the gradients are those of -log p(v): negative statistics minus data statistics,
-            # written in place (two matrix products, no temporaries)
+            # SGD descends, so these are the gradients of -log p(v) + penalty: negative minus data statistics,
+            # both in ONE matrix product [v⁻; v]ᵀ [p(h|v⁻)/m; -p(h|v)/n] that also adds weight_decay·W
             n, m = len(v), len(v_neg)
-            torch.mm(v_neg.t(), ph_neg, out=rbm.W.grad).addmm_(v.t(), ph, beta=1 / m, alpha=-1 / n)
+            hs = torch.cat([ph_neg / m, ph / -n])
+            torch.addmm(rbm.W, torch.cat([v_neg, v]).t(), hs, beta=weight_decay, out=rbm.W.grad)
             torch.sub(v_neg.mean(0), v.mean(0), out=rbm.b.grad)
             torch.sub(ph_neg.mean(0), ph.mean(0), out=rbm.c.grad)
         optimizer.step()
@@ -227,10 +229,10 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
         raise ValueError(f"k (Gibbs steps per update) must be at least 1, got {k}")
     x = rbm.check(x)
     if init_bias and not (checkpoint is not None and resume and _exists(checkpoint)):
-        rbm.init_visible_bias(x)
-    optimizer = make_optimizer(rbm, lr, momentum[0], weight_decay)
+        rbm.init_visible_bias(x, check=False)  # checked above
+    optimizer = make_optimizer(rbm, lr, momentum[0])
     updates_per_epoch = math.ceil(len(x) / batch_size)
-    step = cd_step_fn(rbm, optimizer, k=k, persistent=persistent, momentum=momentum,
+    step = cd_step_fn(rbm, optimizer, k=k, persistent=persistent, weight_decay=weight_decay, momentum=momentum,
                       momentum_switch=momentum_epochs * updates_per_epoch)
     return training.train(rbm, x, epochs=epochs, batch_size=batch_size, step_fn=step, optimizer=optimizer,
                           evaluate=evaluate, checkpoint=checkpoint, resume=resume, progress=progress, seed=seed)
