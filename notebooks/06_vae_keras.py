@@ -76,7 +76,7 @@ print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend; PyTo
 data = load_data(profile)
 x_train = data.x_train[:n_train]  # grey levels: binarised afresh at every training step
 x_test = binarize_stochastic(data.x_test, seed=seed)
-print(data, f"; training on the first {len(x_train):,}")
+print(f"{data}; training on the first {len(x_train):,}")
 print(f"test set binarised once: {x_test.shape}, values {sorted(np.unique(x_test).tolist())}, "
       f"{x_test.mean():.2f} of the pixels on")
 
@@ -178,8 +178,9 @@ plotting.show_images(vae_keras.latent_manifold(model, n=15), ncols=15, title="de
 #
 # `genmodels.vae` trains the PyTorch twin through the course's training loop with the same optimiser (Adam, learning
 # rate 10⁻³), batch size, number of epochs and dynamic binarisation. Both are then scored by the single-sample ELBO on
-# the same binarised test digits (higher is better; the two runs differ in initial weights and random draws, so expect
-# a few nats between them, not equality).
+# the same binarised test digits (higher is better). The runs differ in their initial weights (Keras: Glorot-uniform
+# kernels and zero biases; PyTorch: its own uniform scheme) and their random draws, so do not expect equal numbers,
+# least of all after a few steps of training.
 
 # %%
 torch_history = vae.fit(torch_model, x_train, epochs=epochs, batch_size=batch_size, x_test=x_test,
