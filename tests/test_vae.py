@@ -260,6 +260,8 @@ def test_training_on_mnist_raises_the_test_elbo_and_iwae_bounds_it():
     elbo = vae.evaluate_elbo(model, x_test).mean().item()
     iwae = vae.iwae_log_likelihood(model, x_test, 50).mean().item()
     assert elbo < iwae < 0
+    bounds = vae.likelihood_bounds(model, x_test[:100], 10)  # the same images for both bounds
+    assert bounds["elbo"] < bounds["iwae"] < 0
 
 
 def test_autoencoder_trains_and_embeds():
