@@ -520,6 +520,25 @@ print(f"test ELBO {bounds['elbo']:.1f} nats, IWAE bound {bounds['iwae']:.1f} nat
 plotting.show_images(vae.generate(model, 32, torch.Generator(device).manual_seed(seed)), ncols=16,
                      title="new images: h ~ N(0, I), then the decoder's pixel probabilities")
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ## Keras: keras.io's VAE on any backend
+#
+# The keras.io original overrides `train_step` with `tf.GradientTape`, which ties it to TensorFlow. In Keras 3 the
+# loss goes into `compute_loss` instead, so plain `model.fit` trains it on TensorFlow, PyTorch or JAX alike; the
+# `Sampling` layer draws its noise with `keras.random`. The loss terms are the ones above, in `keras.ops`.
+
+# %% slideshow={"slide_type": "fragment"}
+from genmodels import vae_keras  # imports Keras (TensorFlow by default) only now
+
+print(inspect.getsource(vae_keras.Sampling))
+print(inspect.getsource(vae_keras.VAE.compute_loss))
+
+# %% slideshow={"slide_type": "fragment"}
+keras_vae = vae_keras.conv_vae(latent_dim=2, seed=seed)
+keras_history = vae_keras.fit(keras_vae, images.x_train[:profile.pick(quick=1500, full=None)],
+                              epochs=profile.pick(quick=1, full=3), x_test=x_test, progress=profile.progress, seed=seed)
+plotting.show_images(vae_keras.latent_manifold(keras_vae, n=12), ncols=12, title="the 2-D latent manifold (Keras)")
+
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## What to take away
 #
@@ -534,4 +553,9 @@ plotting.show_images(vae.generate(model, 32, torch.Generator(device).manual_seed
 # | notebook | topic |
 # |---|---|
 # | `notebooks/00_data_and_setup` | profiles, device, data, the training loop |
-# NOTEBOOK_TABLE
+# | `notebooks/01_rbm_pytorch` | the RBM, CD-$k$ and PCD on MNIST, the test log-likelihood by AIS |
+# | `notebooks/02_rbm_keras` | the RBM in Keras (to come) |
+# | `notebooks/03_langevin_sampling` | ULA, MALA and SGLD; the $\sqrt{2\eta}$ correction shown numerically |
+# | `notebooks/04_ebm` | a deep energy-based model on MNIST, sampled by Langevin dynamics (to come) |
+# | `notebooks/05_vae_pytorch` | the ELBO derivation checked in code; MLP and convolutional VAEs; IWAE |
+# | `notebooks/06_vae_keras` | the keras.io VAE in Keras 3, checked against the PyTorch ELBO |
