@@ -198,9 +198,14 @@ def cd_step_fn(rbm: RBM, optimizer, *, k: int = 1, persistent: bool = False, wei
     for p in (rbm.W, rbm.b, rbm.c):
         p.grad = torch.zeros_like(p)
 
+    updates = []  # a host-side copy of rbm.n_updates, read once (after any resume): no GPU sync per batch
+
     def step(v):
+        if not updates:
+            updates.append(int(rbm.n_updates))
         for group in optimizer.param_groups:
-            group["momentum"] = momentum[0] if rbm.n_updates < momentum_switch else momentum[1]
+            group["momentum"] = momentum[0] if updates[0] < momentum_switch else momentum[1]
+        updates[0] += 1
         with torch.no_grad():
             ph, v_neg, ph_neg = rbm.negative_phase(v, k, persistent)
             # SGD descends, so these are the gradients of -log p(v) + penalty: negative minus data statistics,
