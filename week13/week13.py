@@ -506,10 +506,7 @@ print(inspect.getsource(vae.elbo_terms))
 # once:
 
 # %% slideshow={"slide_type": "fragment"}
-from genmodels import data, plotting
-
-images = data.load_data(profile)
-x_test = data.binarize_stochastic(images.x_test, seed=seed)  # binarised once, with a seed
+x_test = data.binarize_stochastic(images.x_test, seed=seed)  # binarised once, with a seed (images: Part 1)
 model = vae.mlp_vae(latent_dim=20).to(device)
 history = vae.fit(model, images.x_train, epochs=profile.pick(quick=2, full=10), x_test=x_test,
                   progress=profile.progress, seed=seed)
