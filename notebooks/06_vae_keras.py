@@ -193,9 +193,9 @@ print(f"test ELBO, nats per image: Keras {keras_elbo:.1f}, PyTorch {torch_elbo:.
 
 # %% [markdown]
 # Both train on the same images, for the same number of epochs. With only a few hundred updates a 2-D VAE has
-# barely left its starting point, so the full profile trains both on the whole training split (about 40 s per
-# epoch each on a 2-core CPU); on a GPU, set `epochs = 20` for sharper digits. A 2-D code is a tight bottleneck:
-# both stay far from the ≈ 85–90 nats that larger VAEs reach on binarised MNIST (the 20-dimensional models of the
+# barely left its starting point, so the full profile trains both on the whole training split; on a GPU, set
+# `epochs = 20` for sharper digits. A 2-D code is a tight bottleneck: both stay far from the ≈ 85–90 nats that larger
+# VAEs reach on binarised MNIST (published figures, Burda et al. 2016; the 20-dimensional models of the
 # PyTorch notebook do better). The two frameworks compute the same objective (checked term by term above); their
 # results still differ by some nats, because the two models start differently: Keras and PyTorch initialise layers
 # differently by default (Glorot-uniform weights and zero biases against Kaiming-uniform weights and biases), and
