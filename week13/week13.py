@@ -25,7 +25,7 @@
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Run `make slides` to render this deck offline; `make run` executes it in the full profile first.
 
-# %% tags=["parameters"] slideshow={"slide_type": "skip"}
+# %% slideshow={"slide_type": "skip"} tags=["parameters"]
 profile = None  # "quick" or "full"; GENMODELS_PROFILE overrides this
 device = None
 seed = 0

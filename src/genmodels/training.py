@@ -163,7 +163,7 @@ def train(
 
                 bar = tqdm(total=len(index_batches), desc=f"epoch {epoch}/{epochs}", leave=False)
             for i, idx in enumerate(index_batches):
-                batch = tuple(t[idx] for t in tensors) if as_tuple else tensors[0][idx]
+                batch = tuple(t.index_select(0, idx) for t in tensors) if as_tuple else tensors[0].index_select(0, idx)
                 metrics = {k: torch.as_tensor(v, device=device).detach().float() for k, v in run_batch(batch).items()}
                 for name, value in metrics.items():  # summed on the device: no GPU sync per batch
                     sums[name] = sums.get(name, 0.0) + value * len(idx)
