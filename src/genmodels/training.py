@@ -96,6 +96,7 @@ def train(
     seed: int = 0,
     on_batch: Callable[[int, int], None] | None = None,
     amp: bool | None = None,
+    generators: dict[str, torch.Generator] | None = None,
 ) -> History:
     """Train `model` for `epochs` passes over `x`: an array or tensor whose first axis indexes examples, or a tuple
     of them (images and labels, say), in which case each batch is a tuple too.
@@ -107,6 +108,8 @@ def train(
     progress: "bar" (tqdm), "plain" (one line per epoch) or "none".
     on_batch(epoch, batch_index): called after each batch (a place to raise KeyboardInterrupt in a test).
     amp: bfloat16 autocast around loss_fn; None turns it on where it pays (CUDA), never on the CPU.
+    generators: the random generators loss_fn or step_fn draw from (dynamic binarisation, say), by name: their states
+    go into the checkpoint, so that a resumed run draws what an uninterrupted one would have.
     """
     if (loss_fn is None) == (step_fn is None):
         raise ValueError("give exactly one of loss_fn (with an optimizer) or step_fn")
@@ -125,6 +128,7 @@ def train(
     autocast_dtype = amp_dtype(device) if amp in (None, True) else None
     generator = torch.Generator().manual_seed(seed)
     history = History()
+    generators = generators or {}
 
     if checkpoint is not None and resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, device)
@@ -138,6 +142,9 @@ def train(
         history = History(metrics={k: list(v) for k, v in state["history"].items()}, epochs=state["epoch"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        for name, g in generators.items():
+            if name in state.get("generators", {}):
+                g.set_state(state["generators"][name])
         if progress != "none":
             print(f"Resumed from {Path(checkpoint).name} after epoch {history.epochs}")
 
@@ -193,6 +200,7 @@ def train(
                     "history": history.metrics,
                     "generator": generator.get_state(),
                     "torch_rng": torch.get_rng_state(),
+                    "generators": {name: g.get_state() for name, g in generators.items()},
                 })
     except KeyboardInterrupt:
         history.interrupted = True

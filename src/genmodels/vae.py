@@ -328,7 +328,7 @@ def fit(model, x, *, epochs, batch_size=128, lr=1e-3, x_test=None, checkpoint=No
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     return training.train(model, x, epochs=epochs, batch_size=batch_size, loss_fn=loss_fn, optimizer=optimizer,
                           evaluate=evaluate, checkpoint=checkpoint, resume=resume, progress=progress, seed=seed,
-                          amp=amp)
+                          amp=amp, generators={"binarize": generator})
 
 
 # --- what a trained model does: reconstruct, generate, embed -------------------------------------------------------
