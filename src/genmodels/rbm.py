@@ -14,6 +14,7 @@ Data are (N, n_visible) binary tensors; images (N, 28, 28) are flattened.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -188,13 +189,11 @@ class RBM(nn.Module):
         else:
             h = bernoulli(ph, generator)
             for step in range(k):
-                if step == k - 1 and not sample_visible:
-                    self.p_v_given_h(h, out=vs[n:])  # the last visible step: probabilities
-                    break
-                v_neg = bernoulli(self.p_v_given_h(h), generator)
-                if step == k - 1:
-                    vs[n:] = v_neg
-                else:
+                v_neg = self.p_v_given_h(h, out=vs[n:])
+                last = step == k - 1
+                if not last or sample_visible:  # the last visible step keeps probabilities unless asked
+                    v_neg.copy_(bernoulli(v_neg, generator))
+                if not last:
                     h = bernoulli(self.p_h_given_v(v_neg), generator)
         self.p_h_given_v(vs[n:], out=hs[n:])
         return vs, hs
@@ -212,14 +211,15 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
     (CD only; PCD's negatives are not reconstructions)."""
     if not all(0 <= mu < 1 for mu in momentum):
         raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-    updates = []  # a host-side copy of rbm.n_updates, read once (after any resume): no GPU sync per batch
+    updates = None  # a host-side copy of rbm.n_updates, read once (after any resume): no GPU sync per batch
     weights = {}  # row weights for the bias statistics, by (batch size, number of negative samples)
 
     def step(v):
-        if not updates:
-            updates.append(int(rbm.n_updates))
-        mu = momentum[0] if updates[0] < momentum_switch else momentum[1]
-        updates[0] += 1
+        nonlocal updates
+        if updates is None:
+            updates = int(rbm.n_updates)
+        mu = momentum[0] if updates < momentum_switch else momentum[1]
+        updates += 1
         with torch.no_grad():
             vs, hs = rbm.phases(v, k, persistent)
             n, m = len(v), len(vs) - len(v)
@@ -258,19 +258,13 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
     if k < 1:
         raise ValueError(f"k (Gibbs steps per update) must be at least 1, got {k}")
     x = rbm.check(x)
-    if init_bias and not (checkpoint is not None and resume and _exists(checkpoint)):
+    if init_bias and not (checkpoint is not None and resume and Path(checkpoint).exists()):
         rbm.init_visible_bias(x, check=False)  # checked above
     updates_per_epoch = math.ceil(len(x) / batch_size)
     step = cd_step_fn(rbm, lr=lr, k=k, persistent=persistent, weight_decay=weight_decay, momentum=momentum,
                       momentum_switch=momentum_epochs * updates_per_epoch)
     return training.train(rbm, x, epochs=epochs, batch_size=batch_size, step_fn=step,
                           evaluate=evaluate, checkpoint=checkpoint, resume=resume, progress=progress, seed=seed)
-
-
-def _exists(path) -> bool:
-    from pathlib import Path
-
-    return Path(path).exists()
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------------
