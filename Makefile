@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 run: venv
 	@mkdir -p _build/run
 	@command -v npm >/dev/null && $(MAKE) --no-print-directory node_modules/.installed \
-		|| echo "npm not found: the HTML will load MathJax from the internet"
+		|| echo "npm not found (or npm ci failed): the HTML will load MathJax from the internet"
 	@for nb in $(NOTEBOOKS); do \
 		out=_build/run/$$(basename $$nb); \
 		echo "== $$nb (full profile)"; start=$$(date +%s); \

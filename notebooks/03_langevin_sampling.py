@@ -221,11 +221,9 @@ plt.show()
 posterior = langevin.MixturePosterior(n=100, theta=(0.0, 1.0), seed=seed)
 x = posterior.x
 print(f"{len(x)} data points: mean {x.mean():.2f}, variance {x.var():.2f} (population: 0.5 and 2.25)")
-c1, c2, p = posterior.grid(400)
 upper, lower = posterior.mode_masses()
-for name, half in (("upper", c2 > 0), ("lower", c2 < 0)):
-    cell = (p * half[:, None]).argmax()
-    print(f"{name} mode at θ = ({c1[cell % 400]:.2f}, {c2[cell // 400]:.2f}), posterior mass {p[half].sum():.3f}")
+for name, (t1, t2), mass in zip(("upper", "lower"), posterior.modes(), (upper, lower), strict=True):
+    print(f"{name} mode at θ = ({t1:.2f}, {t2:.2f}), posterior mass {mass:.3f}")
 
 # %% [markdown]
 # The exact posterior is computed on a 400 × 400 grid (two parameters make that cheap): it is the reference every

@@ -316,12 +316,9 @@ for name, m in [("vae2", vae2), ("ae2", ae2)]:
             resume=not profile.quick, progress=profile.progress, seed=seed)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+fig, axes = plt.subplots(1, 2, figsize=(12, 5))
 for ax, m, title in [(axes[0], ae2, "autoencoder: codes f(x)"), (axes[1], vae2, "VAE: means of Q(h|x)")]:
-    codes = vae.latent_codes(m, x_test[:3000])
-    points = ax.scatter(codes[:, 0], codes[:, 1], c=data.y_test[:3000], cmap="tab10", s=3)
-    ax.set(title=title, xlabel="$h_1$", ylabel="$h_2$")
-fig.colorbar(points, ax=axes, ticks=range(10), label="digit")
+    plotting.plot_latent_codes(vae.latent_codes(m, x_test[:3000]), data.y_test[:3000], title=title, ax=ax)
 plt.show()
 
 # %% [markdown]

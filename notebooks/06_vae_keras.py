@@ -46,7 +46,6 @@ import genmodels  # first: silences TensorFlow's C++ logging before Keras loads 
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # or "torch"; fixed when keras is first imported
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -158,14 +157,8 @@ plotting.show_images(vae_keras.generate(model, 30, seed=seed), ncols=10,
 # decode a grid of latents evenly spaced in probability under the prior ($h_i=\Phi^{-1}(u_i)$, $u$ from 0.05 to 0.95).
 
 # %%
-codes = vae_keras.latent_codes(model, x_test)
-plt.figure(figsize=(6, 5))
-plt.scatter(codes[:, 0], codes[:, 1], c=data.y_test, cmap="tab10", s=3)
-plt.colorbar(label="digit")
-plt.xlabel("$h_1$")
-plt.ylabel("$h_2$")
-plt.title("test digits in the latent space (Keras VAE)")
-plt.show()
+plotting.plot_latent_codes(vae_keras.latent_codes(model, x_test), data.y_test,
+                           title="test images in the latent space (Keras VAE)")
 
 # %%
 plotting.show_images(vae_keras.latent_manifold(model, n=15), ncols=15, title="decoder means over the 2-D latent grid")
@@ -192,14 +185,14 @@ print(f"test ELBO, nats per image: Keras {keras_elbo:.1f}, PyTorch {torch_elbo:.
       f"({len(x_test):,} binarised test digits, {epochs} epoch(s), latent size {latent_dim})")
 
 # %% [markdown]
-# Both train on the same images, for the same number of epochs. With only a few hundred updates a 2-D VAE has
-# barely left its starting point, so the full profile trains both on the whole training split; on a GPU, set
+# Both train on the same images, for the same number of epochs. The quick profile's handful of updates leaves a
+# 2-D VAE barely past its starting point, so the full profile trains both on the whole training split; on a GPU, set
 # `epochs = 20` for sharper digits. A 2-D code is a tight bottleneck: both stay far from the ≈ 85–90 nats that larger
 # VAEs reach on binarised MNIST (published figures, Burda et al. 2016; the 20-dimensional models of the
 # PyTorch notebook do better). The two frameworks compute the same objective (checked term by term above); their
-# results still differ by some nats, because the two models start differently: Keras and PyTorch initialise layers
-# differently by default (Glorot-uniform weights and zero biases against Kaiming-uniform weights and biases), and
-# their Adam defaults differ in ε (10⁻⁷ against 10⁻⁸).
+# results still differ by the margin printed above, because the two models start differently: Keras and PyTorch
+# initialise layers differently by default (Glorot-uniform weights and zero biases against Kaiming-uniform weights
+# and biases), and their Adam defaults differ in ε (10⁻⁷ against 10⁻⁸).
 #
 # ## What changed from the keras.io original, and why
 # - **No TensorFlow-only training step.** The original subclasses `keras.Model` with a `train_step` that opens a

@@ -86,7 +86,8 @@ def test_mala_is_exact_at_large_steps():
 
 def test_mixture_data_use_variance_two_not_standard_deviation():
     """x ~ ½N(θ1, 2) + ½N(θ1 + θ2, 2) with θ = (0, 1): mean 0.5, variance 2 + ¼ = 2.25 (it would be 4.25 had 2 been
-    taken as a standard deviation). 200,000 draws: standard errors 0.0034 (mean) and 0.0078 (variance)."""
+    taken as a standard deviation). 200,000 draws: standard errors 0.0034 (mean) and at most 0.0087 (variance, from the
+    fourth moment)."""
     x = langevin.MixturePosterior(n=200_000, seed=5).x
     assert abs(x.mean().item() - 0.5) < Z * math.sqrt(2.25 / len(x))
     assert abs(x.var().item() - 2.25) < Z * math.sqrt((x - x.mean()).pow(4).mean().item() / len(x))
@@ -152,7 +153,8 @@ def test_effective_sample_size_of_ar1_matches_formula():
     assert torch.allclose(rho, phi ** torch.arange(6.0, dtype=torch.float64), atol=0.01)
     tau = langevin.integrated_autocorrelation_time(x).item()
     assert tau == pytest.approx((1 + phi) / (1 - phi), rel=0.1)
-    assert langevin.effective_sample_size(x).item() == pytest.approx(n_steps * n_chains / tau)
+    ess = langevin.effective_sample_size(x).item()
+    assert ess == pytest.approx(n_steps * n_chains * (1 - phi) / (1 + phi), rel=0.1)  # N / τ with the exact τ
 
 
 def test_samplers_say_what_is_wrong_with_their_input():

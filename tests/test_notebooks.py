@@ -1,6 +1,7 @@
 """The notebooks: each .py/.ipynb pair holds the same cells, committed outputs are complete and stable."""
 
 import json
+import re
 from pathlib import Path
 
 import jupytext
@@ -24,6 +25,14 @@ def test_every_notebook_has_its_twin():
 def test_py_and_ipynb_cells_are_identical(script):
     assert cells(jupytext.read(script)) == cells(jupytext.read(script.with_suffix(".ipynb"))), (
         f"{script.name} and its .ipynb differ: run `make sync`, then `make baseline`")
+
+
+@pytest.mark.parametrize("script", PAIRS, ids=lambda p: p.name)
+def test_no_control_characters(script):
+    r"""A Python escape in a string that wrote the file (\theta written as "\theta") leaves a tab in the maths."""
+    lines = enumerate(script.read_text().splitlines(), 1)
+    bad = [(n, line) for n, line in lines if re.search(r"[\x00-\x08\t\x0b-\x1f]", line)]
+    assert not bad, f"control characters in {script.name}: {bad[:3]}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -19,8 +19,16 @@ def test_image_grid_tiles_images_with_padding():
 
 @pytest.mark.parametrize("shape", [(4, 28, 28), (4, 1, 28, 28), (4, 784)])
 def test_show_images_accepts_the_shapes_models_produce_and_returns_nothing(shape):
-    assert plotting.show_images(torch.rand(shape), normalize=True) is None
+    import matplotlib.pyplot as plt
+
+    images = 0.2 + 0.5 * torch.rand(shape)  # grey levels in [0.2, 0.7]
+    for normalize in (True, False):
+        _, ax = plt.subplots()
+        assert plotting.show_images(images, normalize=normalize, ax=ax) is None
+        drawn = np.asarray(ax.get_images()[0].get_array())
+        assert drawn.min() == (0.0 if normalize else pytest.approx(images.min().item()))  # each tile rescaled
     assert plotting.show_images(torch.rand(shape), labels=list("abcd")) is None
+    plt.close("all")
 
 
 def test_non_square_flat_images_are_a_clear_error():
@@ -29,4 +37,20 @@ def test_non_square_flat_images_are_a_clear_error():
 
 
 def test_plot_history_draws_every_metric():
+    import matplotlib.pyplot as plt
+
     assert plotting.plot_history({"loss": [3.0, 2.0], "test_elbo": [-100.0, -90.0]}) is None
+    _, ax = plt.subplots()
+    plotting.plot_history({"loss": [3.0, 2.0, 1.5], "test_elbo": [-100.0, -90.0, -85.0]}, ax=ax)
+    assert [line.get_label() for line in ax.lines] == ["loss", "test_elbo"]
+    assert list(ax.lines[1].get_ydata()) == [-100.0, -90.0, -85.0]
+    plt.close("all")
+
+
+def test_plot_latent_codes_draws_one_point_per_example():
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    assert plotting.plot_latent_codes(np.random.default_rng(0).normal(size=(50, 2)), np.arange(50) % 10, ax=ax) is None
+    assert len(ax.collections[0].get_offsets()) == 50
+    plt.close("all")

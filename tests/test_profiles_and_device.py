@@ -1,5 +1,7 @@
 """Profiles (quick/full) and how they resolve; device choice; seeding."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -88,6 +90,8 @@ def test_seed_everything_repeats_torch_numpy_and_python_draws():
 def test_progress_can_be_set_for_batch_runs(monkeypatch):
     monkeypatch.setenv("GENMODELS_PROGRESS", "plain")
     assert get_profile("full").progress == "plain" and get_profile(PROFILES["full"]).progress == "plain"
+    custom = replace(PROFILES["quick"], n_train=7)  # a profile of one's own keeps its settings
+    assert get_profile(custom) == replace(custom, progress="plain")
     monkeypatch.setenv("GENMODELS_PROGRESS", "widgets")
     with pytest.raises(ValueError, match="GENMODELS_PROGRESS must be"):
         get_profile("full")

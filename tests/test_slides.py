@@ -96,7 +96,7 @@ def test_deck_typesets_its_equations_in_headless_chromium():
     finally:
         server.shutdown()
         server.server_close()
-    assert 'class="reveal' in dom and "slides" in dom
+    assert 'class="reveal' in dom and 'class="slides"' in dom
     typeset = re.findall(r'class="mjx-chtml MathJax_CHTML"', dom)
     assert len(typeset) > 20, "MathJax did not typeset the equations"
     assert r"$$" not in re.sub(r"<script.*?</script>", "", dom, flags=re.S), "raw TeX left on a slide"

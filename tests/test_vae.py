@@ -274,20 +274,22 @@ def test_autoencoder_trains_and_embeds():
     assert codes.shape == (10, 2) and np.isfinite(codes.numpy()).all()
 
 
-def test_a_resumed_run_binarises_as_an_uninterrupted_one(tmp_path):
+def test_a_resumed_run_binarises_as_an_uninterrupted_one(tmp_path, capsys):
     """The dynamic-binarisation generator is checkpointed: two epochs, then two more after a resume, give the same
     model, to the bit, as four epochs in one go."""
     images = torch.rand(300, 28, 28, generator=torch.Generator().manual_seed(0))
 
-    def run(epochs, checkpoint=None):
+    def run(epochs, checkpoint=None, progress="none"):
         torch.manual_seed(0)
         model = vae.mlp_vae(latent_dim=2, hidden=16)
-        vae.fit(model, images, epochs=epochs, batch_size=100, checkpoint=checkpoint, progress="none")
+        vae.fit(model, images, epochs=epochs, batch_size=100, checkpoint=checkpoint, progress=progress)
         return model
 
     straight = run(4)
     path = tmp_path / "vae.pt"
     run(2, path)
-    resumed = run(4, path)
+    resumed = run(4, path, progress="plain")
+    printed = capsys.readouterr().out
+    assert "Resumed from vae.pt after epoch 2" in printed and "epoch 1/4" not in printed  # not four fresh epochs
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)

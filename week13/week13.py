@@ -226,7 +226,7 @@ for eta in (0.5, 0.1, 0.01):
     print(f"eta = {eta:<5} stationary variance: lecture's rule {lecture:.4f}, sqrt(2 eta) rule {corrected:.4f}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# The same with 2,000 chains run by `genmodels.langevin.ula` on $\log p(	heta) = -	heta^2/2$, step $\eta = 0.01$:
+# The same with 2,000 chains run by `genmodels.langevin.ula` on $\log p(\theta) = -\theta^2/2$, step $\eta = 0.01$:
 
 # %% slideshow={"slide_type": "fragment"}
 def log_p(theta):
@@ -355,11 +355,11 @@ for rule, c in (("lecture's rule, sqrt(eta) w", 1.0), ("corrected, sqrt(2 eta) w
 all_v = torch.tensor(list(itertools.product([0.0, 1.0], repeat=6)))
 f = torch.softmax(torch.randn(64, generator=torch.Generator().manual_seed(seed), dtype=torch.float64), 0)
 log_z = rbms.log_partition_exact(small)
-log_p = -small.free_energy(all_v).double() - log_z
-kl = (f * (f.log() - log_p)).sum()
+log_p_v = -small.free_energy(all_v).double() - log_z
+kl = (f * (f.log() - log_p_v)).sum()
 rhs = (f * f.log()).sum() + (f * small.free_energy(all_v).double()).sum() + log_z
 print(f"KL(f || p) = {kl.item():.5f}   <log f> + <F> + log Z = {rhs.item():.5f}")
-print(f"-<log p>_f (the negative log-likelihood) = {-(f * log_p).sum().item():.5f}, <log f> = {(f * f.log()).sum().item():.5f}")
+print(f"-<log p>_f (the negative log-likelihood) = {-(f * log_p_v).sum().item():.5f}, <log f> = {(f * f.log()).sum().item():.5f}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Back to VAEs: sample the latent variables that matter

@@ -29,12 +29,11 @@ LogProb = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class Chains:
-    """What a sampler returns: `samples` of shape (n_kept, n_chains, dim), the MALA acceptance rate (None for
-    ULA and SGLD) and, for SGLD, the step size used at each step."""
+    """What a sampler returns: `samples` of shape (n_kept, n_chains, dim) and the MALA acceptance rate (None for
+    ULA and SGLD)."""
 
     samples: torch.Tensor
     acceptance_rate: float | None = None
-    step_sizes: torch.Tensor | None = None
 
     def flat(self) -> torch.Tensor:
         """All kept states of all chains as one (n_kept * n_chains, dim) tensor."""
@@ -194,7 +193,7 @@ def sgld(log_prior: LogProb, log_likelihood: Callable, data, x0: torch.Tensor, n
             kept.append(x)
     samples = torch.stack(kept)
     _diverged(samples, "SGLD", f"{eps[0].item():.3g} (first)")
-    return Chains(samples, step_sizes=eps)
+    return Chains(samples)
 
 
 def ula_gaussian_stationary_covariance(cov, step_size: float, noise_scale: float = math.sqrt(2.0)) -> torch.Tensor:
@@ -350,16 +349,6 @@ class Target:
                                              minlength=len(p)) for _ in range(repeats)]).double()
         return 0.5 * (counts / n_samples - p).abs().sum(1)
 
-    def sample_exact(self, n: int, generator: torch.Generator | None = None, grid: int = 400) -> torch.Tensor:
-        """n independent draws from the grid distribution (a cell by its probability, then uniform in the cell)."""
-        g = generator or torch.Generator().manual_seed(0)
-        _, _, p = self.grid(grid)
-        cell = torch.multinomial(p.flatten(), n, replacement=True, generator=g)
-        x0, x1, y0, y1 = self.extent
-        u = torch.rand(n, 2, generator=g, dtype=torch.float64)
-        return torch.stack([x0 + (cell % grid + u[:, 0]) * (x1 - x0) / grid,
-                            y0 + (cell // grid + u[:, 1]) * (y1 - y0) / grid], dim=1).float()
-
     def plot(self, samples=None, ax=None, title: str | None = None, n_points: int = 2000) -> None:
         """Contours of the exact density, with up to n_points of `samples` on top."""
         import matplotlib.pyplot as plt
@@ -469,7 +458,6 @@ class MixturePosterior(Target):
             means = theta[0] + theta[1] * component.double()
             data = means + math.sqrt(self.var_x) * torch.randn(n, generator=g, dtype=torch.float64)
         self.x = torch.as_tensor(data, dtype=torch.float64)
-        self.theta = theta
 
     def log_prior(self, theta):
         return -0.5 * theta[:, 0] ** 2 / self.var1 - 0.5 * theta[:, 1] ** 2 / self.var2
@@ -486,6 +474,15 @@ class MixturePosterior(Target):
     def log_prob(self, theta):
         """The unnormalised log posterior: log p(θ) + Σ_{all i} log p(x_i | θ)."""
         return self.log_prior(theta) + self.log_likelihood(theta, self.x)
+
+    def modes(self, grid: int = 400) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The highest cell of the exact grid posterior in each half-plane, θ2 > 0 and θ2 < 0, as (θ1, θ2)."""
+        c1, c2, p = self.grid(grid)
+        found = []
+        for half in (c2 > 0, c2 < 0):
+            row, col = divmod(int((p * half[:, None]).argmax()), grid)
+            found.append((float(c1[col]), float(c2[row])))
+        return found[0], found[1]
 
     def mode_masses(self, samples=None) -> tuple[float, float]:
         """Mass of the half-planes θ2 > 0 (the mode near (0, 1)) and θ2 < 0 (near (1, -1)): of the exact grid

@@ -38,16 +38,18 @@ PROFILES = {
 def get_profile(requested: Profile | str | None = None) -> Profile:
     """Resolve the profile: the GENMODELS_PROFILE environment variable wins, else `requested` (a notebook's
     `parameters` cell), else "full". GENMODELS_PROGRESS, if set, overrides how training reports."""
-    if isinstance(requested, Profile) and not os.environ.get(ENV_VAR) and not os.environ.get("GENMODELS_PROGRESS"):
-        return requested
-    name = os.environ.get(ENV_VAR) or (requested.name if isinstance(requested, Profile) else requested) or "full"
-    key = name.strip().lower()
-    if key not in PROFILES:
-        source = f"the environment variable {ENV_VAR}" if os.environ.get(ENV_VAR) else "the profile argument"
-        raise ValueError(f"unknown profile {name!r} (from {source}); choose 'quick' or 'full'")
+    if isinstance(requested, Profile) and not os.environ.get(ENV_VAR):
+        profile = requested
+    else:
+        name = os.environ.get(ENV_VAR) or (requested.name if isinstance(requested, Profile) else requested) or "full"
+        key = name.strip().lower()
+        if key not in PROFILES:
+            source = f"the environment variable {ENV_VAR}" if os.environ.get(ENV_VAR) else "the profile argument"
+            raise ValueError(f"unknown profile {name!r} (from {source}); choose 'quick' or 'full'")
+        profile = PROFILES[key]
     progress = os.environ.get("GENMODELS_PROGRESS")  # batch runs (`make run`) want plain lines, not widgets
     if progress:
         if progress not in ("bar", "plain", "none"):
             raise ValueError(f"GENMODELS_PROGRESS must be 'bar', 'plain' or 'none', got {progress!r}")
-        return replace(PROFILES[key], progress=progress)
-    return PROFILES[key]
+        profile = replace(profile, progress=progress)
+    return profile

@@ -190,16 +190,17 @@ class EpochLog(keras.callbacks.Callback):
 def fit(model, x, *, epochs, batch_size=128, x_test=None, progress="bar", callbacks=(), seed=0):
     """Train with `model.fit` on grey-level images `x` in [0, 1] (binarised afresh at each step); with `x_test`
     (already binary) report the test loss (-ELBO) after each epoch as `val_loss`. progress "plain" prints one line per
-    epoch (quick profile, stable outputs), "bar" shows Keras' progress bar. Returns Keras' History."""
+    epoch (quick profile, stable outputs), "bar" shows Keras' progress bar, "none" prints nothing. Returns Keras'
+    History."""
     if x_test is not None:
         check_binary(x_test, "x_test")
-    if progress not in ("plain", "bar"):
-        raise ValueError(f"progress must be 'plain' or 'bar'; got {progress!r}")
+    if progress not in ("plain", "bar", "none"):
+        raise ValueError(f"progress must be 'plain', 'bar' or 'none'; got {progress!r}")
     callbacks = [*callbacks, EpochLog()] if progress == "plain" else list(callbacks)
     keras.utils.set_random_seed(seed)  # the order of the batches
     return model.fit(np.asarray(x, dtype="float32"), epochs=epochs, batch_size=batch_size, shuffle=True,
                      validation_data=None if x_test is None else (np.asarray(x_test, dtype="float32"),),
-                     verbose=0 if progress == "plain" else 1, callbacks=callbacks)
+                     verbose=1 if progress == "bar" else 0, callbacks=callbacks)
 
 
 # --- what a trained model does: reconstruct, generate, embed -------------------------------------------------------
