@@ -178,15 +178,14 @@ def test_visible_biases_start_at_pixel_log_odds():
 
 
 @pytest.mark.parametrize(("persistent", "momentum"), [(False, (0.5, 0.9)), (True, (0.5, 0.9)), (False, (0.0, 0.0))])
-def test_cd_step_is_sgd_with_momentum_and_weight_decay_on_the_weights(persistent, momentum):
-    """Our in-place update (increments kept in the model, weight decay folded into one matrix product) takes the
-    same steps as torch.optim.SGD given the CD statistics as gradients, momentum switching after 3 updates."""
+def test_cd_step_is_sgd_with_momentum_and_decoupled_weight_decay(persistent, momentum):
+    """Our in-place update (increments kept in the model) takes the same steps as torch.optim.SGD given the CD
+    statistics as gradients, momentum switching after 3 updates, with W shrunk by 1 - lr·decay before each step."""
     x = torch.bernoulli(torch.full((40, 6), 0.5), generator=torch.Generator().manual_seed(0))
     ours, reference = random_rbm(6, 3, seed=3), random_rbm(6, 3, seed=3)
     lr, decay = 0.1, 0.05
     step = R.cd_step_fn(ours, lr=lr, weight_decay=decay, momentum=momentum, momentum_switch=3, persistent=persistent)
-    sgd = torch.optim.SGD([{"params": [reference.W], "weight_decay": decay},
-                           {"params": [reference.b, reference.c], "weight_decay": 0.0}], lr=lr)
+    sgd = torch.optim.SGD(reference.parameters(), lr=lr)
     for i in range(6):
         v = x[i * 5:(i + 1) * 5 + 2]  # 7 examples, unequal to the 100 persistent chains
         torch.manual_seed(i)  # the same negative samples for both
@@ -196,6 +195,8 @@ def test_cd_step_is_sgd_with_momentum_and_weight_decay_on_the_weights(persistent
         reference.W.grad, reference.b.grad, reference.c.grad = -dW, -db, -dc
         for group in sgd.param_groups:
             group["momentum"] = momentum[0] if i < 3 else momentum[1]
+        with torch.no_grad():
+            reference.W.mul_(1 - lr * decay)
         sgd.step()
         for name in ("W", "b", "c"):
             torch.testing.assert_close(getattr(ours, name), getattr(reference, name))
@@ -239,6 +240,50 @@ def test_reconstruction_error_is_zero_for_a_saturated_autoencoder():
         rbm.c.fill_(-10)
     v = all_states(3)
     assert R.reconstruction_error(rbm, v) < 1e-6
+
+
+@pytest.mark.parametrize("bits", [24, 16])
+def test_bernoulli_draws_ones_with_probability_p(bits):
+    """Frequencies of ones within 5 standard errors of p; with 16 bits, of p rounded to a multiple of 2⁻¹⁶, which
+    makes p < 2⁻¹⁷ exactly 0 (a case that checks the rounding, not just the mean)."""
+    p = torch.tensor([0.0, 1e-6, 0.1, 0.3, 0.5, 0.9, 1.0])
+    n = 1 << 20
+    draws = R.bernoulli(p.repeat(n, 1), torch.Generator().manual_seed(0), bits=bits)
+    assert set(draws.unique().tolist()) <= {0.0, 1.0}
+    expected = p.double() if bits == 24 else torch.round(p.double() * 2**16) / 2**16
+    se = (expected * (1 - expected) / n).sqrt()
+    assert ((draws.double().mean(0) - expected).abs() <= 5 * se + 1e-12).all()
+    if bits == 16:
+        assert draws[:, 1].sum() == 0
+
+
+def test_bernoulli_16_bits_uses_all_four_quarters_of_each_random_word():
+    """Each 64-bit random integer gives four 16-bit uniforms; all four must be uniform (torch's random_() without
+    a range leaves the sign bit at 0, which would make every fourth draw with p = ½ come out 0)."""
+    draws = R.bernoulli(torch.full((1 << 20,), 0.5), torch.Generator().manual_seed(1), bits=16)
+    quarters = draws.view(-1, 4).mean(0)
+    assert ((quarters - 0.5).abs() < 5 * math.sqrt(0.25 / (1 << 18))).all(), quarters
+
+
+def test_bernoulli_refuses_other_resolutions():
+    with pytest.raises(ValueError, match="bits"):
+        R.bernoulli(torch.full((3,), 0.5), bits=8)
+
+
+def test_conditionals_fused_and_plain_agree():
+    """linear_sigmoid: the fused oneDNN kernel (x86 CPU, float32, no autograd) equals sigmoid(x Wᵀ + b); with
+    gradients it is the plain, differentiable form."""
+    g = torch.Generator().manual_seed(0)
+    x, W, b = torch.rand(37, 50, generator=g), torch.randn(20, 50, generator=g), torch.randn(20, generator=g)
+    plain = torch.sigmoid(x @ W.t() + b)
+    with torch.no_grad():
+        torch.testing.assert_close(R.linear_sigmoid(x, W, b), plain, rtol=0, atol=1e-6)
+        torch.testing.assert_close(R.linear_sigmoid(x, W.t().contiguous().t(), b), plain, rtol=0, atol=1e-6)
+        assert R._fused_on(x, W) == R._X86_ONEDNN
+    W.requires_grad_()
+    assert not R._fused_on(x, W)
+    R.linear_sigmoid(x, W, b).sum().backward()
+    torch.testing.assert_close(W.grad, ((plain * (1 - plain)).t() @ x), rtol=1e-4, atol=1e-5)
 
 
 def test_sample_returns_probabilities_or_binary_states():
