@@ -42,9 +42,11 @@ def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None, bits: i
     words = torch.empty((p.numel() + 3) // 4, dtype=torch.int64, device=p.device)
     words.random_(-(2**63), None, generator=generator)  # all 64 bits random (random_() leaves the sign bit at 0)
     u = words.view(torch.int16)[: p.numel()].view(p.shape)  # uniform on {-2¹⁵, ..., 2¹⁵ - 1}
-    threshold = p * 2.0**16
-    threshold -= 2.0**15 + 0.5  # u + 2¹⁵ + ½ < 2¹⁶ p: P(1) = p rounded to a multiple of 2⁻¹⁶
-    return torch.lt(u, threshold, out=threshold)
+    threshold = torch.add(_MINUS_TWO_15_AND_A_HALF, p, alpha=2.0**16)  # 2¹⁶ p - 2¹⁵ - ½, in one pass
+    return torch.lt(u, threshold, out=threshold)  # u + 2¹⁵ + ½ < 2¹⁶ p: P(1) = p rounded to a multiple of 2⁻¹⁶
+
+
+_MINUS_TWO_15_AND_A_HALF = torch.tensor(-(2.0**15 + 0.5))  # a 0-dim tensor: usable with p on any device
 
 
 def linear_sigmoid(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -262,8 +264,7 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
                 torch.addmv(d, pos.t(), ones[n], beta=mu, alpha=lr / n, out=d)
                 torch.addmv(d, neg.t(), ones[m], alpha=-lr / m, out=d)
             torch.add(rbm.dW, rbm.W, alpha=1 - lr * weight_decay, out=rbm.W)  # W ← (1 - lr·decay) W + ΔW, one pass
-            rbm.b += rbm.db
-            rbm.c += rbm.dc
+            torch._foreach_add_([rbm.b, rbm.c], [rbm.db, rbm.dc])  # b += Δb, c += Δc in one call
         rbm.n_updates += 1
         if persistent:
             return {}
