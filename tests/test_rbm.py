@@ -167,7 +167,7 @@ def test_persistent_chains_are_kept_in_checkpoints(tmp_path):
     R.fit(restored, x, epochs=2, batch_size=20, persistent=True, checkpoint=path, progress="none")  # resumes: no-op
     torch.testing.assert_close(restored.chains, rbm.chains)
     torch.testing.assert_close(restored.W, rbm.W)
-    assert restored.n_updates.item() == 20
+    assert restored.n_updates == 20
 
 
 def test_visible_biases_start_at_pixel_log_odds():
@@ -200,7 +200,7 @@ def test_cd_step_is_sgd_with_momentum_and_decoupled_weight_decay(persistent, mom
         sgd.step()
         for name in ("W", "b", "c"):
             torch.testing.assert_close(getattr(ours, name), getattr(reference, name))
-    assert ours.n_updates.item() == 6
+    assert ours.n_updates == 6
 
 
 def test_momentum_outside_the_unit_interval_is_refused():

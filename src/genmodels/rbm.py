@@ -81,9 +81,9 @@ class RBM(nn.Module):
     """A binary-binary RBM with weights W (n_visible × n_hidden), visible biases b and hidden biases c.
 
     Buffers travel with the state_dict (so checkpoints and resume keep them): `chains`, the persistent Gibbs chains
-    of PCD; `base_bias`, the visible log-odds of the data (the base-rate model of AIS); `n_updates`, the parameter
-    updates made so far (the momentum schedule reads it); `dW`, `db`, `dc`, the last increments of W, b and c (the
-    momentum of SGD).
+    of PCD; `base_bias`, the visible log-odds of the data (the base-rate model of AIS); `dW`, `db`, `dc`, the last
+    increments of W, b and c (the momentum of SGD). So does `n_updates`, the parameter updates made so far (the
+    momentum schedule reads it): a Python int, stored as the module's extra state.
     """
 
     def __init__(self, n_visible: int, n_hidden: int, n_chains: int = 100, init_std: float = 0.01,
@@ -99,9 +99,15 @@ class RBM(nn.Module):
         self.register_buffer("base_bias", torch.zeros(n_visible, device=device))
         chains = bernoulli(torch.full((n_chains, n_visible), 0.5), generator)
         self.register_buffer("chains", chains.to(device))
-        self.register_buffer("n_updates", torch.zeros((), dtype=torch.int64, device=device))
+        self.n_updates = 0
         for name, param in (("dW", self.W), ("db", self.b), ("dc", self.c)):
             self.register_buffer(name, torch.zeros_like(param))
+
+    def get_extra_state(self):
+        return {"n_updates": self.n_updates}
+
+    def set_extra_state(self, state):
+        self.n_updates = int(state["n_updates"])
 
     def extra_repr(self):
         return f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, n_chains={len(self.chains)}"
@@ -241,15 +247,10 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
     estimates the mean over all examples without bias, at a tenth of the cost of a pass over the batch."""
     if not all(0 <= mu < 1 for mu in momentum):
         raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-    updates = None  # a host-side copy of rbm.n_updates, read once (after any resume): no GPU sync per batch
     ones = {}  # vectors of ones by length: column sums as matrix-vector products
 
     def step(v):
-        nonlocal updates
-        if updates is None:
-            updates = int(rbm.n_updates)
-        mu = momentum[0] if updates < momentum_switch else momentum[1]
-        updates += 1
+        mu = momentum[0] if rbm.n_updates < momentum_switch else momentum[1]
         with torch.no_grad():
             ph, v_neg, ph_neg = rbm.phases(v, k, persistent)
             n, m = len(v), len(v_neg)

@@ -173,7 +173,8 @@ def train(
                 batch = tuple(t.index_select(0, idx) for t in tensors) if as_tuple else tensors[0].index_select(0, idx)
                 metrics = {k: torch.as_tensor(v, device=device).detach().float() for k, v in run_batch(batch).items()}
                 for name, value in metrics.items():  # summed on the device: no GPU sync per batch
-                    sums[name] = sums.get(name, 0.0) + value * len(idx)
+                    total = sums.get(name)
+                    sums[name] = value * len(idx) if total is None else total.add_(value, alpha=len(idx))
                 if bar is not None:
                     bar.update()
                     if i % 50 == 0:
