@@ -203,6 +203,20 @@ def test_cd_step_is_sgd_with_momentum_and_decoupled_weight_decay(persistent, mom
     assert ours.n_updates == 6
 
 
+def test_cd_reports_the_reconstruction_error_of_one_batch_in_monitor_every():
+    rbm = random_rbm(6, 3, scale=0.1)
+    v = torch.bernoulli(torch.full((5, 6), 0.5), generator=torch.Generator().manual_seed(0))
+    step = R.cd_step_fn(rbm, monitor_every=4)
+    assert [bool(step(v)) for _ in range(9)] == [True, False, False, False] * 2 + [True]
+    history = R.fit(random_rbm(6, 3), v.repeat(6, 1), epochs=3, batch_size=10, progress="none")  # 3 batches an epoch
+    assert len(history["recon_error"]) == 3
+
+
+def test_monitor_every_must_be_positive():
+    with pytest.raises(ValueError, match="monitor_every"):
+        R.cd_step_fn(R.RBM(4, 2), monitor_every=0)
+
+
 def test_momentum_outside_the_unit_interval_is_refused():
     with pytest.raises(ValueError, match="momentum"):
         R.cd_step_fn(R.RBM(4, 2), momentum=(0.5, 1.0))

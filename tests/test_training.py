@@ -61,6 +61,21 @@ def test_step_mode_lets_the_model_update_itself():
     assert history["weight"] == pytest.approx([sum(weights[3 * e:3 * e + 3]) / 3 for e in range(3)])
 
 
+def test_a_metric_reported_on_some_batches_is_averaged_over_those():
+    model = torch.nn.Linear(1, 1)
+    x = torch.arange(10.0)[:, None]  # batches of 4, 4 and 2 examples in a random order each epoch
+    seen = []
+
+    def step(batch):
+        seen.append(batch[:, 0].clone())
+        return {"mean": batch.mean()} if len(seen) % 3 != 2 else {}  # silent on the 2nd batch of each epoch
+
+    history = training.train(model, x, epochs=2, batch_size=4, step_fn=step, progress="none")
+    for epoch in range(2):
+        reported = torch.cat([seen[3 * epoch], seen[3 * epoch + 2]])
+        assert history["mean"][epoch] == pytest.approx(reported.mean().item())
+
+
 def test_evaluate_runs_after_each_epoch_without_gradients_in_eval_mode():
     seen = []
 

@@ -233,7 +233,7 @@ class RBM(nn.Module):
 
 
 def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = False, weight_decay: float = 2e-4,
-               momentum=(0.5, 0.9), momentum_switch: int = 0):
+               momentum=(0.5, 0.9), momentum_switch: int = 0, monitor_every: int = 10):
     """A `step_fn` for genmodels.training.train: one CD-k/PCD-k update of `rbm` per batch by SGD with momentum,
     as in Hinton's guide (§9-10), and weight decay: for each parameter θ
 
@@ -242,11 +242,13 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
     with μ = momentum[0] for the first `momentum_switch` updates, then momentum[1]. The decay acts on W directly,
     outside the momentum ("decoupled", as in AdamW): one pass over W fewer than the guide's form, which puts it
     inside Δθ, where momentum μ makes it 1/(1-μ) times stronger. The increments are the buffers rbm.dW, rbm.db and
-    rbm.dc, so checkpoints keep them. Reports the reconstruction error Σ_i (v_i - v⁻_i)² of the first 10 examples of
-    each batch (CD only; PCD's negatives are not reconstructions): batches are random, so over an epoch this
-    estimates the mean over all examples without bias, at a tenth of the cost of a pass over the batch."""
+    rbm.dc, so checkpoints keep them. Reports the reconstruction error Σ_i (v_i - v⁻_i)² of one batch in
+    `monitor_every` (CD only; PCD's negatives are not reconstructions): batches are random, so its epoch mean
+    estimates the mean over all examples without bias, at a fraction of the cost."""
     if not all(0 <= mu < 1 for mu in momentum):
         raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+    if monitor_every < 1:
+        raise ValueError(f"monitor_every must be a positive number of batches, got {monitor_every}")
     ones = {}  # vectors of ones by length: column sums as matrix-vector products
 
     def step(v):
@@ -267,10 +269,9 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
             torch.add(rbm.dW, rbm.W, alpha=1 - lr * weight_decay, out=rbm.W)  # W ← (1 - lr·decay) W + ΔW, one pass
             torch._foreach_add_([rbm.b, rbm.c], [rbm.db, rbm.dc])  # b += Δb, c += Δc in one call
         rbm.n_updates += 1
-        if persistent:
+        if persistent or rbm.n_updates % monitor_every != 1 % monitor_every:
             return {}
-        monitored = min(n, 10)
-        return {"recon_error": F.mse_loss(v_neg[:monitored], v[:monitored], reduction="sum") / monitored}
+        return {"recon_error": F.mse_loss(v_neg, v, reduction="sum") / n}
 
     return step
 
@@ -288,7 +289,7 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
         rbm.init_visible_bias(x, check=False)  # checked above
     updates_per_epoch = math.ceil(len(x) / batch_size)
     step = cd_step_fn(rbm, lr=lr, k=k, persistent=persistent, weight_decay=weight_decay, momentum=momentum,
-                      momentum_switch=momentum_epochs * updates_per_epoch)
+                      momentum_switch=momentum_epochs * updates_per_epoch, monitor_every=min(10, updates_per_epoch))
     return training.train(rbm, x, epochs=epochs, batch_size=batch_size, step_fn=step,
                           evaluate=evaluate, checkpoint=checkpoint, resume=resume, progress=progress, seed=seed)
 

@@ -103,6 +103,7 @@ def train(
 
     loss_fn(batch) -> (loss, metrics)  with `optimizer`: the loop does zero_grad, backward and step.
     step_fn(batch) -> metrics          the function updates the model itself (contrastive divergence, say).
+    Each metric's epoch value is its mean over the examples of the batches that reported it.
     evaluate() -> metrics              called after each epoch with gradients off, model in eval mode.
     checkpoint: file written atomically after each epoch; with `resume`, training continues from it.
     progress: "bar" (tqdm), "plain" (one line per epoch) or "none".
@@ -163,6 +164,7 @@ def train(
         for epoch in range(history.epochs + 1, epochs + 1):
             start = time.perf_counter()
             sums: dict[str, torch.Tensor] = {}
+            counts: dict[str, int] = {}  # examples per metric: a step may report a metric on some batches only
             index_batches = batches(n, batch_size, generator, device)
             bar = None
             if progress == "bar":
@@ -175,15 +177,16 @@ def train(
                 for name, value in metrics.items():  # summed on the device: no GPU sync per batch
                     total = sums.get(name)
                     sums[name] = value * len(idx) if total is None else total.add_(value, alpha=len(idx))
+                    counts[name] = counts.get(name, 0) + len(idx)
                 if bar is not None:
                     bar.update()
-                    if i % 50 == 0:
+                    if i % 50 == 0 and metrics:
                         bar.set_postfix({k: f"{float(v):.4g}" for k, v in metrics.items()})
                 if on_batch is not None:
                     on_batch(epoch, i)
             if bar is not None:
                 bar.close()
-            values = {name: (total / n).item() for name, total in sums.items()}
+            values = {name: (total / counts[name]).item() for name, total in sums.items()}
             if evaluate is not None:
                 model.eval()
                 with torch.no_grad():
