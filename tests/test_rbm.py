@@ -175,6 +175,10 @@ def test_visible_biases_start_at_pixel_log_odds():
     rbm = R.RBM(2, 3)
     rbm.init_visible_bias(x)
     torch.testing.assert_close(rbm.b.detach(), torch.tensor([math.log(3), -math.log(3)]))
+    trained = R.RBM(2, 3)
+    R.fit(trained, x, epochs=0, progress="none")  # fit takes the pixel means from its input check
+    torch.testing.assert_close(trained.b.detach(), rbm.b.detach())
+    torch.testing.assert_close(trained.base_bias, rbm.base_bias)
 
 
 @pytest.mark.parametrize(("persistent", "momentum"), [(False, (0.5, 0.9)), (True, (0.5, 0.9)), (False, (0.0, 0.0))])

@@ -117,6 +117,10 @@ class RBM(nn.Module):
     def check(self, v, binary: bool = True) -> torch.Tensor:
         """`v` as a float tensor (N, n_visible) on the model's device; a clear error for the wrong width, NaN, or
         (with `binary`) values other than 0 and 1."""
+        return self._check(v, binary)[0]
+
+    def _check(self, v, binary: bool = True):
+        """check(v), and for binary data the fraction of examples with each pixel on, from the same pass."""
         v = training.as_tensor(v, self.W.device)
         if v.ndim >= 2 and math.prod(v.shape[1:]) == self.n_visible:
             v = v.reshape(len(v), self.n_visible)
@@ -125,15 +129,22 @@ class RBM(nn.Module):
         if v.ndim != 2 or v.shape[1] != self.n_visible:
             raise ValueError(f"RBM expects data of shape (N, {self.n_visible}) (or images with {self.n_visible} "
                              f"pixels); got shape {tuple(v.shape)}")
-        # x·x == x holds for 0 and 1 only (NaN ≠ NaN); checked in chunks that stay in the cache: fast on 60,000 images
-        bad = not all(torch.equal(c * c, c) for c in v.split(2048)) if binary else torch.isnan(v).any()
+        if binary:  # x·x == x holds for 0 and 1 only (NaN ≠ NaN); in chunks that stay in the cache
+            pixel_sums, bad = torch.zeros_like(v[0]), False
+            for chunk in v.split(1024):
+                if not torch.equal(chunk * chunk, chunk):
+                    bad = True
+                    break
+                pixel_sums += chunk.sum(0)
+        else:
+            bad = torch.isnan(v).any()
         if bad and torch.isnan(v).any():
             raise ValueError("RBM input contains NaN; clean or drop those examples first")
         if bad:
             raise ValueError(f"RBM expects binary visible units (0/1); got values in [{v.min().item():.3g}, "
                              f"{v.max().item():.3g}]. Binarise with genmodels.data.binarize(x) or "
                              "genmodels.data.binarize_stochastic(x, seed=0).")
-        return v
+        return v, pixel_sums / max(len(v), 1) if binary else None
 
     # --- the model ----------------------------------------------------------------------------------------------
 
@@ -190,7 +201,11 @@ class RBM(nn.Module):
     def init_visible_bias(self, x, eps: float = 1e-3, check: bool = True) -> None:
         """b_i = log(p_i / (1 - p_i)) with p_i the fraction of the data with pixel i on (Hinton's guide, §8); the
         same log-odds define the base-rate model of AIS, and the persistent chains start from it."""
-        p = (self.check(x) if check else x).mean(0).clamp(eps, 1 - eps)
+        self._set_base_rates(self._check(x)[1] if check else x.mean(0), eps)
+
+    @torch.no_grad()
+    def _set_base_rates(self, p: torch.Tensor, eps: float = 1e-3) -> None:
+        p = p.clamp(eps, 1 - eps)
         self.b.copy_(torch.log(p) - torch.log1p(-p))
         self.base_bias.copy_(self.b)
         self.chains.copy_(bernoulli(p.expand_as(self.chains)))
@@ -284,9 +299,9 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
     `momentum_epochs` epochs. Returns the training History.  Taught in 01_rbm_pytorch."""
     if k < 1:
         raise ValueError(f"k (Gibbs steps per update) must be at least 1, got {k}")
-    x = rbm.check(x)
+    x, pixel_means = rbm._check(x)  # one pass over the data
     if init_bias and not (checkpoint is not None and resume and Path(checkpoint).exists()):
-        rbm.init_visible_bias(x, check=False)  # checked above
+        rbm._set_base_rates(pixel_means)  # as init_visible_bias(x) would
     updates_per_epoch = math.ceil(len(x) / batch_size)
     step = cd_step_fn(rbm, lr=lr, k=k, persistent=persistent, weight_decay=weight_decay, momentum=momentum,
                       momentum_switch=momentum_epochs * updates_per_epoch, monitor_every=min(10, updates_per_epoch))
