@@ -4,7 +4,8 @@ scikit-learn's BernoulliRBM (float32 and float64 input), beside torch's fp32 mat
 FLOPs: 5 matrix products of 2·B·V·H per CD-1 batch (v·W, h·Wᵀ, v⁻·W, and the two statistics vᵀp(h|v)), 235 GFLOP
 per epoch. The peak is the best rate of torch.mm over the RBM's three product shapes and a 1024³ product. The
 same products alone, computed as genmodels.rbm computes them but with no sampling or updates, are the ceiling of
-our loop: the rest of the gap to the peak is the small shapes.
+our loop: the rest of the gap to the peak is the small shapes. The same products with addmm then sigmoid for the
+conditionals show what oneDNN's fused product and sigmoid (rbm.linear_sigmoid) gains.
 Repetitions are interleaved and medians reported; writes _build/bench/rbm.json.
 
     python benchmarks/rbm.py [--repeats 3]
@@ -52,18 +53,19 @@ def matmul_peak(seconds=0.3) -> float:
     return best
 
 
-def time_products_alone(x: torch.Tensor) -> float:
+def time_products_alone(x: torch.Tensor, fused: bool = True) -> float:
     """The epoch's matrix products and nothing else, computed as genmodels.rbm computes them (the three
     conditionals with rbm.linear_sigmoid, the two statistics with torch.addmm), with the same shapes, data and
-    batches as CD-1: the ceiling of our loop."""
+    batches as CD-1: the ceiling of our loop. fused=False computes the conditionals with addmm then sigmoid."""
     W, c, b, dW = torch.randn(V, H) * 0.01, torch.zeros(H), torch.zeros(V), torch.zeros(V, H)
+    conditional = R.linear_sigmoid if fused else lambda x, weight, bias: torch.addmm(bias, x, weight.t()).sigmoid_()
     start = time.perf_counter()
     with torch.no_grad():
         for idx in torch.randperm(len(x)).split(B)[: len(x) // B]:
             v = x.index_select(0, idx)
-            ph = R.linear_sigmoid(v, W.t(), c)
-            v_neg = R.linear_sigmoid(ph, W, b)
-            ph_neg = R.linear_sigmoid(v_neg, W.t(), c)
+            ph = conditional(v, W.t(), c)
+            v_neg = conditional(ph, W, b)
+            ph_neg = conditional(v_neg, W.t(), c)
             torch.addmm(dW, v.t(), ph, beta=0.9, out=dW)
             torch.addmm(dW, v_neg.t(), ph_neg, alpha=-1.0, out=dW)
     return time.perf_counter() - start
@@ -94,11 +96,12 @@ def main():
     dataset, x = load_images()
     x32, x64, xt = x.astype(np.float32), x.astype(np.float64), torch.from_numpy(x.astype(np.float32))
     flop = 5 * 2 * B * V * H * (len(x) // B)
-    runs = {"ours": [], "products": [], "sklearn": [], "sklearn_f64": [], "peak": []}
+    runs = {"ours": [], "products": [], "products_plain": [], "sklearn": [], "sklearn_f64": [], "peak": []}
     for _ in range(args.repeats):  # interleaved, so that drifts in machine load hit every contestant alike
         runs["peak"].append(matmul_peak())
         runs["ours"].append(time_ours(xt))
         runs["products"].append(time_products_alone(xt))
+        runs["products_plain"].append(time_products_alone(xt, fused=False))
         runs["sklearn"].append(time_sklearn(x32))
         runs["sklearn_f64"].append(time_sklearn(x64))
     med = {k: statistics.median(v) for k, v in runs.items()}
@@ -109,11 +112,13 @@ def main():
         "gflops": flop / med["ours"] / 1e9, "peak_gflops": med["peak"],
         "fraction_of_peak": flop / med["ours"] / 1e9 / med["peak"],
         "products_alone_s": med["products"], "products_fraction_of_peak": flop / med["products"] / 1e9 / med["peak"],
+        "products_plain_s": med["products_plain"],
     }
     print(f"CD-1, one epoch of {len(x):,} {dataset} images, {V}x{H}, batch {B}, {result['threads']} threads, "
           f"median of {args.repeats} ({flop / 1e9:.0f} GFLOP)")
     print(f"{'':24}{'seconds':>10}{'GFLOP/s':>10}")
-    for name, key in [("genmodels.rbm", "ours"), ("its 5 products alone", "products"), ("sklearn float32", "sklearn"),
+    for name, key in [("genmodels.rbm", "ours"), ("its 5 products alone", "products"),
+                      ("  with addmm, sigmoid", "products_plain"), ("sklearn float32", "sklearn"),
                       ("sklearn float64", "sklearn_f64")]:
         print(f"{name:24}{med[key]:10.2f}{flop / med[key] / 1e9:10.0f}")
     print(f"{'torch.mm peak':24}{'':10}{med['peak']:10.0f}")

@@ -53,8 +53,9 @@ def linear_sigmoid(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
     """σ(x·weightᵀ + bias), with weight (out, in) as in nn.Linear: the conditionals of the RBM.
 
     On an x86 CPU, in float32 and outside autograd, this is one oneDNN call with the sigmoid fused into the product
-    (the kernel torch.compile emits for it): on a 2-core CPU about 20 % faster than addmm then sigmoid, see
-    benchmarks/rbm.py. Elsewhere (CUDA, ARM, float64, with gradients) it is addmm then sigmoid."""
+    (an op torch.compile's CPU backend uses too); benchmarks/rbm.py measures it against addmm then sigmoid (a
+    CD-1 epoch's products take about 6 % less time on a 2-core CPU). Elsewhere (CUDA, ARM, float64, with gradients)
+    it is addmm then sigmoid."""
     if _fused_on(x, weight):
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "sigmoid", [], "")
     return torch.addmm(bias, x, weight.t()).sigmoid_()
