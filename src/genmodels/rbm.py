@@ -198,11 +198,10 @@ class RBM(nn.Module):
 
     # --- training -----------------------------------------------------------------------------------------------
 
-    @torch.no_grad()
-    def init_visible_bias(self, x, eps: float = 1e-3, check: bool = True) -> None:
+    def init_visible_bias(self, x, eps: float = 1e-3) -> None:
         """b_i = log(p_i / (1 - p_i)) with p_i the fraction of the data with pixel i on (Hinton's guide, §8); the
         same log-odds define the base-rate model of AIS, and the persistent chains start from it."""
-        self._set_base_rates(self._check(x)[1] if check else x.mean(0), eps)
+        self._set_base_rates(self._check(x)[1], eps)
 
     @torch.no_grad()
     def _set_base_rates(self, p: torch.Tensor, eps: float = 1e-3) -> None:
