@@ -8,6 +8,13 @@ our loop: the rest of the gap to the peak is the small shapes. The same products
 conditionals show what oneDNN's fused product and sigmoid (rbm.linear_sigmoid) gains.
 Repetitions are interleaved and medians reported; writes _build/bench/rbm.json.
 
+"Handoff between cores" times the threads updating 1 MB that one core has just read: data moving from one
+core's cache to another's, as it does between every two steps of CD. On the shared 2-core machine this course is
+tested on, it alternates between about 50 µs and about 230 µs over minutes. In the slow state the memory-bound
+steps (sampling, the weight update) take several times longer while the products slow by about 10 %, and our
+epoch falls from about 77 % of the peak to about 61 %. The last line gives each repeat with its handoff time, so
+a run says which state it met.
+
     python benchmarks/rbm.py [--repeats 3]
 """
 
@@ -53,6 +60,22 @@ def matmul_peak(seconds=0.3) -> float:
     return best
 
 
+def core_handoff_us(reps: int = 100) -> float:
+    """Median time for all threads to update 1 MB that one thread has just read (see the module's docstring)."""
+    threads, x, times = torch.get_num_threads(), torch.zeros(2**18), []
+    try:
+        for _ in range(reps):
+            torch.set_num_threads(1)
+            x.sum()  # one core reads x: its cache holds the lines
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
+            x.add_(1.0)  # each thread writes its part: the other cores take their lines from that core
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times) * 1e6
+
+
 def time_products_alone(x: torch.Tensor, fused: bool = True) -> float:
     """The epoch's matrix products and nothing else, computed as genmodels.rbm computes them (the three
     conditionals with rbm.linear_sigmoid, the two statistics with torch.addmm), with the same shapes, data and
@@ -96,9 +119,10 @@ def main():
     dataset, x = load_images()
     x32, x64, xt = x.astype(np.float32), x.astype(np.float64), torch.from_numpy(x.astype(np.float32))
     flop = 5 * 2 * B * V * H * (len(x) // B)
-    runs = {"ours": [], "products": [], "products_plain": [], "sklearn": [], "sklearn_f64": [], "peak": []}
+    runs = {k: [] for k in ("ours", "products", "products_plain", "sklearn", "sklearn_f64", "peak", "handoff")}
     for _ in range(args.repeats):  # interleaved, so that drifts in machine load hit every contestant alike
         runs["peak"].append(matmul_peak())
+        runs["handoff"].append(core_handoff_us())
         runs["ours"].append(time_ours(xt))
         runs["products"].append(time_products_alone(xt))
         runs["products_plain"].append(time_products_alone(xt, fused=False))
@@ -112,7 +136,7 @@ def main():
         "gflops": flop / med["ours"] / 1e9, "peak_gflops": med["peak"],
         "fraction_of_peak": flop / med["ours"] / 1e9 / med["peak"],
         "products_alone_s": med["products"], "products_fraction_of_peak": flop / med["products"] / 1e9 / med["peak"],
-        "products_plain_s": med["products_plain"],
+        "products_plain_s": med["products_plain"], "handoff_us": med["handoff"], "runs": runs,
     }
     print(f"CD-1, one epoch of {len(x):,} {dataset} images, {V}x{H}, batch {B}, {result['threads']} threads, "
           f"median of {args.repeats} ({flop / 1e9:.0f} GFLOP)")
@@ -122,6 +146,10 @@ def main():
                       ("sklearn float64", "sklearn_f64")]:
         print(f"{name:24}{med[key]:10.2f}{flop / med[key] / 1e9:10.0f}")
     print(f"{'torch.mm peak':24}{'':10}{med['peak']:10.0f}")
+    print(f"handoff between cores: {med['handoff']:.0f} µs for 1 MB")
+    print("each repeat, fraction of peak (handoff): " + ", ".join(
+        f"{flop / t / 1e9 / peak:.0%} ({handoff:.0f} µs)"
+        for t, peak, handoff in zip(runs["ours"], runs["peak"], runs["handoff"], strict=True)))
     print(f"fraction of peak {result['fraction_of_peak']:.0%} (the products alone: "
           f"{result['products_fraction_of_peak']:.0%}), speed-up vs sklearn float32 "
           f"{result['speedup_vs_sklearn']:.2f}x")
