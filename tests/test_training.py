@@ -1,5 +1,7 @@
 """The training loop: batches, history, progress, atomic checkpoints, resume, Ctrl-C."""
 
+import math
+
 import pytest
 import torch
 
@@ -74,6 +76,20 @@ def test_a_metric_reported_on_some_batches_is_averaged_over_those():
     for epoch in range(2):
         reported = torch.cat([seen[3 * epoch], seen[3 * epoch + 2]])
         assert history["mean"][epoch] == pytest.approx(reported.mean().item())
+
+
+def test_history_keeps_one_entry_per_epoch_when_a_metric_skips_epochs():
+    model = torch.nn.Linear(1, 1)
+    calls = []
+
+    def step(batch):  # two batches an epoch; "rare" only on the first batch of epoch 2
+        calls.append(len(calls))
+        return {"loss": batch.sum(), **({"rare": torch.tensor(7.0)} if len(calls) == 3 else {})}
+
+    history = training.train(model, torch.ones(8, 1), epochs=3, batch_size=4, step_fn=step, progress="none")
+    assert history["loss"] == [4.0, 4.0, 4.0]
+    assert history["rare"][1] == 7.0 and len(history["rare"]) == 3
+    assert math.isnan(history["rare"][0]) and math.isnan(history["rare"][2])
 
 
 def test_evaluate_runs_after_each_epoch_without_gradients_in_eval_mode():

@@ -10,6 +10,7 @@ Ctrl-C, keeping the model trained so far.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 import time
@@ -25,15 +26,18 @@ from .device import amp_dtype
 
 @dataclass
 class History:
-    """Per-epoch means of the training metrics and the values of `evaluate`, one list per name."""
+    """Per-epoch means of the training metrics and the values of `evaluate`: one list per name, one entry per epoch,
+    NaN for an epoch in which a metric had no value (a step that reports it now and then, say)."""
 
     metrics: dict[str, list[float]] = field(default_factory=dict)
     epochs: int = 0  # epochs completed
     interrupted: bool = False
 
     def append(self, values: dict[str, float]) -> None:
-        for name, value in values.items():
-            self.metrics.setdefault(name, []).append(float(value))
+        for name in values:
+            self.metrics.setdefault(name, [math.nan] * self.epochs)
+        for name, history in self.metrics.items():
+            history.append(float(values.get(name, math.nan)))
         self.epochs += 1
 
     def __getitem__(self, name: str) -> list[float]:
