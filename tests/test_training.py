@@ -163,6 +163,26 @@ def test_resume_continues_where_training_stopped_and_matches_an_uninterrupted_ru
     assert torch.equal(resumed.weight, straight.weight)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_resume_on_cuda_restores_the_gpu_random_stream_too(tmp_path):
+    def run(epochs, checkpoint):
+        torch.manual_seed(0)  # seeds the CUDA generator as well
+        model = torch.nn.Linear(1, 1, device="cuda")
+
+        def step(batch):
+            with torch.no_grad():
+                model.weight += torch.randn(1, 1, device="cuda")  # the global CUDA generator
+            return {}
+
+        training.train(model, torch.ones(8, 1), epochs=epochs, batch_size=4, step_fn=step, checkpoint=checkpoint,
+                       progress="none")
+        return model.weight.item()
+
+    straight = run(4, None)
+    run(2, tmp_path / "model.pt")
+    assert run(4, tmp_path / "model.pt") == straight
+
+
 def test_resume_false_starts_afresh(tmp_path):
     path = tmp_path / "model.pt"
     fit(epochs=2, checkpoint=path)

@@ -136,7 +136,7 @@ def train(
     generators = generators or {}
 
     if checkpoint is not None and resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, device)
+        state = load_checkpoint(checkpoint)  # on the CPU, where random states must be; load_state_dict moves the rest
         try:
             model.load_state_dict(state["model"])
             if optimizer is not None and state.get("optimizer") is not None:
@@ -147,6 +147,8 @@ def train(
         history = History(metrics={k: list(v) for k, v in state["history"].items()}, epochs=state["epoch"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         for name, g in generators.items():
             if name in state.get("generators", {}):
                 g.set_state(state["generators"][name])
@@ -208,6 +210,7 @@ def train(
                     "history": history.metrics,
                     "generator": generator.get_state(),
                     "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "generators": {name: g.get_state() for name, g in generators.items()},
                 })
     except KeyboardInterrupt:
