@@ -69,10 +69,11 @@ def test_cuda_is_chosen_first_when_present(monkeypatch):
     assert device.get_device(profile="full") == torch.device("cuda")
 
 
-def test_mixed_precision_only_on_cuda():
+def test_mixed_precision_only_on_cuda_gpus_with_bfloat16_in_hardware(monkeypatch):
     assert device.amp_dtype(torch.device("cpu")) is None
-    if torch.cuda.is_available():
-        assert device.amp_dtype(torch.device("cuda")) in (torch.bfloat16, None)
+    for capability, expected in (((7, 5), None), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert device.amp_dtype(torch.device("cuda")) == expected  # a T4 (7.5) emulates bfloat16: slower, not faster
 
 
 def test_seed_everything_repeats_torch_numpy_and_python_draws():

@@ -328,3 +328,20 @@ def test_bad_input_gets_a_clear_error(x, message):
 def test_images_are_flattened():
     rbm = R.RBM(16, 2)
     assert rbm.free_energy(torch.zeros(3, 4, 4)).shape == (3,)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_one_generator_serves_every_random_draw_and_a_cpu_one_is_a_clear_error():
+    g = torch.Generator(device="cuda").manual_seed(0)
+    rbm = R.RBM(6, 4, n_chains=8, init_std=1.0, generator=g, device="cuda")
+    x = (torch.rand(64, 6, generator=g, device="cuda") < 0.5).float()
+    R.fit(rbm, x, epochs=2, batch_size=16, persistent=True, progress="none")
+    assert rbm.sample(5, steps=3, generator=g).device.type == "cuda"
+    assert math.isfinite(R.pseudo_log_likelihood(rbm, x, generator=g))
+    ais = R.log_partition_ais(rbm, n_betas=200, n_runs=20, generator=g)
+    assert abs(ais.log_z - R.log_partition_exact(rbm)) < 0.5
+    with pytest.raises(ValueError, match="generator is on cpu"):
+        rbm.sample(5, steps=1, generator=torch.Generator())
+    from genmodels.data import binarize_stochastic
+    with pytest.raises(ValueError, match="generator is on cpu"):
+        binarize_stochastic(torch.rand(2, 6, device="cuda"), generator=torch.Generator())

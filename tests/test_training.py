@@ -183,6 +183,23 @@ def test_resume_on_cuda_restores_the_gpu_random_stream_too(tmp_path):
     assert run(4, tmp_path / "model.pt") == straight
 
 
+def test_a_generator_state_from_another_device_is_skipped_with_a_note(tmp_path, capsys):
+    path, g = tmp_path / "model.pt", torch.Generator().manual_seed(0)
+    model = torch.nn.Linear(1, 1)
+
+    def step(batch):
+        return {"u": torch.rand(1, generator=g)}
+
+    training.train(model, torch.ones(8, 1), epochs=1, batch_size=4, step_fn=step, checkpoint=path,
+                   progress="none", generators={"noise": g})
+    state = training.load_checkpoint(path)
+    state["generators"]["noise"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA (Philox) state
+    training.save_checkpoint(path, state)
+    history = training.train(model, torch.ones(8, 1), epochs=2, batch_size=4, step_fn=step, checkpoint=path,
+                             progress="none", generators={"noise": g})
+    assert history.epochs == 2 and "generator 'noise' is not one for cpu" in capsys.readouterr().out
+
+
 def test_resume_false_starts_afresh(tmp_path):
     path = tmp_path / "model.pt"
     fit(epochs=2, checkpoint=path)

@@ -274,6 +274,13 @@ def test_autoencoder_trains_and_embeds():
     assert codes.shape == (10, 2) and np.isfinite(codes.numpy()).all()
 
 
+def test_reconstruct_takes_arrays_like_the_other_helpers():
+    torch.manual_seed(0)
+    model = vae.mlp_vae(latent_dim=2, hidden=16)
+    images = np.random.default_rng(0).random((3, 784), dtype=np.float32)
+    assert torch.equal(vae.reconstruct(model, images), vae.reconstruct(model, torch.from_numpy(images)))
+
+
 def test_a_resumed_run_binarises_as_an_uninterrupted_one(tmp_path, capsys):
     """The dynamic-binarisation generator is checkpointed: two epochs, then two more after a resume, give the same
     model, to the bit, as four epochs in one go."""

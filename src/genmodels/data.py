@@ -365,4 +365,7 @@ def binarize_stochastic(x, seed=None, generator=None):
 
     if generator is None and seed is not None:
         generator = torch.Generator(device=x.device).manual_seed(seed)
+    if generator is not None and generator.device.type != x.device.type:
+        raise ValueError(f"the generator is on {generator.device} but the images are on {x.device}: make it with "
+                         f"torch.Generator(device={x.device.type!r})")
     return (torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) < x).to(x.dtype)

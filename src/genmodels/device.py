@@ -42,7 +42,7 @@ def seed_everything(seed: int) -> None:
 def amp_dtype(device: torch.device) -> torch.dtype | None:
     """bfloat16 autocast where it pays (a CUDA GPU that supports it); None, i.e. full float32, elsewhere."""
     device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0):  # Ampere on: bf16 in hardware
         return torch.bfloat16
     return None
 

@@ -105,11 +105,11 @@ def plot_history(history, names=None, title: str | None = None, ax=None) -> None
 
 def plot_latent_codes(codes, labels, title: str | None = None, ax=None) -> None:
     """A 2-D latent space: one point per example at its code (h_1, h_2), coloured by its class label."""
-    codes = np.asarray(codes.detach().cpu() if hasattr(codes, "detach") else codes)
+    codes, labels = (np.asarray(a.detach().cpu() if hasattr(a, "detach") else a) for a in (codes, labels))
     own_figure = ax is None
     if own_figure:
         _, ax = plt.subplots(figsize=(6, 5))
-    points = ax.scatter(codes[:, 0], codes[:, 1], c=np.asarray(labels), cmap="tab10", s=3)
+    points = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=3)
     ax.figure.colorbar(points, ax=ax, ticks=range(10), label="class")
     ax.set(xlabel="$h_1$", ylabel="$h_2$", title=title)
     if own_figure:

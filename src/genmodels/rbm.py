@@ -13,6 +13,7 @@ Data are (N, n_visible) binary tensors; images (N, 28, 28) are flattened.
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -34,6 +35,9 @@ def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None, bits: i
     on the CPU). bits=16: each 64-bit random integer gives four 16-bit uniforms, so P(1) is p rounded to the nearest
     multiple of 2⁻¹⁶; about three times cheaper on the CPU, and what training uses (the rounding is far below the
     noise of a gradient estimate from a batch)."""
+    if generator is not None and generator.device.type != p.device.type:
+        raise ValueError(f"the generator is on {generator.device} but the probabilities are on {p.device}: draw "
+                         f"with torch.Generator(device={p.device.type!r}) (or no generator)")
     if bits == 24:
         u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
         return torch.lt(u, p, out=u)
@@ -93,12 +97,13 @@ class RBM(nn.Module):
         if n_visible < 1 or n_hidden < 1:
             raise ValueError(f"an RBM needs at least one visible and one hidden unit, got {n_visible}×{n_hidden}")
         self.n_visible, self.n_hidden = n_visible, n_hidden
-        w = torch.randn(n_visible, n_hidden, generator=generator) * init_std
+        on = generator.device if generator is not None else None  # draw where the generator lives, then move
+        w = torch.randn(n_visible, n_hidden, generator=generator, device=on) * init_std
         self.W = nn.Parameter(w.to(device))
         self.b = nn.Parameter(torch.zeros(n_visible, device=device))
         self.c = nn.Parameter(torch.zeros(n_hidden, device=device))
         self.register_buffer("base_bias", torch.zeros(n_visible, device=device))
-        chains = bernoulli(torch.full((n_chains, n_visible), 0.5), generator)
+        chains = bernoulli(torch.full((n_chains, n_visible), 0.5, device=on), generator)
         self.register_buffer("chains", chains.to(device))
         self.n_updates = 0
         for name, param in (("dW", self.W), ("db", self.b), ("dc", self.c)):
@@ -328,6 +333,7 @@ def log_partition_exact(rbm: RBM, over: str = "smaller", max_units: int = MAX_EX
         over = "hidden" if rbm.n_hidden <= rbm.n_visible else "visible"
     if over not in ("hidden", "visible"):
         raise ValueError(f"over must be 'smaller', 'hidden' or 'visible', got {over!r}")
+    rbm = _with_float64(rbm)
     n = rbm.n_hidden if over == "hidden" else rbm.n_visible
     if n > max_units:
         raise ValueError(f"exact log Z enumerates 2**{n} states of the {over} layer, too many (limit: 2**{max_units})"
@@ -363,6 +369,7 @@ def log_partition_ais(rbm: RBM, n_betas: int = 14500, n_runs: int = 100,
     with one Gibbs sweep at each β. log Z = log Z_0 + log mean(w), with log w = Σ_k [log p*_βk - log p*_βk-1](v_k).
     Taught in 01_rbm_pytorch."""
     betas = torch.tensor(ais_betas(n_betas), dtype=torch.float64)
+    rbm = _with_float64(rbm)
     W, b, c, bA = rbm.W, rbm.b, rbm.c, rbm.base_bias
     v = bernoulli(torch.sigmoid(bA).expand(n_runs, rbm.n_visible).contiguous(), generator=generator)
     log_w = torch.zeros(n_runs, dtype=torch.float64, device=W.device)
@@ -389,7 +396,13 @@ def log_likelihood(rbm: RBM, v, log_z: float | None = None) -> float:
     v = rbm.check(v)
     if log_z is None:
         log_z = log_partition_exact(rbm)
-    return -rbm._free_energy(v).double().mean().item() - log_z
+    return -rbm._free_energy(v).cpu().double().mean().item() - log_z
+
+
+def _with_float64(rbm: RBM) -> RBM:
+    """The RBM itself, or a copy on the CPU where its device has no float64 (Apple's MPS): the sums over states and
+    the AIS weights need float64."""
+    return copy.deepcopy(rbm).cpu() if rbm.W.device.type == "mps" else rbm
 
 
 @torch.no_grad()
@@ -397,7 +410,8 @@ def pseudo_log_likelihood(rbm: RBM, v, generator: torch.Generator | None = None)
     """Average pseudo-log-likelihood Σ_i log p(v_i | v_-i), estimated as n_visible · log σ(F(ṽ) - F(v)) with ṽ
     the example with one random pixel flipped (unbiased for the sum; Besag 1975; as scikit-learn does)."""
     v = rbm.check(v)
-    i = torch.randint(rbm.n_visible, (len(v),), generator=generator).to(v.device)
+    on = generator.device if generator is not None else v.device
+    i = torch.randint(rbm.n_visible, (len(v),), generator=generator, device=on).to(v.device)
     flipped = v.clone()
     rows = torch.arange(len(v), device=v.device)
     flipped[rows, i] = 1 - flipped[rows, i]

@@ -151,7 +151,11 @@ def train(
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         for name, g in generators.items():
             if name in state.get("generators", {}):
-                g.set_state(state["generators"][name])
+                try:
+                    g.set_state(state["generators"][name])
+                except RuntimeError:  # a state of another kind of generator: the checkpoint came from another device
+                    print(f"The checkpoint's state of generator {name!r} is not one for {g.device}: it draws afresh, "
+                          "so this run will not repeat an uninterrupted one draw for draw.")
         if progress != "none":
             print(f"Resumed from {Path(checkpoint).name} after epoch {history.epochs}")
 

@@ -350,6 +350,7 @@ def batched(fn, x, batch_size=1000):
 @torch.no_grad()
 def reconstruct(model, x):
     """Pixel probabilities σ(g(μ(x))): the decoder's mean at the encoder's mean (VAE) or code (autoencoder)."""
+    x = on_device(x, model)
     h = model.encoder.code(x) if isinstance(model, Autoencoder) else model.encoder(x).mean
     return torch.sigmoid(model.decoder(h))
 
