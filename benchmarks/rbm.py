@@ -12,8 +12,8 @@ The handoff times the threads updating 1 MB that one core has just read: data mo
 another's, as it does between every two steps of CD. On the shared 2-core machine this course is tested on, it
 alternates between about 50 µs and about 230 µs over minutes. In the slow state the memory-bound steps (sampling,
 the weight update) take several times longer while the products slow by about 10 %, and our epoch falls from about
-77 % of the peak to about 61 %. The last line gives each repeat of ours with the handoff timed just before and
-just after it, so a run says which state each repeat met.
+77 % of the peak to about 61 %. The line "by repeat" gives each repeat of ours with the handoff timed just before
+and just after it, so a run says which state each repeat met.
 
     python benchmarks/rbm.py [--repeats 3]
 """
