@@ -300,3 +300,16 @@ def test_a_resumed_run_binarises_as_an_uninterrupted_one(tmp_path, capsys):
     assert "Resumed from vae.pt after epoch 2" in printed and "epoch 1/4" not in printed  # not four fresh epochs
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_loss_and_its_gradient_on_cuda_never_wait_for_the_gpu():
+    model = vae.mlp_vae(latent_dim=2, hidden=16).cuda()
+    loss_fn = vae.vae_loss(model, generator=torch.Generator(device="cuda").manual_seed(0))
+    images = torch.rand(64, 28, 28, device="cuda")
+    torch.cuda.set_sync_debug_mode("error")  # any host-device synchronisation raises
+    try:
+        loss, _ = loss_fn(images)
+        loss.backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

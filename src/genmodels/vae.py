@@ -85,7 +85,7 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x) -> Normal:
         f = self.features(x)
-        return Normal(self.mu(f), (0.5 * self.log_var(f)).exp())
+        return Normal(self.mu(f), (0.5 * self.log_var(f)).exp(), validate_args=False)  # checks would sync a GPU
 
 
 class MLPDecoder(nn.Module):
@@ -120,7 +120,7 @@ class ConvEncoder(nn.Module):
 
     def forward(self, x) -> Normal:
         f = self.features(x)
-        return Normal(self.mu(f), (0.5 * self.log_var(f)).exp())
+        return Normal(self.mu(f), (0.5 * self.log_var(f)).exp(), validate_args=False)  # checks would sync a GPU
 
 
 class ConvDecoder(nn.Module):
@@ -149,7 +149,7 @@ class VAE(nn.Module):
     def prior(self) -> Normal:
         p = next(self.parameters())
         zeros = torch.zeros(self.latent_dim, device=p.device, dtype=p.dtype)
-        return Normal(zeros, torch.ones_like(zeros))
+        return Normal(zeros, torch.ones_like(zeros), validate_args=False)
 
     def logits(self, h):
         """Decoder logits for latents h of any leading shape (..., latent_dim) -> (..., 28, 28)."""
