@@ -289,7 +289,7 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
             torch.add(rbm.dW, rbm.W, alpha=1 - lr * weight_decay, out=rbm.W)  # W ← (1 - lr·decay) W + ΔW, one pass
             torch._foreach_add_([rbm.b, rbm.c], [rbm.db, rbm.dc])  # b += Δb, c += Δc in one call
         rbm.n_updates += 1
-        if persistent or rbm.n_updates % monitor_every != 1 % monitor_every:
+        if persistent or (rbm.n_updates - 1) % monitor_every:  # the 1st, (1 + monitor_every)th, ... update
             return {}
         return {"recon_error": F.mse_loss(v_neg, v, reduction="sum") / n}
 
