@@ -2,11 +2,14 @@
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from conftest import mnist_test_dir
 
+from genmodels import data, rbm_fast
 from genmodels import rbm as R
 from genmodels.data import binarize_stochastic
 
@@ -31,7 +34,12 @@ def random_rbm(n_visible, n_hidden, scale=1.0, seed=0):
 
 
 def all_states(n):
-    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)))
+    return R.binary_states(n)
+
+
+def test_binary_states_count_in_the_order_of_itertools_product():
+    torch.testing.assert_close(R.binary_states(5), torch.tensor(list(itertools.product([0.0, 1.0], repeat=5))))
+    torch.testing.assert_close(R.binary_states(5, 7, 12), R.binary_states(5)[7:12])
 
 
 def exact_p_v(rbm):
@@ -183,9 +191,10 @@ def test_visible_biases_start_at_pixel_log_odds():
 
 
 @pytest.mark.parametrize(("persistent", "momentum"), [(False, (0.5, 0.9)), (True, (0.5, 0.9)), (False, (0.0, 0.0))])
-def test_cd_step_is_sgd_with_momentum_and_decoupled_weight_decay(persistent, momentum):
-    """Our in-place update (increments kept in the model) takes the same steps as torch.optim.SGD given the CD
+def test_cd_step_is_sgd_with_momentum_and_decoupled_weight_decay(persistent, momentum, monkeypatch):
+    """The reference update (increments kept in the model) takes the same steps as torch.optim.SGD given the CD
     statistics as gradients, momentum switching after 3 updates, with W shrunk by 1 - lr·decay before each step."""
+    monkeypatch.setattr(rbm_fast, "applies", lambda rbm: False)
     x = torch.bernoulli(torch.full((40, 6), 0.5), generator=torch.Generator().manual_seed(0))
     ours, reference = random_rbm(6, 3, seed=3), random_rbm(6, 3, seed=3)
     lr, decay = 0.1, 0.05
@@ -261,48 +270,111 @@ def test_reconstruction_error_is_zero_for_a_saturated_autoencoder():
     assert R.reconstruction_error(rbm, v) < 1e-6
 
 
-@pytest.mark.parametrize("bits", [24, 16])
-def test_bernoulli_draws_ones_with_probability_p(bits):
+@pytest.mark.parametrize("sampler", ["reference", "16 bits"])
+def test_bernoulli_draws_ones_with_probability_p(sampler):
     """Frequencies of ones within 5 standard errors of p; with 16 bits, of p rounded to a multiple of 2⁻¹⁶, which
     makes p < 2⁻¹⁷ exactly 0 (a case that checks the rounding, not just the mean)."""
     p = torch.tensor([0.0, 1e-6, 0.1, 0.3, 0.5, 0.9, 1.0])
     n = 1 << 20
-    draws = R.bernoulli(p.repeat(n, 1), torch.Generator().manual_seed(0), bits=bits)
+    draw = R.bernoulli if sampler == "reference" else rbm_fast.bernoulli16
+    draws = draw(p.repeat(n, 1), torch.Generator().manual_seed(0))
     assert set(draws.unique().tolist()) <= {0.0, 1.0}
-    expected = p.double() if bits == 24 else torch.round(p.double() * 2**16) / 2**16
+    expected = p.double() if sampler == "reference" else torch.round(p.double() * 2**16) / 2**16
     se = (expected * (1 - expected) / n).sqrt()
     assert ((draws.double().mean(0) - expected).abs() <= 5 * se + 1e-12).all()
-    if bits == 16:
+    if sampler == "16 bits":
         assert draws[:, 1].sum() == 0
 
 
 def test_bernoulli_16_bits_uses_all_four_quarters_of_each_random_word():
     """Each 64-bit random integer gives four 16-bit uniforms; all four must be uniform (torch's random_() without
     a range leaves the sign bit at 0, which would make every fourth draw with p = ½ come out 0)."""
-    draws = R.bernoulli(torch.full((1 << 20,), 0.5), torch.Generator().manual_seed(1), bits=16)
+    draws = rbm_fast.bernoulli16(torch.full((1 << 20,), 0.5), torch.Generator().manual_seed(1))
     quarters = draws.view(-1, 4).mean(0)
     assert ((quarters - 0.5).abs() < 5 * math.sqrt(0.25 / (1 << 18))).all(), quarters
 
 
-def test_bernoulli_refuses_other_resolutions():
-    with pytest.raises(ValueError, match="bits"):
-        R.bernoulli(torch.full((3,), 0.5), bits=8)
-
-
 def test_conditionals_fused_and_plain_agree():
-    """linear_sigmoid: the fused oneDNN kernel (x86 CPU, float32, no autograd) equals sigmoid(x Wᵀ + b); with
-    gradients it is the plain, differentiable form."""
+    """rbm_fast.linear_sigmoid: the fused oneDNN kernel (x86 CPU, float32, no autograd) equals sigmoid(x Wᵀ + b);
+    with gradients it is the plain, differentiable form."""
     g = torch.Generator().manual_seed(0)
     x, W, b = torch.rand(37, 50, generator=g), torch.randn(20, 50, generator=g), torch.randn(20, generator=g)
     plain = torch.sigmoid(x @ W.t() + b)
     with torch.no_grad():
-        torch.testing.assert_close(R.linear_sigmoid(x, W, b), plain, rtol=0, atol=1e-6)
-        torch.testing.assert_close(R.linear_sigmoid(x, W.t().contiguous().t(), b), plain, rtol=0, atol=1e-6)
-        assert R._fused_on(x, W) == R._X86_ONEDNN
+        torch.testing.assert_close(rbm_fast.linear_sigmoid(x, W, b), plain, rtol=0, atol=1e-6)
+        torch.testing.assert_close(rbm_fast.linear_sigmoid(x, W.t().contiguous().t(), b), plain, rtol=0, atol=1e-6)
+    assert rbm_fast.fused_available() == rbm_fast._x86_onednn()
     W.requires_grad_()
-    assert not R._fused_on(x, W)
-    R.linear_sigmoid(x, W, b).sum().backward()
+    rbm_fast.linear_sigmoid(x, W, b).sum().backward()
     torch.testing.assert_close(W.grad, ((plain * (1 - plain)).t() @ x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_fast_and_reference_updates_agree_from_the_same_negatives(persistent):
+    """From the same state and the same negative samples, rbm_fast.sgd_step takes the reference step
+    rbm.sgd_step(rbm.cd_gradient(v, v⁻)) to float32 precision, momentum and weight decay included."""
+    g = torch.Generator().manual_seed(0)
+    reference, fast = random_rbm(20, 7, scale=0.5, seed=8), random_rbm(20, 7, scale=0.5, seed=8)
+    for rbm in (reference, fast):  # a non-zero momentum to carry
+        rbm.dW.copy_(0.01 * torch.randn(20, 7, generator=torch.Generator().manual_seed(1)))
+    for _ in range(3):
+        v = torch.bernoulli(torch.full((13, 20), 0.4), generator=g)
+        v_neg = torch.rand(13, 20, generator=g)  # CD: the last visible step keeps probabilities
+        if persistent:  # PCD: binary chains, as many as there are, not as the batch
+            v_neg = torch.bernoulli(torch.full((9, 20), 0.6), generator=g)
+        reference.sgd_step(reference.cd_gradient(v, v_neg), lr=0.1, momentum=0.9, weight_decay=0.01)
+        rbm_fast.sgd_step(fast, v, v_neg, lr=0.1, momentum=0.9, weight_decay=0.01)
+        for name in ("W", "b", "c", "dW", "db", "dc"):
+            torch.testing.assert_close(getattr(fast, name), getattr(reference, name), rtol=1e-5, atol=1e-6)
+    assert fast.n_updates == reference.n_updates == 3
+
+
+@pytest.fixture(scope="module")
+def quick_digits():
+    """2,000 binarised MNIST test images (the quick profile's data)."""
+    x, _ = data.load_split("mnist", "test", mnist_test_dir(), download_missing=False)
+    return torch.from_numpy(data.binarize_once(x[:2000].reshape(2000, -1)))
+
+
+@pytest.mark.skipif(not rbm_fast.applies(R.RBM(1, 1)), reason="the fast path applies on x86 CPUs with oneDNN")
+def test_fast_and_reference_training_agree_in_distribution(quick_digits, monkeypatch):
+    """200 PCD updates of a 784×16 RBM with different random numbers on each path: the mean of W and the
+    reconstruction error after training agree within 4 standard errors (the spread over 5 seeds of each path)."""
+    def train(seed):
+        torch.manual_seed(seed)
+        rbm = R.RBM(784, 16, n_chains=50, generator=torch.Generator().manual_seed(seed))
+        R.fit(rbm, quick_digits, epochs=5, batch_size=50, lr=0.05, persistent=True, momentum_epochs=1,
+              progress="none", seed=seed)
+        assert rbm.n_updates == 200
+        return rbm.W.mean().item(), R.reconstruction_error(rbm, quick_digits[:500])
+
+    fast = torch.tensor([train(seed) for seed in range(5)])
+    monkeypatch.setattr(rbm_fast, "applies", lambda rbm: False)
+    reference = torch.tensor([train(seed) for seed in range(5, 10)])
+    se = (fast.var(0) / 5 + reference.var(0) / 5).sqrt()
+    assert ((fast.mean(0) - reference.mean(0)).abs() < 4 * se).all(), (fast.mean(0), reference.mean(0), se)
+    assert (reference.mean(0)[1] < R.reconstruction_error(R.RBM(784, 16), quick_digits[:500]))  # it trained
+
+
+def test_fit_trains_without_a_word_when_the_private_op_is_missing(quick_digits, monkeypatch, capsys):
+    """The fused oneDNN op missing (or failing) in this build of torch: the product and sigmoid replace it, quietly."""
+    def missing(*args):
+        raise RuntimeError("no such op in this build")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", missing)
+    rbm_fast.fused_available.cache_clear()
+    try:
+        assert not rbm_fast.fused_available()
+        rbm = R.RBM(784, 16, generator=torch.Generator().manual_seed(0))
+        before = R.reconstruction_error(rbm, quick_digits[:500])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            history = R.fit(rbm, quick_digits, epochs=2, batch_size=50, lr=0.05, progress="none")
+        assert R.reconstruction_error(rbm, quick_digits[:500]) < before and history.epochs == 2
+        assert capsys.readouterr() == ("", "")
+    finally:
+        monkeypatch.undo()
+        rbm_fast.fused_available.cache_clear()
 
 
 def test_sample_returns_probabilities_or_binary_states():
@@ -314,7 +386,8 @@ def test_sample_returns_probabilities_or_binary_states():
 
 
 @pytest.mark.parametrize(("x", "message"), [
-    (torch.full((3, 6), 0.5), "binary visible units"),
+    (torch.full((3, 6), 0.5), r"RBM input must be binary \(0/1\); got values in \[0.5, 0.5\]"),
+    (torch.tensor([[0.0, 1, 1, 0, float("inf"), 1]]), "1 infinite"),
     (torch.ones(3, 5), r"shape \(N, 6\)"),
     (torch.tensor([[0.0, 1, 1, 0, float("nan"), 1]]), "NaN"),
 ])

@@ -349,6 +349,50 @@ def load_data(profile: Profile | str | None = None, data_dir=None, timeout=TIMEO
 # --- binarisation -------------------------------------------------------------------------------------------------
 
 
+BINARIZE_SEED = 0  # the one seed with which every notebook, test and benchmark binarises a fixed data set
+
+
+def binarize_once(x):
+    """The stochastic binarisation of a data set that stays fixed (a test set, data for a model without dynamic
+    binarisation): binarize_stochastic with the course's one seed, so every notebook sees the same binary images."""
+    return binarize_stochastic(x, seed=BINARIZE_SEED)
+
+
+def check_binary(x, what="the data", pixel_means=False):
+    """Raise a ValueError, saying what was found and how to binarise, unless every value of `x` (a NumPy array or a
+    torch tensor, examples on the first axis) is 0 or 1. With `pixel_means`, return the fraction of examples with
+    each pixel on, from the same pass. x·x == x holds only for 0, 1 and +inf (NaN ≠ NaN); +inf makes a sum infinite."""
+    is_array = isinstance(x, np.ndarray)
+    if is_array:
+        equal = np.array_equal
+    else:
+        import torch
+
+        equal = torch.equal
+    if len(x) == 0:
+        raise ValueError(f"{what} is empty: there are no examples to use")
+    flat, sums, binary = x.reshape(len(x), -1), 0, True
+    for start in range(0, len(flat), 1024):  # chunks that stay in the cache
+        chunk = flat[start:start + 1024]
+        if not equal(chunk * chunk, chunk):
+            binary = False
+            break
+        sums = sums + chunk.sum(0)
+    finite = binary and bool((np.isfinite(sums) if is_array else sums.isfinite()).all())
+    if not (binary and finite):
+        values = x if is_array else x.detach().cpu().numpy()
+        n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+        if n_nan or n_inf:
+            raise ValueError(f"{what} contains {n_nan} NaN and {n_inf} infinite values; clean or drop those "
+                             "examples first")
+        example = values[(values != 0) & (values != 1)].flat[0]
+        raise ValueError(f"{what} must be binary (0/1); got values in [{values.min():.3g}, {values.max():.3g}], "
+                         f"such as {example:.3g}. "
+                         "Binarise it with genmodels.data.binarize_once(x) (stochastic, fixed seed) or "
+                         "genmodels.data.binarize(x) (threshold).")
+    return sums / len(x) if pixel_means else None
+
+
 def binarize(x, threshold=0.5):
     """Fixed binarisation: 1 where the grey level exceeds `threshold`, else 0 (same type as `x`)."""
     return (x > threshold).astype(np.float32) if isinstance(x, np.ndarray) else (x > threshold).to(x.dtype)
