@@ -1,4 +1,4 @@
-"""The training loop: batches, history, progress, atomic checkpoints, resume, Ctrl-C."""
+"""The training loop: batches, history, progress, atomic checkpoints, resume, Ctrl-C, divergence."""
 
 import math
 
@@ -25,11 +25,17 @@ def make_problem(seed=0, n=256):
     return model, xy, loss_fn
 
 
-def fit(epochs, checkpoint=None, on_batch=None, progress="none", seed=0, **kwargs):
+@pytest.fixture(autouse=True)
+def no_batch_hook(monkeypatch):
+    monkeypatch.setattr(training, "_after_batch", None)  # restored after each test
+
+
+def fit(epochs, checkpoint=None, on_batch=None, progress="none", seed=0, lr=0.05, **kwargs):
+    training._after_batch = on_batch  # the loop's private test hook
     model, xy, loss_fn = make_problem()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.5)
     history = training.train(model, xy, epochs=epochs, batch_size=32, loss_fn=loss_fn, optimizer=optimizer,
-                             checkpoint=checkpoint, progress=progress, on_batch=on_batch, seed=seed, **kwargs)
+                             checkpoint=checkpoint, progress=progress, seed=seed, **kwargs)
     return model, history
 
 
@@ -216,11 +222,13 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_model_trained_so_far(tmp_path, capsy
             snapshots.append(training.load_checkpoint(path)["model"]["weight"].clone())
             raise KeyboardInterrupt
 
-    model, history = fit(epochs=5, checkpoint=path, on_batch=interrupt, progress="plain")
+    with pytest.raises(KeyboardInterrupt) as stopped:  # raised again: nothing after fit in a cell or script runs
+        fit(epochs=5, checkpoint=path, on_batch=interrupt, progress="plain")
     out = capsys.readouterr().out
+    history = stopped.value.history
     assert history.interrupted and history.epochs == 1 and len(history["loss"]) == 1
-    assert "Interrupted during epoch 2" in out and "holds epoch 1" in out
-    assert not torch.equal(model.weight, snapshots[0])  # four batches of epoch 2 were kept in memory
+    assert "Interrupted during epoch 2" in out and "holds epoch 1: run the same call again to resume" in out
+    assert training.load_checkpoint(path)["epoch"] == 1
     _, finished = fit(epochs=5, checkpoint=path)  # and the run can be resumed from the last checkpoint
     assert finished.epochs == 5 and not finished.interrupted
 
@@ -241,7 +249,7 @@ def test_bad_arguments_are_clear_errors():
         training.train(model, xy, epochs=1, batch_size=8, loss_fn=loss_fn)
     with pytest.raises(ValueError, match="no training data"):
         training.train(model, xy[:0], epochs=1, batch_size=8, loss_fn=loss_fn, optimizer=opt)
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1, got 0"):
         training.train(model, xy, epochs=1, batch_size=0, loss_fn=loss_fn, optimizer=opt, progress="none")
     with pytest.raises(ValueError, match="progress must be"):
         training.train(model, xy, epochs=1, batch_size=8, loss_fn=loss_fn, optimizer=opt, progress="tqdm")
@@ -264,3 +272,89 @@ def test_tuples_of_arrays_are_batched_together_and_labels_stay_integers():
     assert seen == [(torch.float32, torch.int64, True)] * 4
     with pytest.raises(ValueError, match="different lengths"):
         training.train(model, (x, y[:5]), epochs=1, batch_size=3, step_fn=step)
+
+
+def test_a_diverging_run_stops_at_the_end_of_the_epoch_and_keeps_the_last_good_checkpoint(tmp_path):
+    path = tmp_path / "model.pt"
+    fit(epochs=1, checkpoint=path, lr=0.05)
+    good = training.load_checkpoint(path)
+    bad = tmp_path / "bad.pt"
+    training.save_checkpoint(bad, good)
+    with pytest.raises(training.TrainingDiverged, match=r"(?s)diverged in epoch \d.*loss = (nan|inf).*learning rate"):
+        fit(epochs=30, checkpoint=bad, lr=50.0, resume=False)
+    assert training.load_checkpoint(bad)["epoch"] >= 0  # still a loadable checkpoint, of an epoch before the blow-up
+    assert all(math.isfinite(v) for v in training.load_checkpoint(bad)["history"]["loss"])
+
+
+def test_non_finite_parameters_are_named():
+    model = torch.nn.Linear(1, 1)
+
+    def step(batch):
+        with torch.no_grad():
+            model.bias.fill_(float("nan"))
+        return {}
+
+    with pytest.raises(training.TrainingDiverged, match="non-finite parameters bias"):
+        training.train(model, torch.ones(8, 1), epochs=2, batch_size=4, step_fn=step, progress="none")
+
+
+def test_resuming_with_other_settings_is_refused_naming_each_difference(tmp_path):
+    path = tmp_path / "model.pt"
+    fit(epochs=1, checkpoint=path)
+    with pytest.raises(ValueError, match=r"(?s)optimizer.lr: 0.05 in the checkpoint, 0.01 now.*resume=False"):
+        fit(epochs=2, checkpoint=path, lr=0.01)
+    with pytest.raises(ValueError, match=r"seed: 0 in the checkpoint, 1 now"):
+        fit(epochs=2, checkpoint=path, seed=1)
+    _, history = fit(epochs=3, checkpoint=path)  # more epochs with the same settings extend the run
+    assert history.epochs == 3
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", "truncated"])
+def test_a_damaged_checkpoint_is_a_clear_error_naming_the_file(tmp_path, content):
+    path = tmp_path / "model.pt"
+    if content == "truncated":
+        fit(epochs=1, checkpoint=path)
+        content = path.read_bytes()[:200]
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"(?s)checkpoint {path}.*damaged.*resume=False"):
+        fit(epochs=2, checkpoint=path)
+    _, history = fit(epochs=1, checkpoint=path, resume=False)  # the advice works
+    assert history.epochs == 1
+
+
+def test_a_checkpoint_of_something_else_is_a_clear_error(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not written by genmodels.training.train"):
+        fit(epochs=1, checkpoint=path)
+
+
+@pytest.mark.parametrize("epochs", [-3, 1.5, "2"])
+def test_epochs_must_be_a_whole_number(epochs):
+    with pytest.raises(ValueError, match=f"epochs must be a whole number >= 0, got {epochs!r}"):
+        fit(epochs=epochs)
+
+
+def test_gradient_clipping_bounds_each_step_and_the_scheduler_resumes(tmp_path):
+    model, xy, loss_fn = make_problem()
+    before = model.weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    training._after_batch = lambda epoch, i: (_ for _ in ()).throw(KeyboardInterrupt) if i == 0 else None
+    with pytest.raises(KeyboardInterrupt):  # one step only: its size is lr times the clipped gradient's norm
+        training.train(model, xy, epochs=1, batch_size=32, loss_fn=loss_fn, optimizer=optimizer, grad_clip=0.01,
+                       progress="none")
+    moved = torch.cat([(model.weight - before).flatten()]).norm().item()
+    assert moved <= 0.01 + 1e-6
+    training._after_batch = None
+    path = tmp_path / "model.pt"
+
+    def run(epochs):
+        model, xy, loss_fn = make_problem()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        training.train(model, xy, epochs=epochs, batch_size=32, loss_fn=loss_fn, optimizer=optimizer,
+                       scheduler=scheduler, checkpoint=path, progress="none")
+        return optimizer.param_groups[0]["lr"]
+
+    assert run(2) == pytest.approx(0.025)
+    assert run(3) == pytest.approx(0.0125)  # resumed: the scheduler continued from its checkpointed state

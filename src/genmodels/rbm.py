@@ -227,16 +227,20 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
     """Train `rbm` on binary data `x` by CD-k (or PCD-k with persistent=True) through genmodels.training.train.
     Visible biases start from the data's pixel log-odds; momentum rises from momentum[0] to momentum[1] after
     `momentum_epochs` epochs. Returns the training History.  Taught in 01_rbm_pytorch."""
-    if k < 1:
-        raise ValueError(f"k (Gibbs steps per update) must be at least 1, got {k}")
+    training.check_count("k (Gibbs steps per update)", k)
+    training.check_rate("lr", lr)
+    if persistent:
+        training.check_count("the number of persistent chains (n_chains)", len(rbm.chains))
     x, pixel_means = rbm._check(x)  # one pass over the data
     if init_bias and not (checkpoint is not None and resume and Path(checkpoint).exists()):
         rbm._set_base_rates(pixel_means)  # as init_visible_bias(x) would
     updates_per_epoch = math.ceil(len(x) / batch_size)
     step = cd_step_fn(rbm, lr=lr, k=k, persistent=persistent, weight_decay=weight_decay, momentum=momentum,
                       momentum_switch=momentum_epochs * updates_per_epoch, monitor_every=min(10, updates_per_epoch))
-    return training.train(rbm, x, epochs=epochs, batch_size=batch_size, step_fn=step,
-                          evaluate=evaluate, checkpoint=checkpoint, resume=resume, progress=progress, seed=seed)
+    config = dict(lr=lr, k=k, persistent=persistent, weight_decay=weight_decay, momentum=momentum,
+                  momentum_epochs=momentum_epochs)
+    return training.train(rbm, x, epochs=epochs, batch_size=batch_size, step_fn=step, evaluate=evaluate,
+                          checkpoint=checkpoint, resume=resume, progress=progress, seed=seed, config=config)
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------------
@@ -296,6 +300,8 @@ def log_partition_ais(rbm: RBM, n_betas: int = 14500, n_runs: int = 100,
         log p*_β(v) = (1-β) b_A·v + β b·v + Σ_j softplus(β (c_j + v·W_:j))
     with one Gibbs sweep at each β. log Z = log Z_0 + log mean(w), with log w = Σ_k [log p*_βk - log p*_βk-1](v_k).
     Taught in 01_rbm_pytorch."""
+    training.check_count("n_betas (the number of temperatures)", n_betas, minimum=3)
+    training.check_count("n_runs (a standard error needs two runs at least)", n_runs, minimum=2)
     betas = torch.tensor(ais_betas(n_betas), dtype=torch.float64)
     rbm = _with_float64(rbm)
     W, b, c, bA = rbm.W, rbm.b, rbm.c, rbm.base_bias
