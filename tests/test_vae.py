@@ -313,3 +313,45 @@ def test_the_loss_and_its_gradient_on_cuda_never_wait_for_the_gpu():
         loss.backward()
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_latent_manifold_reads_like_a_page_of_the_latent_plane():
+    """One grid for both VAEs (plotting.latent_grid): h_1 grows along each row, h_2 falls from the top row down,
+    and the grid's quantiles are those of N(0, 1)."""
+    from genmodels.plotting import latent_grid
+
+    grid = latent_grid(n=3, quantile=0.1).reshape(3, 3, 2)
+    assert (np.diff(grid[..., 0], axis=1) > 0).all() and (np.diff(grid[..., 1], axis=0) < 0).all()
+    np.testing.assert_allclose(grid[0, 0], [-1.2815516, 1.2815516], rtol=1e-6)  # Φ⁻¹(0.1), Φ⁻¹(0.9)
+
+
+@pytest.mark.parametrize(("images", "message"), [
+    (np.full((10, 28, 28), 200.0, dtype=np.float32), r"in \[0, 1\]; got values in \[200, 200\]: divide by 255"),
+    (np.full((10, 28, 28), 200, dtype=np.uint8), r"uint8 .*divide by 255"),
+    (np.full((10, 28, 28), np.nan, dtype=np.float32), "contain 7840 NaN"),
+    (np.zeros((10, 27, 27), dtype=np.float32), r"784 pixels per example \(28×28\); got shape \(10, 27, 27\)"),
+    ((np.zeros((10, 28, 28), dtype=np.float32), np.zeros(10)), r"not \(x, y\)"),
+    (np.zeros((0, 28, 28), dtype=np.float32), "empty"),
+])
+def test_bad_training_images_are_clear_errors(images, message):
+    with pytest.raises(ValueError, match=message):
+        vae.fit(vae.conv_vae(), images, epochs=1, progress="none")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"epochs": -3}, "epochs must be a whole number >= 0, got -3"),
+    ({"epochs": 1, "lr": -1e-3}, "lr must be a positive, finite number, got -0.001"),
+    ({"epochs": 1, "batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
+])
+def test_bad_training_settings_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        vae.fit(vae.mlp_vae(latent_dim=2, hidden=8), np.zeros((10, 28, 28), dtype=np.float32), progress="none",
+                **kwargs)
+
+
+def test_a_learning_rate_that_blows_up_stops_training_with_a_clear_error(tmp_path):
+    torch.manual_seed(0)
+    images = np.random.default_rng(0).random((256, 28, 28), dtype=np.float32)
+    with pytest.raises(FloatingPointError, match=r"(?s)diverged in epoch \d.*learning rate too large.*still holds"):
+        vae.fit(vae.mlp_vae(latent_dim=2, hidden=32), images, epochs=20, lr=1e4, batch_size=32, progress="none",
+                checkpoint=tmp_path / "vae.pt")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import struct
 import tempfile
@@ -391,6 +392,32 @@ def check_binary(x, what="the data", pixel_means=False):
                          "Binarise it with genmodels.data.binarize_once(x) (stochastic, fixed seed) or "
                          "genmodels.data.binarize(x) (threshold).")
     return sums / len(x) if pixel_means else None
+
+
+def check_grey_levels(x, what="the images", n_pixels: int | None = None):
+    """Raise a ValueError, saying what was found and what to do, unless `x` (a NumPy array or a torch tensor of
+    images, examples on the first axis) holds finite grey levels in [0, 1] of a floating type and, with `n_pixels`,
+    that many pixels per example. Models that binarise on the fly (the VAEs) take such images."""
+    if isinstance(x, tuple | list):
+        raise ValueError(f"{what} must be one array of images, got a {type(x).__name__} of {len(x)} items; pass the "
+                         "images alone (dataset.x_train, not (x, y))")
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise ValueError(f"{what} must be a NumPy array or a torch tensor of images, got {type(x).__name__}")
+    if len(x) == 0:
+        raise ValueError(f"{what} is empty: there are no examples to use")
+    if n_pixels is not None and math.prod(x.shape[1:]) != n_pixels:
+        raise ValueError(f"{what} must have {n_pixels} pixels per example (28×28); got shape {tuple(x.shape)}")
+    values = x if isinstance(x, np.ndarray) else x.detach().cpu().numpy()
+    if not np.issubdtype(values.dtype, np.floating):
+        raise ValueError(f"{what} are {values.dtype} (values {values.min()} to {values.max()}); the model needs grey "
+                         "levels in [0, 1] as floats: divide by 255 (x / 255.0)")
+    low, high = float(values.min()), float(values.max())  # NaN if any value is NaN
+    if not (math.isfinite(low) and math.isfinite(high)):
+        n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+        raise ValueError(f"{what} contain {n_nan} NaN and {n_inf} infinite values; clean or drop those examples first")
+    if low < 0 or high > 1:
+        hint = "divide by 255" if high > 1 and high <= 255 and low >= 0 else "rescale them"
+        raise ValueError(f"{what} must be grey levels in [0, 1]; got values in [{low:.3g}, {high:.3g}]: {hint}")
 
 
 def binarize(x, threshold=0.5):

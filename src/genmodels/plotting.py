@@ -6,6 +6,7 @@ The helpers draw and return nothing, so no `<Figure ...>` repr lands in a notebo
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -101,6 +102,15 @@ def plot_history(history, names=None, title: str | None = None, ax=None) -> None
     if own_figure:
         plt.tight_layout()
         plt.show()
+
+
+def latent_grid(n: int = 15, quantile: float = 0.05) -> np.ndarray:
+    """An n × n grid of 2-D latents evenly spaced in probability under the prior N(0, I): h_i = Φ⁻¹(u_i), u from
+    `quantile` to 1 - `quantile` (Kingma & Welling 2014). Returns (n*n, 2) float32 in reading order for show_images:
+    h_1 grows along a row, h_2 from the bottom row to the top. Both VAEs draw their latent manifold on it."""
+    z = np.array([NormalDist().inv_cdf(u) for u in np.linspace(quantile, 1 - quantile, n)], dtype=np.float32)
+    h2, h1 = np.meshgrid(z[::-1], z, indexing="ij")  # top row: largest h_2
+    return np.stack([h1, h2], axis=-1).reshape(-1, 2)
 
 
 def plot_latent_codes(codes, labels, title: str | None = None, ax=None) -> None:

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Independent, MultivariateNormal, Normal, kl_divergence
 
-from . import training
-from .data import binarize_stochastic
+from . import plotting, training
+from .data import binarize_stochastic, check_binary, check_grey_levels
 
 IMAGE_SHAPE = (28, 28)
 
@@ -49,14 +49,6 @@ def bernoulli_log_likelihood(x, logits):
     stably as minus the binary cross-entropy with logits, summed over all but the first axis (nats per example).
     Taught in 05_vae_pytorch."""
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(-1)
-
-
-def check_binary(x: torch.Tensor, what="x") -> None:
-    """A Bernoulli likelihood needs pixels in {0, 1}: raise a ValueError saying how to binarise otherwise."""
-    if bool(((x != 0) & (x != 1)).any()):
-        raise ValueError(f"{what} must be binary (0/1) for a Bernoulli likelihood in nats; got values in "
-                         f"[{float(x.min()):.3g}, {float(x.max()):.3g}]. Binarise it once with "
-                         "genmodels.data.binarize_stochastic(x, seed=0).")
 
 
 def _sum_latent(dist, value):
@@ -159,8 +151,8 @@ class VAE(nn.Module):
         """p(x|h): independent Bernoulli pixels, one event of 28x28 per latent."""
         return Independent(Bernoulli(logits=self.logits(h), validate_args=False), 2)
 
-    def log_likelihood(self, x, h):
-        """log p(x|h) in nats, one value per latent sample."""
+    def log_likelihood_given_h(self, x, h):
+        """log p(x|h) in nats, one value per latent sample (not log p(x), which integrates over h)."""
         return self.likelihood(h).log_prob(x)
 
 
@@ -218,7 +210,8 @@ class LinearGaussianVAE(nn.Module):
         zeros = torch.zeros(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
         return Normal(zeros, torch.ones_like(zeros))
 
-    def log_likelihood(self, x, h):
+    def log_likelihood_given_h(self, x, h):
+        """log p(x|h) = log N(x; Wh + b, s²I)."""
         return Independent(Normal(h @ self.W.T + self.b, self.noise_std), 1).log_prob(x)
 
     def log_marginal(self, x):
@@ -243,7 +236,7 @@ def elbo_terms(model, x, analytic_kl=True):
     Taught in 05_vae_pytorch."""
     q = model.encoder(x)
     h = q.rsample()  # h = μ + σ·ε, ε ~ N(0, I): differentiable in μ and σ
-    reconstruction = model.log_likelihood(x, h)
+    reconstruction = model.log_likelihood_given_h(x, h)
     if analytic_kl:
         kl = _sum_latent(q, kl_divergence(q, model.prior()))
     else:
@@ -311,6 +304,11 @@ def fit(model, x, *, epochs, batch_size=128, lr=1e-3, x_test=None, checkpoint=No
     """Train a VAE (or an Autoencoder) with Adam on images `x` in [0, 1], dynamically binarised, through the course's
     training loop; with `x_test` (already binary), report the test ELBO (VAE) or reconstruction error after each
     epoch. Returns the loop's History.  Taught in 05_vae_pytorch."""
+    if binarize:
+        check_grey_levels(x, "the training images", n_pixels=784)
+    else:
+        check_binary(x, "the training images (binarize=False)")
+    training.check_rate("lr", lr)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     is_vae = isinstance(model, VAE)
@@ -328,7 +326,7 @@ def fit(model, x, *, epochs, batch_size=128, lr=1e-3, x_test=None, checkpoint=No
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     return training.train(model, x, epochs=epochs, batch_size=batch_size, loss_fn=loss_fn, optimizer=optimizer,
                           evaluate=evaluate, checkpoint=checkpoint, resume=resume, progress=progress, seed=seed,
-                          amp=amp, generators={"binarize": generator})
+                          amp=amp, generators={"binarize": generator}, config={"binarize": binarize})
 
 
 # --- what a trained model does: reconstruct, generate, embed -------------------------------------------------------
@@ -374,16 +372,13 @@ def latent_codes(model, x, batch_size=1000):
 @torch.no_grad()
 def latent_manifold(model, n=15, quantile=0.05):
     """The 2-D latent manifold: decoder means on an n x n grid of latents evenly spaced in probability under the
-    prior (h_i = Φ⁻¹(u_i), u from `quantile` to 1 - `quantile`, as in Kingma & Welling 2014). Returns (n*n, 28, 28)
-    in reading order: h_1 grows along a row, h_2 from the bottom row to the top."""
+    prior (genmodels.plotting.latent_grid). Returns (n*n, 28, 28) in its reading order.  Taught in 05_vae_pytorch."""
     if model.latent_dim != 2:
         raise ValueError(f"the latent manifold is drawn for a 2-D latent space; this model has latent_dim="
                          f"{model.latent_dim}. Train one with latent_dim=2.")
     p = next(model.parameters())
-    u = torch.linspace(quantile, 1 - quantile, n, device=p.device, dtype=p.dtype)
-    z = Normal(0.0, 1.0).icdf(u)
-    h2, h1 = torch.meshgrid(z.flip(0), z, indexing="ij")  # top row: largest h_2
-    return torch.sigmoid(model.decoder(torch.stack([h1, h2], dim=-1).view(-1, 2)))
+    h = torch.as_tensor(plotting.latent_grid(n, quantile), device=p.device, dtype=p.dtype)
+    return torch.sigmoid(model.decoder(h))
 
 
 # --- evaluation in nats: the ELBO and the importance-weighted bound ------------------------------------------------
@@ -393,7 +388,7 @@ def latent_manifold(model, n=15, quantile=0.05):
 def evaluate_elbo(model, x, batch_size=1000):
     """Single-sample ELBO per example of binary images x (nats), in batches."""
     x = on_device(x, model)
-    check_binary(x)
+    check_binary(x, "the images to evaluate")
     return batched(lambda b: elbo(model, b), x, batch_size)
 
 
@@ -407,14 +402,14 @@ def iwae_log_likelihood(model, x, k, batch_size=None):
         raise ValueError(f"k, the number of importance samples, must be at least 1; got {k}")
     x = on_device(x, model)
     if isinstance(model, VAE):
-        check_binary(x)
+        check_binary(x, "the images to evaluate")
     batch_size = batch_size or max(1, 20_000 // k)
     out = []
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size]
         q = model.encoder(xb)
         h = q.sample((k,))  # (k, batch, latent)
-        log_w = model.log_likelihood(xb, h) + model.prior().log_prob(h).sum(-1) - _sum_latent(q, q.log_prob(h))
+        log_w = model.log_likelihood_given_h(xb, h) + model.prior().log_prob(h).sum(-1) - _sum_latent(q, q.log_prob(h))
         out.append(torch.logsumexp(log_w, dim=0) - math.log(k))
     return torch.cat(out)
 
