@@ -1,5 +1,7 @@
 """The package as installed: pins agree between pyproject and environment.yml; importing it stays light."""
 
+import importlib
+import re
 import subprocess
 import sys
 import tomllib
@@ -39,3 +41,57 @@ def test_tensorflow_imported_after_genmodels_writes_nothing_to_stderr():
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("TF_")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "3.0" and out.stderr == ""
+
+
+MODULES = sorted(p.stem for p in (REPO / "src" / "genmodels").glob("*.py") if p.stem != "__init__")
+
+
+def used_names(text: str, module_path: str | None = None) -> dict[str, set[str]]:
+    """The names each genmodels module is asked for in a source file: `from genmodels(.mod) import ...`,
+    `from .mod import ...` inside the package, and `alias.name` for modules imported by name or alias."""
+    used: dict[str, set[str]] = {}
+    aliases = {}
+    for names in re.findall(r"^\s*from (?:genmodels|\.)\s+import ([\w, ]+)", text, re.M):
+        for item in names.split(","):
+            name, _, alias = item.strip().partition(" as ")
+            if name in MODULES:
+                aliases[alias or name] = name
+    for module, names in re.findall(r"^\s*from (?:genmodels|)\.(\w+) import ([\w, ]+)", text, re.M):
+        used.setdefault(module, set()).update(n.strip().partition(" as ")[0] for n in names.split(","))
+    for module in re.findall(r"^\s*import genmodels\.(\w+)", text, re.M):
+        aliases[f"genmodels.{module}"] = module
+    for alias, module in aliases.items():
+        pattern = rf"(?<![\w./\"']){re.escape(alias)}\.([A-Za-z]\w*)"  # not inside a path or a longer name
+        used.setdefault(module, set()).update(re.findall(pattern, text))
+    return used
+
+
+def test_the_package_map_names_every_module_and_each_module_lists_what_others_use():
+    """genmodels/__init__'s docstring is the map (every module in it); each module's __all__ holds real names and
+    everything the notebooks, the lecture, the benchmarks and the other modules take from it."""
+    import genmodels
+
+    missing_from_map = [m for m in MODULES if f"\n    {m} " not in genmodels.__doc__]
+    assert not missing_from_map, f"modules missing from the map in genmodels/__init__.py: {missing_from_map}"
+    sources = [*REPO.glob("notebooks/*.py"), *REPO.glob("week13/*.py"), *REPO.glob("benchmarks/*.py"),
+               *(REPO / "src" / "genmodels").glob("*.py")]
+    wanted: dict[str, set[str]] = {}
+    for path in sources:
+        for module, names in used_names(path.read_text()).items():
+            wanted.setdefault(module, set()).update(names)
+    problems = []
+    for module in MODULES:
+        text = (REPO / "src" / "genmodels" / f"{module}.py").read_text()
+        if "\n__all__ = [" not in text:
+            problems.append(f"genmodels.{module} has no __all__")
+            continue
+        if module in ("rbm_keras", "vae_keras", "keras_training"):  # they import Keras: read, not imported
+            start = text.index("\n__all__ = [")
+            listed = set(re.findall(r'"(\w+)"', text[start:text.index("]", start)]))
+        else:
+            imported = importlib.import_module(f"genmodels.{module}")
+            listed = set(imported.__all__)
+            problems += [f"{module}.__all__ lists {n}, which it does not define" for n in listed
+                         if not hasattr(imported, n)]
+        problems += [f"{module}.{n} is used but not in its __all__" for n in sorted(wanted.get(module, set()) - listed)]
+    assert not problems, "\n".join(problems)

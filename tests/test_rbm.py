@@ -418,3 +418,51 @@ def test_on_cuda_one_generator_serves_every_random_draw_and_a_cpu_one_is_a_clear
         rbm.sample(5, steps=1, generator=torch.Generator())
     with pytest.raises(ValueError, match="generator is on cpu"):
         binarize_stochastic(torch.rand(2, 6, device="cuda"), generator=torch.Generator())
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"lr": -0.1}, "lr must be a positive, finite number, got -0.1"),
+    ({"lr": 100.0}, "lr=100.0 is far above what CD training tolerates"),
+    ({"epochs": -3}, "epochs must be a whole number >= 0, got -3"),
+    ({"batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
+    ({"k": 0}, r"k \(Gibbs steps per update\) must be a whole number >= 1, got 0"),
+])
+def test_bad_training_settings_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        R.fit(R.RBM(6, 4), torch.ones(10, 6), **{"epochs": 1, "progress": "none", **kwargs})
+
+
+def test_persistent_training_needs_chains():
+    with pytest.raises(ValueError, match=r"persistent chains \(n_chains\) must be a whole number >= 1, got 0"):
+        R.fit(R.RBM(6, 4, n_chains=0), torch.ones(10, 6), epochs=1, persistent=True, progress="none")
+
+
+def test_empty_data_is_a_clear_error():
+    with pytest.raises(ValueError, match="RBM input is empty"):
+        R.fit(R.RBM(6, 4), torch.ones(0, 6), epochs=1, progress="none")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"n_runs": 1}, r"n_runs \(a standard error needs two runs at least\) must be a whole number >= 2, got 1"),
+    ({"n_runs": 0}, "n_runs .* got 0"),
+    ({"n_betas": 0}, r"n_betas \(the number of temperatures\) must be a whole number >= 3, got 0"),
+    ({"n_betas": -5}, "n_betas .* got -5"),
+])
+def test_ais_settings_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        R.log_partition_ais(R.RBM(6, 4), **kwargs)
+
+
+def test_ais_takes_as_many_temperatures_as_asked():
+    assert len(R.ais_betas(3)) == 4 and len(R.ais_betas(100)) == 101
+
+
+def test_fit_again_with_other_settings_and_the_same_checkpoint_is_refused(tmp_path):
+    """The old model does not come back silently: the error names each changed setting and how to start afresh."""
+    x = torch.bernoulli(torch.full((40, 6), 0.5), generator=torch.Generator().manual_seed(0))
+    path = tmp_path / "rbm.pt"
+    R.fit(R.RBM(6, 4), x, epochs=1, lr=0.1, checkpoint=path, progress="none")
+    with pytest.raises(ValueError, match=r"(?s)k: 1 in the checkpoint, 3 now; lr: 0.1 in the checkpoint, 0.05 now.*"
+                                         r"resume=False, or delete the file"):
+        R.fit(R.RBM(6, 4), x, epochs=2, lr=0.05, k=3, checkpoint=path, progress="none")
+    assert R.fit(R.RBM(6, 4), x, epochs=2, lr=0.05, k=3, checkpoint=path, resume=False, progress="none").epochs == 2

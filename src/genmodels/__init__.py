@@ -1,8 +1,32 @@
-"""genmodels: the helper package of week 13, deep generative models.
+"""genmodels: the helper package of week 13, deep generative models. Notebooks explain; genmodels computes.
 
-Modules: `profiles` (quick/full), `data` (MNIST and Fashion-MNIST), `device` (device, seeds, mixed precision),
-`training` (the training loop), `plotting` (image grids, learning curves). The Keras parts are imported on demand,
-so `import genmodels` never loads TensorFlow.
+Every notebook starts with `profile, device = genmodels.setup(profile, device, seed)` (00_data_and_setup shows its
+three steps). The map, module by module, with the names a student uses and the notebook that teaches them:
+
+Infrastructure (taught in 00_data_and_setup)
+    profiles        the quick and full profiles: get_profile, Profile.pick
+    paths           where checkpoints and benchmark results go: checkpoint_path
+    device          device, seeds, mixed precision: get_device, seed_everything, describe
+    data            MNIST and Fashion-MNIST: load_data (returns a Data), binarize_once, binarize_stochastic,
+                    check_binary, check_grey_levels
+    training        the one training loop: train, History, TrainingDiverged, save_checkpoint, load_checkpoint
+    plotting        show_images, plot_history, plot_latent_codes, latent_grid
+    keras_training  the Keras side's progress output and batched prediction (06_vae_keras)
+Models
+    rbm             01_rbm_pytorch: RBM, fit, log_partition_exact, log_partition_ais, log_likelihood, binary_states
+    rbm_fast        the RBM's training step made fast on x86 CPUs (rbm.fit uses it; benchmarks/rbm.py)
+    rbm_keras       02_rbm_keras: the same RBM in Keras 3, on TensorFlow, PyTorch or JAX
+    langevin        03_langevin_sampling: ula, mala, sgld, effective_sample_size, test targets
+    ebm             04_energy_based_model: a deep energy-based model trained with Langevin samples (to come)
+    vae             05_vae_pytorch: VAE, mlp_vae, conv_vae, fit, elbo, iwae_log_likelihood, latent_manifold
+    vae_keras       06_vae_keras: keras.io's convolutional VAE in Keras 3
+    ising           07_ising_rbm: the 2-D Ising model, its samplers, exact enumeration, Onsager's results
+
+One vocabulary in every notebook and the lecture: `dataset` is what data.load_data returns (dataset.x_train, ...);
+`x_train`, `x_test` the images a model trains and is evaluated on (binary once binarised, by data.binarize_once);
+`model` the model being trained, `history` what its fit returns; modules keep their own names
+(`from genmodels import data, plotting, rbm`). The Keras modules are imported explicitly, so `import genmodels` never
+loads Keras or TensorFlow.
 """
 
 import os
@@ -14,4 +38,17 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 from .profiles import Profile, get_profile  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["Profile", "get_profile", "__version__"]
+__all__ = ["Profile", "get_profile", "setup", "__version__"]
+
+
+def setup(profile=None, device=None, seed: int = 0):
+    """A notebook's first call: resolve the profile (get_profile), choose the device (device.get_device), seed every
+    random generator (device.seed_everything), and print in one line where the notebook runs. Returns (profile,
+    device).  Taught in 00_data_and_setup."""
+    from .device import describe, get_device, seed_everything
+
+    profile = get_profile(profile)
+    device = get_device(device, profile)
+    seed_everything(seed)
+    print(f"{profile.name} profile, {describe(device)}, seed {seed}")
+    return profile, device

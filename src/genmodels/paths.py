@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+__all__ = ["REPO_ROOT", "DATA_CACHE", "BUILD_DIR", "checkpoint_path"]
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _IN_REPO = (REPO_ROOT / "pyproject.toml").exists()  # an editable install, as `make` does it
 DATA_CACHE = REPO_ROOT / "data" if _IN_REPO else Path.home() / ".cache" / "genmodels" / "data"

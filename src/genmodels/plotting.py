@@ -10,6 +10,9 @@ from statistics import NormalDist
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+__all__ = ["image_grid", "show_images", "save_image_grid", "plot_history", "latent_grid", "plot_latent_codes"]
 
 
 def _to_numpy(images) -> np.ndarray:
@@ -95,6 +98,7 @@ def plot_history(history, names=None, title: str | None = None, ax=None) -> None
         values = metrics[name]
         axis.plot(range(1, len(values) + 1), values, marker="o", label=name)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(name)
         axis.grid(alpha=0.3)
     if title:

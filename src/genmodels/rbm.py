@@ -21,6 +21,10 @@ from torch import nn
 
 from . import data, rbm_fast, training
 
+__all__ = ["RBM", "fit", "cd_step_fn", "log_partition_exact", "log_partition_ais", "AISEstimate", "ais_betas",
+           "log_likelihood", "pseudo_log_likelihood", "reconstruction_error", "bernoulli", "binary_states",
+           "MAX_EXACT_UNITS"]
+
 MAX_EXACT_UNITS = 25  # 2**25 states: a few minutes; beyond, use AIS
 
 
@@ -228,7 +232,10 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
     Visible biases start from the data's pixel log-odds; momentum rises from momentum[0] to momentum[1] after
     `momentum_epochs` epochs. Returns the training History.  Taught in 01_rbm_pytorch."""
     training.check_count("k (Gibbs steps per update)", k)
-    training.check_rate("lr", lr)
+    training.check_count("batch_size", batch_size)
+    if training.check_rate("lr", lr) > 1:
+        raise ValueError(f"lr={lr} is far above what CD training tolerates (about 0.001 to 0.1, Hinton's guide §4): "
+                         "the weights blow up or the hidden units saturate; pass a smaller lr")
     if persistent:
         training.check_count("the number of persistent chains (n_chains)", len(rbm.chains))
     x, pixel_means = rbm._check(x)  # one pass over the data

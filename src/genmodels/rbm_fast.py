@@ -15,6 +15,8 @@ import functools
 
 import torch
 
+__all__ = ["applies", "bernoulli16", "linear_sigmoid", "negative_phase", "sgd_step", "cd_step", "fused_available"]
+
 _MINUS_TWO_15_AND_A_HALF = torch.tensor(-(2.0**15 + 0.5))
 
 

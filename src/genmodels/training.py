@@ -23,6 +23,9 @@ import torch
 
 from .device import amp_dtype
 
+__all__ = ["train", "History", "TrainingDiverged", "as_tensor", "batches", "check_count", "check_rate",
+           "save_checkpoint", "load_checkpoint"]
+
 
 @dataclass
 class History:

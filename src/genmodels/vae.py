@@ -25,6 +25,12 @@ from torch.distributions import Bernoulli, Independent, MultivariateNormal, Norm
 from . import plotting, training
 from .data import binarize_stochastic, check_binary, check_grey_levels
 
+__all__ = ["kl_standard_normal", "kl_gaussians", "bernoulli_log_likelihood", "MLPEncoder", "MLPDecoder", "ConvEncoder",
+           "ConvDecoder", "VAE", "mlp_vae", "conv_vae", "Autoencoder", "mlp_autoencoder", "conv_autoencoder",
+           "LinearGaussianVAE", "elbo_terms", "elbo", "reparameterised_gradient", "score_function_gradient",
+           "vae_loss", "autoencoder_loss", "fit", "on_device", "batched", "reconstruct", "generate", "latent_codes",
+           "latent_manifold", "evaluate_elbo", "iwae_log_likelihood", "likelihood_bounds", "IMAGE_SHAPE"]
+
 IMAGE_SHAPE = (28, 28)
 
 # --- the closed-form pieces (tensors in, one value per example out) -----------------------------------------------
