@@ -358,3 +358,35 @@ def test_gradient_clipping_bounds_each_step_and_the_scheduler_resumes(tmp_path):
 
     assert run(2) == pytest.approx(0.025)
     assert run(3) == pytest.approx(0.0125)  # resumed: the scheduler continued from its checkpointed state
+
+
+def test_metrics_keep_their_decimals_and_short_epochs_show_milliseconds():
+    decimals = {}
+    assert training._format_values({"loss": 123.456, "kl": 0.012345}, decimals) == "loss 123.5  kl 0.01235"
+    assert training._format_values({"loss": 98.7654, "kl": 0.1}, decimals) == "loss 98.8  kl 0.10000"
+    assert training._format_seconds(0.0423) == "42 ms" and training._format_seconds(12.34) == "12.3 s"
+
+
+def test_a_long_run_in_a_notebook_leaves_few_outputs(tmp_path):
+    """One progress bar per run (a widget in Jupyter) and epoch lines that merge into one stream: 60 epochs leave
+    a handful of outputs, not two per epoch (JupyterLab hides all but the first 50 outputs of a cell)."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    cell = """
+import torch
+from genmodels import training
+model = torch.nn.Linear(2, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+def loss_fn(batch):
+    return (model(batch) ** 2).mean(), {}
+history = training.train(model, torch.randn(64, 2), epochs=60, batch_size=16, loss_fn=loss_fn,
+                         optimizer=optimizer, progress="bar")
+"""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": tmp_path}}).execute()
+    outputs = notebook.cells[0].outputs
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream" and o.name == "stdout")
+    assert len(outputs) < 10, [o.output_type for o in outputs]
+    assert not [o for o in outputs if o.get("name") == "stderr"]
+    assert text.count("epoch ") == 60 and "epoch 60/60" in text

@@ -181,11 +181,16 @@ def train(
         return {"loss": loss, **metrics}
 
     autocast_dtype = amp_dtype(device) if amp in (None, True) else None
+    bar = _progress_bar(progress, (epochs - history.epochs) * math.ceil(n / batch_size))
+    say = bar.write if bar is not None else print  # lines printed beside a live bar must not break it
+    decimals: dict[str, int] = {}
     model.train()
     try:
         for epoch in range(history.epochs + 1, epochs + 1):
             start = time.perf_counter()
-            values = _run_epoch(batch_step, tensors, as_tuple, batch_size, run.generator, epoch, epochs, progress)
+            if bar is not None:
+                bar.set_description(f"epoch {epoch}/{epochs}")
+            values = _run_epoch(batch_step, tensors, as_tuple, batch_size, run.generator, epoch, bar)
             if evaluate is not None:
                 model.eval()
                 with torch.no_grad():
@@ -196,20 +201,49 @@ def train(
                 scheduler.step()
             history.append(values)
             if progress != "none":
-                shown = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
-                print(f"epoch {epoch}/{epochs}  {shown}  ({time.perf_counter() - start:.1f} s)", flush=True)
+                say(f"epoch {epoch}/{epochs}  {_format_values(values, decimals)}  "
+                    f"({_format_seconds(time.perf_counter() - start)})")
             if checkpoint is not None:
                 run.save(checkpoint, history)
     except KeyboardInterrupt as interrupt:
         history.interrupted = True
         where = (f"the checkpoint {checkpoint} holds epoch {history.epochs}: run the same call again to resume"
                  if checkpoint is not None else "pass checkpoint=... to be able to resume")
+        if bar is not None:
+            bar.close()
+            bar = None
         print(f"Interrupted during epoch {history.epochs + 1}: the model keeps the training done so far; {where}.")
         interrupt.history = history
         raise
     finally:
+        if bar is not None:
+            bar.close()
         model.eval()
     return history
+
+
+def _progress_bar(progress: str, total: int):
+    """One tqdm bar for the whole run (a widget in Jupyter): one output in a notebook, however many epochs."""
+    if progress != "bar" or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, leave=False, dynamic_ncols=True)
+
+
+def _format_values(values: dict[str, float], decimals: dict[str, int]) -> str:
+    """Metrics with four significant figures in the first epoch, then the same decimals, so the columns line up."""
+    shown = []
+    for name, value in values.items():
+        if name not in decimals:
+            digits = math.floor(math.log10(abs(value))) if math.isfinite(value) and value != 0 else 0
+            decimals[name] = min(6, max(0, 3 - digits))
+        shown.append(f"{name} {value:.{decimals[name]}f}")
+    return "  ".join(shown)
+
+
+def _format_seconds(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def check_count(name: str, value, minimum: int = 1) -> int:
@@ -226,34 +260,24 @@ def check_rate(name: str, value) -> float:
     return float(value)
 
 
-def _run_epoch(batch_step, tensors, as_tuple, batch_size, generator, epoch, epochs, progress) -> dict[str, float]:
+def _run_epoch(batch_step, tensors, as_tuple, batch_size, generator, epoch, bar) -> dict[str, float]:
     """One pass over the data in random batches; the mean of each metric over the examples that reported it."""
     device = tensors[0].device
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}  # examples per metric: a step may report a metric on some batches only
-    index_batches = batches(len(tensors[0]), batch_size, generator, device)
-    bar = None
-    if progress == "bar":
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(index_batches), desc=f"epoch {epoch}/{epochs}", leave=False)
-    try:
-        for i, idx in enumerate(index_batches):
-            batch = tuple(t.index_select(0, idx) for t in tensors) if as_tuple else tensors[0].index_select(0, idx)
-            metrics = {k: torch.as_tensor(v, device=device).detach().float() for k, v in batch_step(batch).items()}
-            for name, value in metrics.items():  # summed on the device: no GPU sync per batch
-                total = sums.get(name)
-                sums[name] = value * len(idx) if total is None else total.add_(value, alpha=len(idx))
-                counts[name] = counts.get(name, 0) + len(idx)
-            if bar is not None:
-                bar.update()
-                if i % 50 == 0 and metrics:
-                    bar.set_postfix({k: f"{float(v):.4g}" for k, v in metrics.items()})
-            if _after_batch is not None:
-                _after_batch(epoch, i)
-    finally:
+    for i, idx in enumerate(batches(len(tensors[0]), batch_size, generator, device)):
+        batch = tuple(t.index_select(0, idx) for t in tensors) if as_tuple else tensors[0].index_select(0, idx)
+        metrics = {k: torch.as_tensor(v, device=device).detach().float() for k, v in batch_step(batch).items()}
+        for name, value in metrics.items():  # summed on the device: no GPU sync per batch
+            total = sums.get(name)
+            sums[name] = value * len(idx) if total is None else total.add_(value, alpha=len(idx))
+            counts[name] = counts.get(name, 0) + len(idx)
         if bar is not None:
-            bar.close()
+            bar.update()
+            if i % 50 == 0 and metrics:
+                bar.set_postfix({k: f"{float(v):.4g}" for k, v in metrics.items()})
+        if _after_batch is not None:
+            _after_batch(epoch, i)
     return {name: (total / counts[name]).item() for name, total in sums.items()}
 
 
