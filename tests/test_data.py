@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,3 +267,61 @@ def test_unknown_dataset_or_split_is_a_clear_error():
         data.locate("cifar", "train")
     with pytest.raises(ValueError, match="unknown split 'validation'"):
         data.locate("mnist", "validation")
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_shipped_mirrors_are_https():
+    urls = [url for mirrors in data.MIRRORS.values() for url in mirrors]
+    assert urls and all(url.startswith("https://") for url in urls), urls
+    assert data.MIRRORS["fashion-mnist"] == [
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"]
+
+
+def test_every_file_has_a_sha256_of_its_decompressed_bytes_except_mnist_training_images():
+    for dataset, splits in data.FILES.items():
+        for specs in splits.values():
+            for spec in specs:
+                if (dataset, spec.name) == ("mnist", "train-images-idx3-ubyte"):  # on no machine here: the .gz md5
+                    assert spec.raw_sha256 == () and spec.gz_md5 == ("f68b3c2dcbeaaa9fbdd348bbdeb94873",)
+                else:
+                    assert len(spec.raw_sha256) == 1 and len(spec.raw_sha256[0]) == 64 and spec.gz_md5 == ()
+
+
+def test_real_mnist_verifies_in_any_gzip_wrapper_and_one_changed_byte_does_not(tmp_path):
+    import gzip
+
+    spec = data.FILES["mnist"]["test"][1]
+    raw = gzip.decompress((mnist_test_dir() / f"{spec.name}.gz").read_bytes())
+    rewrapped = tmp_path / f"{spec.name}.gz"
+    rewrapped.write_bytes(gzip.compress(raw, compresslevel=1))
+    assert data.check_idx_file(rewrapped, spec) is True
+    (tmp_path / spec.name).write_bytes(raw)
+    assert data.check_idx_file(tmp_path / spec.name, spec) is True  # decompressed, no .gz at all
+    changed = bytearray(raw)
+    changed[100] = (changed[100] + 1) % 10  # still a valid label file, with one label changed
+    rewrapped.write_bytes(gzip.compress(bytes(changed)))
+    assert data.check_idx_file(rewrapped, spec) is False  # header only: not verified
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_debian_fashion_mnist_is_verified_by_sha256():
+    for split in ("train", "test"):
+        for spec in data.FILES["fashion-mnist"][split]:
+            assert data.check_idx_file(DEBIAN_FASHION / f"{spec.name}.gz", spec) is True
+
+
+def test_a_data_dir_that_does_not_exist_is_a_clear_error(isolated_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"data_dir='shared/data' does not exist; relative paths are taken from "
+                       rf"the current directory, {tmp_path}, so it means {tmp_path}/shared/data"):
+        data.load_split("mnist", "test", data_dir="shared/data", progress=False)
+
+
+def test_a_genmodels_data_entry_that_does_not_exist_is_named(isolated_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GENMODELS_DATA", "../shared/data")
+    with pytest.raises(data.DataNotFoundError, match=r"The GENMODELS_DATA entry '../shared/data' does not exist; "
+                       r"relative paths are taken from the current directory"):
+        data.load_split("mnist", "test", progress=False)

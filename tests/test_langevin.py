@@ -185,3 +185,182 @@ def test_samplers_run_on_the_gpu():
                    langevin.sgld(posterior.log_prior, posterior.log_likelihood, posterior.x, x0, 20, batch_size=10,
                                  a=1e-2, b=10.0)):
         assert chains.samples.device.type == "cuda" and torch.isfinite(chains.samples).all()
+
+
+# --- mistakes end in clear errors -----------------------------------------------------------------------------------
+
+
+def gamma_2_1(x):
+    """Gamma(2, 1) up to a constant, log θ - θ: NaN for θ < 0, where the density is undefined. Its mean is 2."""
+    return (torch.log(x) - x).sum(-1)
+
+
+def test_ula_refuses_a_log_density_that_is_nan_outside_its_support_and_mala_rejects_such_moves():
+    x0 = torch.full((200, 1), 2.0)
+    with pytest.raises(FloatingPointError, match=r"ULA: the log-density became nan after \d+ of 2000 steps, while the "
+                       r"steps before gave moderate values.*outside the target's support.*use langevin.mala"):
+        langevin.ula(gamma_2_1, x0, 0.5, 2000, burn_in=200)
+    chains = langevin.mala(gamma_2_1, x0, 0.5, 1000, burn_in=200, seed=1)
+    assert (chains.samples > 0).all()
+    assert abs(chains.samples.double().mean().item() - 2.0) < Z * langevin.monte_carlo_error(chains.samples).item()
+
+
+def test_a_nan_gradient_is_named_as_the_gradient_not_as_a_large_step():
+    with pytest.raises(ValueError, match=r"ULA: the gradient of log_prob at x0 is \[nan, nan\] for 10 of 10 chains "
+                       r"\(first: chain 0, x0\[0\] = \[0.0, 0.0\]\), while log_prob itself is finite there.*sqrt"):
+        langevin.ula(lambda x: -torch.sqrt((x**2).sum(-1)), torch.zeros(10, 2), 0.1, 100)
+
+    def branches(x):  # finite everywhere, but torch.where passes the NaN gradient of sqrt(θ) on for θ < 0
+        return unit_gaussian(x) - torch.where(x > 0, torch.sqrt(x), 0.0).sum(-1)
+
+    with pytest.raises(FloatingPointError, match=r"ULA: the gradient of log_prob became nan after \d+ of 100 steps, "
+                       r"while log_prob itself stayed finite and moderate: autograd gives NaN.*torch.where"):
+        langevin.ula(branches, torch.full((10, 1), 3.0), 0.1, 100)
+
+
+def test_nan_data_are_named_where_they_are():
+    posterior = langevin.MixturePosterior()
+    data = posterior.x.clone()
+    data[17] = float("nan")
+    with pytest.raises(ValueError, match=r"data contain 1 NaN and 0 infinite values, in 1 of 100 rows \(first: row "
+                       r"17\).*Drop or repair those rows"):
+        langevin.sgld(posterior.log_prior, posterior.log_likelihood, data, torch.zeros(10, 2), 100, batch_size=10,
+                      a=0.01, b=10.0)
+    with pytest.raises(ValueError, match=r"data contain 1 NaN or infinite values \(first: data\[17\] = nan\)"):
+        langevin.MixturePosterior(data=data)
+    with pytest.raises(ValueError, match=r"MALA: log_prob\(x0\) is nan for 4 of 4 chains.*data that hold NaN"):
+        langevin.mala(lambda theta: -((data[None, :] - theta) ** 2).sum(-1), torch.zeros(4, 1), 0.1, 10)
+
+
+def test_divergence_blames_the_step_size_only_when_values_blew_up_from_finite_ones():
+    target = langevin.CorrelatedGaussian(rho=0.8)
+    with pytest.raises(FloatingPointError, match=r"ULA diverged: the mean log-density per chain went from -?[\d.]+ at "
+                       r"the start to -[\d.]+e\+\d+ after \d+ steps, then .* The step size 1.0 is too large"):
+        langevin.ula(target.log_prob, torch.ones(4, 2), 1.0, 500)
+    posterior = langevin.MixturePosterior()
+    with pytest.raises(FloatingPointError, match=r"SGLD diverged.*step size 50 \(first\) is too large.*reduce a"):
+        langevin.sgld(posterior.log_prior, posterior.log_likelihood, posterior.x, torch.zeros(10, 2), 300,
+                      batch_size=10, a=50.0, b=1.0)
+
+
+@pytest.mark.parametrize("n_steps, burn_in, thin, message", [
+    (10, 0, 20, r"thin=20 keeps no state: after burn_in=0, only 10 of n_steps=10 steps remain; need thin <= "
+                r"n_steps - burn_in = 10"),
+    (100, 90, 20, r"thin=20 keeps no state: after burn_in=90, only 10 of n_steps=100 steps remain"),
+    (10, 10, 1, r"burn_in=10 discards all n_steps=10 steps.*need burn_in < n_steps \(for example burn_in=2\)"),
+    (10, -1, 1, r"burn_in must be at least 0, got -1"),
+    (10, 0, 0, r"thin must be at least 1, got 0"),
+    (0, 0, 1, r"n_steps must be at least 1, got 0"),
+    (1e3, 0, 1, r"n_steps must be a whole number, got the float 1000.0; write 1000"),
+])
+def test_what_to_keep_is_checked_before_the_run(n_steps, burn_in, thin, message):
+    for sampler in (langevin.ula, langevin.mala):
+        with pytest.raises(ValueError, match=message):
+            sampler(unit_gaussian, torch.zeros(4, 2), 0.1, n_steps, burn_in=burn_in, thin=thin)
+
+
+@pytest.mark.parametrize("step", [0.0, -0.1, float("nan"), float("inf")])
+def test_step_sizes_must_be_positive_and_finite(step):
+    with pytest.raises(ValueError, match=f"step_size must be positive and finite, got {step}"):
+        langevin.ula(unit_gaussian, torch.zeros(4, 2), step, 10)
+    with pytest.raises(ValueError, match=f"step_size must be positive and finite, got {step}"):
+        langevin.mala(unit_gaussian, torch.zeros(4, 2), step, 10)
+    with pytest.raises(ValueError, match=f"a must be positive and finite, got {step}"):
+        langevin.sgld(unit_gaussian, lambda theta, batch: batch.sum(-1) * 0 - (theta**2).sum(-1), torch.zeros(10),
+                      torch.zeros(4, 2), 10, batch_size=2, a=step, b=1.0)
+
+
+def test_other_rates_and_counts_are_checked():
+    posterior = langevin.MixturePosterior()
+
+    def run_sgld(**kwargs):
+        settings = dict(batch_size=10, a=0.01, b=10.0) | kwargs
+        return langevin.sgld(posterior.log_prior, posterior.log_likelihood, posterior.x, torch.zeros(4, 2), 10,
+                             **settings)
+
+    with pytest.raises(ValueError, match=r"batch_size must be at least 1, got 0"):
+        run_sgld(batch_size=0)
+    with pytest.raises(ValueError, match=r"batch_size must be a whole number, got 2.5 \(float\)"):
+        run_sgld(batch_size=2.5)
+    with pytest.raises(ValueError, match=r"batch_size must lie between 1 and the number of data \(100\); got 1000"):
+        run_sgld(batch_size=1000)
+    with pytest.raises(ValueError, match=r"b must be positive and finite, got nan"):
+        run_sgld(b=float("nan"))
+    with pytest.raises(ValueError, match=r"gamma must be positive and finite, got inf"):
+        run_sgld(gamma=float("inf"))
+    with pytest.raises(ValueError, match=r"data must hold at least one data point"):
+        langevin.sgld(posterior.log_prior, posterior.log_likelihood, torch.zeros(0), torch.zeros(4, 2), 10,
+                      batch_size=1, a=0.01, b=10.0)
+    with pytest.raises(ValueError, match=r"noise_scale must be positive and finite, got 0"):
+        langevin.ula(unit_gaussian, torch.zeros(4, 2), 0.1, 10, noise_scale=0)
+    with pytest.raises(ValueError, match=r"last must be positive and finite, got 0.0"):
+        langevin.schedule_from_range(0.01, 0.0, 100)
+    with pytest.raises(ValueError, match=r"the schedule must decrease"):
+        langevin.schedule_from_range(0.001, 0.01, 100)
+    with pytest.raises(ValueError, match=r"std must be positive and finite, got -1.0"):
+        langevin.CorrelatedGaussian(std=(1.0, -1.0))
+
+
+def test_the_start_must_be_finite_non_empty_and_inside_the_support():
+    with pytest.raises(ValueError, match=r"x0 has shape \(0, 2\): need at least one chain"):
+        langevin.ula(unit_gaussian, torch.zeros(0, 2), 0.1, 10)
+    with pytest.raises(ValueError, match=r"x0 holds NaN or infinite values in 1 of 2 chains \(first: chain 1"):
+        langevin.mala(unit_gaussian, torch.tensor([[0.0, 1.0], [float("nan"), 0.0]]), 0.1, 10)
+    with pytest.raises(ValueError, match=r"ULA: log_prob\(x0\) is nan for 2 of 3 chains \(first: chain 1, "
+                       r"x0\[1\] = \[-1.0\]\).*outside its support"):
+        langevin.ula(gamma_2_1, torch.tensor([[1.0], [-1.0], [-2.0]]), 0.1, 10)
+
+
+def test_log_prob_must_be_a_torch_function_of_x():
+    with pytest.raises(ValueError, match=r"does not depend on x through torch operations.*no .item\(\), .numpy\(\)"):
+        langevin.ula(lambda x: torch.tensor(-0.5 * (x.detach().numpy() ** 2).sum(-1)), torch.zeros(4, 2), 0.1, 10)
+    with pytest.raises(ValueError, match=r"log_prob must return a torch tensor of shape \(4,\).*got float"):
+        langevin.mala(lambda x: 1.0, torch.zeros(4, 2), 0.1, 10)
+
+
+def test_mala_warns_when_no_proposal_is_ever_accepted():
+    with pytest.warns(RuntimeWarning, match=r"MALA accepted none of the 200 proposals.*step size 100.0 is too large"):
+        chains = langevin.mala(langevin.DoubleWell().log_prob, torch.zeros(4, 2), 100.0, 50)
+    assert chains.acceptance_rate == 0.0
+
+
+def test_stationary_covariance_needs_a_positive_definite_covariance_and_a_stable_step():
+    with pytest.raises(ValueError, match=r"cov must be positive definite.*eigenvalues are \[-1.0, 3.0\]"):
+        langevin.ula_gaussian_stationary_covariance([[1.0, 2.0], [2.0, 1.0]], 0.1)
+    with pytest.raises(ValueError, match=r"cov must be a finite symmetric matrix"):
+        langevin.ula_gaussian_stationary_covariance([[1.0, 0.5], [0.0, 1.0]], 0.1)
+    with pytest.raises(ValueError, match=r"cov must be a square \(dim, dim\) covariance matrix; got shape \(2,\)"):
+        langevin.ula_gaussian_stationary_covariance([1.0, 2.0], 0.1)
+    with pytest.raises(ValueError, match=r"unstable on this Gaussian for step sizes >= 2 σ²_min = 0.4.*got "
+                       r"step_size=0.5"):
+        langevin.ula_gaussian_stationary_covariance([[0.2]], 0.5)
+
+
+def test_diagnostics_refuse_non_finite_chains():
+    chains = torch.zeros(10, 2)
+    chains[3, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"the chains hold 1 NaN or infinite values"):
+        langevin.effective_sample_size(chains)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_non_finite_checks_add_no_synchronisation_per_step():
+    """The checks synchronise a fixed number of times (the start, the end), never once a step: a run three times as
+    long makes the GPU wait exactly as often."""
+    import warnings
+
+    target = langevin.CorrelatedGaussian(rho=0.8)
+    x0 = torch.zeros(64, 2, device="cuda")
+
+    def synchronisations(sampler, n_steps):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                sampler(target.log_prob, x0, 0.1, n_steps)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    for sampler in (langevin.ula, langevin.mala):
+        assert synchronisations(sampler, 20) == synchronisations(sampler, 60)

@@ -96,3 +96,55 @@ def test_progress_can_be_set_for_batch_runs(monkeypatch):
     monkeypatch.setenv("GENMODELS_PROGRESS", "widgets")
     with pytest.raises(ValueError, match="GENMODELS_PROGRESS must be"):
         get_profile("full")
+
+
+@pytest.mark.parametrize("wrong", [1, 0.5, True, ["quick"]])
+def test_a_profile_that_is_not_a_name_is_a_clear_error(monkeypatch, wrong):
+    monkeypatch.delenv("GENMODELS_PROFILE", raising=False)
+    with pytest.raises(ValueError, match=rf"profile must be 'quick', 'full', None or a genmodels.profiles.Profile; "
+                       rf"got {wrong!r}".replace("[", r"\[").replace("]", r"\]")):
+        get_profile(wrong)
+
+
+def test_an_unknown_profile_in_the_environment_says_to_change_the_variable(monkeypatch):
+    monkeypatch.setenv("GENMODELS_PROFILE", "fast")
+    with pytest.raises(ValueError, match="set GENMODELS_PROFILE to one of them, or unset it"):
+        get_profile("quick")
+
+
+def test_an_unknown_device_names_where_it_came_from(monkeypatch):
+    monkeypatch.setenv("GENMODELS_DEVICE", "gpu")
+    with pytest.raises(ValueError, match=r"unknown device 'gpu' \(from the environment variable "
+                       r"GENMODELS_DEVICE='gpu'\); choose 'cuda'.*'mps'.*'cpu', or 'auto'"):
+        device.get_device(profile="full")
+    monkeypatch.delenv("GENMODELS_DEVICE")
+    with pytest.raises(ValueError, match=r"unknown device 'gpu' \(from the device argument\)"):
+        device.get_device("gpu")
+    with pytest.raises(ValueError, match=r"device must be a string such as 'cuda'.*got 0 \(int\)"):
+        device.get_device(0)
+    with pytest.raises(ValueError, match=r"device 'meta' \(from the device argument\) is not one the course supports"):
+        device.get_device("meta")
+    assert device.get_device(" CPU ") == torch.device("cpu")  # case and spaces do not matter
+
+
+def test_a_missing_cuda_requested_by_the_environment_says_to_change_the_variable(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("GENMODELS_DEVICE", "cuda")
+    with pytest.raises(ValueError, match=r"'cuda' was asked for but is not available here: torch.cuda.is_available\(\) "
+                       r"is False.*came from the environment variable GENMODELS_DEVICE='cuda'.*unset GENMODELS_DEVICE"
+                       ) as info:
+        device.get_device(None, profile="full")
+    assert "device=None" not in str(info.value)  # None would read the same variable again
+    with pytest.raises(ValueError, match=r"came from the device argument.*device=None would read "
+                       r"GENMODELS_DEVICE='cuda' instead"):
+        device.get_device("cuda", profile="full")
+    monkeypatch.setenv("GENMODELS_DEVICE", "auto")
+    assert device.get_device(None, profile="full") == torch.device("cpu") or torch.backends.mps.is_available()
+
+
+def test_a_cuda_index_beyond_the_gpus_present_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"device 'cuda:3' \(from the device argument\) does not exist: this machine "
+                       r"has 1 CUDA device\(s\)"):
+        device.get_device("cuda:3")

@@ -26,15 +26,22 @@ import numpy as np
 from .paths import DATA_CACHE
 from .profiles import Profile, get_profile
 
+__all__ = ["load_data", "Data", "load_split", "locate", "download", "read_idx", "parse_idx", "check_idx_file",
+           "search_dirs", "load_digits_28x28", "IdxFile", "DataNotFoundError", "CorruptFileError", "binarize",
+           "binarize_stochastic", "binarize_once", "check_binary", "check_grey_levels", "BINARIZE_SEED", "CACHE_DIR",
+           "DEBIAN_DIRS", "MIRRORS", "TIMEOUT_S", "NAMES", "CLASSES", "FILES"]
+
 CACHE_DIR = DATA_CACHE
 DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 
-MIRRORS = {
+MIRRORS = {  # https only: a file fetched in the clear could be altered on the way (the checksums below catch that)
     "mnist": [
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
     ],
-    "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+    # Zalando's official mirror (fashion-mnist.s3-website...) is http only; their GitHub repository serves the same
+    # four files over https.
+    "fashion-mnist": ["https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"],
 }
 TIMEOUT_S = 10.0  # connect and read timeout for each download: offline, nothing waits longer than this
 
@@ -51,8 +58,8 @@ class IdxFile:
 
     name: str  # file name without ".gz"
     count: int
-    gz_md5: tuple[str, ...] = ()  # md5 of the original .gz as the mirrors serve it
-    raw_md5: tuple[str, ...] = ()  # md5 of the decompressed bytes
+    raw_sha256: tuple[str, ...] = ()  # SHA-256 of the decompressed bytes (any .gz wrapper, or none, verifies)
+    gz_md5: tuple[str, ...] = ()  # MD5 of the original .gz as the mirrors serve it, where nothing better is known
 
     @property
     def is_images(self):
@@ -63,28 +70,36 @@ class IdxFile:
         return 16 + self.count * 28 * 28 if self.is_images else 8 + self.count
 
 
+# SHA-256 of the decompressed bytes, computed from ../shared/data/mnist and Debian's dataset-fashion-mnist, whose
+# decompressed MD5s (../shared/data/README.md) show them to be the originals. MNIST's training images are on no
+# machine here: for them only the widely published MD5 of the original .gz is known, so a recompressed copy of that
+# one file can be checked by its header only.
 FILES = {
     "mnist": {
         "train": (
             IdxFile("train-images-idx3-ubyte", 60000, gz_md5=("f68b3c2dcbeaaa9fbdd348bbdeb94873",)),
-            IdxFile("train-labels-idx1-ubyte", 60000, ("d53e105ee54ea40749a09fcbcd1e9432",),
-                    ("a25bea736e30d166cdddb491f175f624",)),
+            IdxFile("train-labels-idx1-ubyte", 60000,
+                    raw_sha256=("65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",)),
         ),
         "test": (
-            IdxFile("t10k-images-idx3-ubyte", 10000, ("9fb629c4189551a2d022fa330f9573f3",),
-                    ("2646ac647ad5339dbf082846283269ea",)),
-            IdxFile("t10k-labels-idx1-ubyte", 10000, ("ec29112dd5afa0611ce80d1b7f02629c",),
-                    ("27ae3e4e09519cfbb04c329615203637",)),
+            IdxFile("t10k-images-idx3-ubyte", 10000,
+                    raw_sha256=("0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",)),
+            IdxFile("t10k-labels-idx1-ubyte", 10000,
+                    raw_sha256=("ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",)),
         ),
     },
     "fashion-mnist": {
         "train": (
-            IdxFile("train-images-idx3-ubyte", 60000, raw_md5=("f4a8712d7a061bf5bd6d2ca38dc4d50a",)),
-            IdxFile("train-labels-idx1-ubyte", 60000, raw_md5=("9018921c3c673c538a1fc5bad174d6f9",)),
+            IdxFile("train-images-idx3-ubyte", 60000,
+                    raw_sha256=("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",)),
+            IdxFile("train-labels-idx1-ubyte", 60000,
+                    raw_sha256=("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",)),
         ),
         "test": (
-            IdxFile("t10k-images-idx3-ubyte", 10000, raw_md5=("8181f5470baa50b63fa0f6fddb340f0a",)),
-            IdxFile("t10k-labels-idx1-ubyte", 10000, raw_md5=("15d484375f8d13e6eb1aabb0c3f46965",)),
+            IdxFile("t10k-images-idx3-ubyte", 10000,
+                    raw_sha256=("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",)),
+            IdxFile("t10k-labels-idx1-ubyte", 10000,
+                    raw_sha256=("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",)),
         ),
     },
 }
@@ -130,10 +145,10 @@ def check_idx_file(path: Path, spec: IdxFile, gz: bool | None = None) -> bool:
     """Raise CorruptFileError unless `path` holds `spec`; return True if a checksum verified it, False if only the
     header could be checked (the rule of ../shared/data/README.md). `gz` defaults to the file's suffix."""
     gz = path.suffix == ".gz" if gz is None else gz
-    if gz and hashlib.md5(path.read_bytes()).hexdigest() in spec.gz_md5:
+    if gz and spec.gz_md5 and hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest() in spec.gz_md5:
         return True
     raw = _read_bytes(path, gz)
-    if hashlib.md5(raw).hexdigest() in spec.raw_md5:
+    if hashlib.sha256(raw).hexdigest() in spec.raw_sha256:
         return True
     array = parse_idx(raw, source=str(path))
     expected = (spec.count, 28, 28) if spec.is_images else (spec.count,)
@@ -159,9 +174,15 @@ def _find_file(directory: Path, spec: IdxFile) -> Path | None:
 
 
 def search_dirs(dataset: str, data_dir=None) -> list[Path]:
-    """The directories looked in for `dataset`, in order."""
+    """The directories looked in for `dataset`, in order. A `data_dir` that does not exist is an error (a mistyped or
+    relative path would otherwise be passed over in silence)."""
     dirs = []
     if data_dir is not None:
+        if not Path(data_dir).expanduser().is_dir():
+            raise FileNotFoundError(f"data_dir={str(data_dir)!r} {_resolved(data_dir)}: pass the "
+                                    f"directory that holds {dataset}/ or the IDX files themselves, or leave data_dir "
+                                    "out to use GENMODELS_DATA and the cache")
+        data_dir = Path(data_dir).expanduser()
         dirs += [Path(data_dir) / dataset, Path(data_dir)]
     for entry in os.environ.get("GENMODELS_DATA", "").split(os.pathsep):
         if entry:
@@ -260,11 +281,22 @@ def _usable(path: Path, spec: IdxFile) -> bool:
         return False
 
 
+def _resolved(path) -> str:
+    path = Path(path).expanduser()
+    where = "does not exist" if not path.exists() else "is not a directory"
+    if path.is_absolute():
+        return f"{path} {where}"
+    return f"{where}; relative paths are taken from the current directory, {Path.cwd()}, so it means {path.resolve()}"
+
+
 def _missing_message(dataset, split, data_dir):
     names = " and ".join(f"{spec.name}.gz" for spec in FILES[dataset][split])
     looked = "\n  ".join(str(d) for d in search_dirs(dataset, data_dir))
+    absent = [entry for entry in os.environ.get("GENMODELS_DATA", "").split(os.pathsep)
+              if entry and not Path(entry).expanduser().is_dir()]
+    notes = "".join(f"\nThe GENMODELS_DATA entry {entry!r} {_resolved(entry)}." for entry in absent)
     return (
-        f"{NAMES[dataset]} {split} split not found: need {names}.\n  Looked in:\n  {looked}\n"
+        f"{NAMES[dataset]} {split} split not found: need {names}.\n  Looked in:\n  {looked}{notes}\n"
         f"Put the files in {CACHE_DIR / dataset}, or set GENMODELS_DATA to a directory that holds {dataset}/ "
         f"(for example GENMODELS_DATA=../shared/data)."
     )

@@ -10,6 +10,8 @@ import torch
 
 from .profiles import Profile, get_profile
 
+__all__ = ["get_device", "seed_everything", "amp_dtype", "describe", "ENV_VAR"]
+
 
 def _available(kind: str) -> bool:
     if kind == "cuda":
@@ -19,16 +21,54 @@ def _available(kind: str) -> bool:
     return kind == "cpu"
 
 
-def get_device(preferred: str | None = None, profile: Profile | str | None = None) -> torch.device:
+ENV_VAR = "GENMODELS_DEVICE"
+KINDS = ("cuda", "mps", "cpu")
+
+
+def get_device(preferred: str | torch.device | None = None, profile: Profile | str | None = None) -> torch.device:
     """The device to compute on: `preferred` (or GENMODELS_DEVICE) if given, else the profile's (quick forces the
-    CPU), else the fastest present: CUDA, then Apple MPS, then the CPU."""
-    preferred = preferred or os.environ.get("GENMODELS_DEVICE") or get_profile(profile).device
-    if preferred in (None, "", "auto"):
-        return torch.device(next(kind for kind in ("cuda", "mps", "cpu") if _available(kind)))
-    device = torch.device(preferred)
+    CPU), else the fastest present: CUDA, then Apple MPS, then the CPU. A device that is unknown or not present here
+    is an error that names where the request came from (the argument or GENMODELS_DEVICE) and what to change."""
+    if preferred is not None and not isinstance(preferred, (str, torch.device)):
+        raise ValueError(f"device must be a string such as 'cuda', 'mps', 'cpu' or 'auto', a torch.device, or None; "
+                         f"got {preferred!r} ({type(preferred).__name__})")
+    from_env = os.environ.get(ENV_VAR, "").strip()
+    if preferred not in (None, ""):
+        request, source = preferred, "the device argument"
+    elif from_env:
+        request, source = from_env, f"the environment variable {ENV_VAR}={from_env!r}"
+    else:
+        request, source = get_profile(profile).device, "the profile"
+    if isinstance(request, str):
+        request = request.strip().lower()
+    if request in (None, "", "auto"):
+        return torch.device(next(kind for kind in KINDS if _available(kind)))
+    try:
+        device = torch.device(request)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"unknown device {request!r} (from {source}); choose 'cuda' (an NVIDIA GPU, also 'cuda:1' "
+                         f"for the second), 'mps' (Apple silicon), 'cpu', or 'auto' for the fastest present"
+                         ) from None
+    if device.type not in KINDS:
+        raise ValueError(f"device {request!r} (from {source}) is not one the course supports; choose 'cuda', 'mps', "
+                         "'cpu' or 'auto'")
     if not _available(device.type):
-        raise ValueError(f"device {preferred!r} was asked for but is not available here; "
-                         "use device=None (or 'auto') to pick the fastest device present, or 'cpu'")
+        present = next(kind for kind in KINDS if _available(kind))
+        why = {"cuda": "torch.cuda.is_available() is False: no NVIDIA GPU, or a CPU-only build of torch",
+               "mps": "torch.backends.mps.is_available() is False: not Apple silicon, or macOS older than 12.3"}
+        if source.startswith("the environment"):
+            fix = f"unset {ENV_VAR} (in a notebook: os.environ.pop({ENV_VAR!r})) or set it to 'auto' or 'cpu'"
+        elif from_env:
+            fix = (f"pass device='auto' or device='cpu' (device=None would read {ENV_VAR}={from_env!r} instead, "
+                   "so check that too)")
+        else:
+            fix = "pass device=None or 'auto' (the fastest device present), or 'cpu'"
+        raise ValueError(f"device {request!r} was asked for but is not available here: {why[device.type]}. The "
+                         f"request came from {source}; the fastest device present is {present!r}. To run here, "
+                         f"{fix}.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {request!r} (from {source}) does not exist: this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s), numbered from 0; use 'cuda' or 'cuda:0'")
     return device
 
 

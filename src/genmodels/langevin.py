@@ -16,6 +16,8 @@ random numbers are drawn on the chains' device. The file reads: samplers, diagno
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from .training import as_tensor, batches
+
+__all__ = ["Chains", "log_prob_and_grad", "ula", "mala", "step_schedule", "schedule_from_range", "sgld",
+           "ula_gaussian_stationary_covariance", "autocorrelation", "integrated_autocorrelation_time",
+           "effective_sample_size", "monte_carlo_error", "plot_traces", "Target", "CorrelatedGaussian", "DoubleWell",
+           "GaussianMixture", "Banana", "MixturePosterior"]
 
 LogProb = Callable[[torch.Tensor], torch.Tensor]
 
@@ -41,6 +48,34 @@ class Chains:
 
 
 # --- samplers -----------------------------------------------------------------------------------------------------
+# Inputs are checked once, where a notebook calls in; inside the loops nothing waits for the device. Non-finite values
+# are caught without a per-step synchronisation: each step keeps Σ_chains log p (autograd computes that sum anyway)
+# and Σ ∇log p, two numbers left on the device; a sum is finite exactly when all its terms are (or when they are so
+# large that it overflows, i.e. the chains blew up). One look at them at the end of the run says whether, at which
+# step and in which of the two the first non-finite value appeared. The start x0 is checked at once, chain by chain.
+
+
+def _count(name: str, value, minimum: int = 1) -> int:
+    """`value` as an int >= minimum, or a ValueError naming the argument and what it got."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, float) and value.is_integer():
+            raise ValueError(f"{name} must be a whole number, got the float {value!r}; write {int(value)} "
+                             f"(or int({value!r}))")
+        raise ValueError(f"{name} must be a whole number, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _rate(name: str, value) -> float:
+    """`value` as a positive finite float (a step size, a schedule constant), or a ValueError."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be positive and finite, got {value}")
+    return number
 
 
 def _check_start(x0, generator, seed) -> tuple[torch.Tensor, torch.Generator]:
@@ -48,6 +83,16 @@ def _check_start(x0, generator, seed) -> tuple[torch.Tensor, torch.Generator]:
         shape = tuple(x0.shape) if torch.is_tensor(x0) else type(x0).__name__
         raise ValueError(f"x0 must be a floating-point tensor of shape (n_chains, dim); got {shape}. "
                          "For one chain of a 1-D density use x0 = torch.zeros(1, 1).")
+    if x0.shape[0] == 0 or x0.shape[1] == 0:
+        raise ValueError(f"x0 has shape {tuple(x0.shape)}: need at least one chain and one coordinate, "
+                         "shape (n_chains, dim) with both >= 1")
+    if x0.device.type != "meta":
+        bad = ~torch.isfinite(x0).all(-1)
+        if bad.any():
+            chain = int(bad.nonzero()[0])
+            raise ValueError(f"x0 holds NaN or infinite values in {int(bad.sum())} of {len(x0)} chains (first: "
+                             f"chain {chain}, x0[{chain}] = {x0[chain].tolist()}); start every chain at a finite "
+                             "point where log_prob is defined")
     if generator is None:
         generator = torch.Generator(device=x0.device).manual_seed(seed)
     elif generator.device.type != x0.device.type:
@@ -56,27 +101,122 @@ def _check_start(x0, generator, seed) -> tuple[torch.Tensor, torch.Generator]:
     return x0.detach().clone(), generator
 
 
-def _check_run(step_size: float, n_steps: int, burn_in: int, thin: int) -> None:
-    if not step_size > 0:
-        raise ValueError(f"step_size must be positive, got {step_size}")
-    if n_steps < 1 or burn_in < 0 or thin < 1 or burn_in >= n_steps:
-        raise ValueError(f"need n_steps >= 1, 0 <= burn_in < n_steps and thin >= 1; got n_steps={n_steps}, "
-                         f"burn_in={burn_in}, thin={thin}")
+def _check_run(step_size, n_steps, burn_in, thin, step_name: str = "step_size") -> tuple[float, int, int, int]:
+    """The run's settings, checked: a positive finite step, n_steps >= 1, 0 <= burn_in < n_steps, and a `thin` that
+    keeps at least one state ((n_steps - burn_in) // thin states are kept)."""
+    step_size = _rate(step_name, step_size)
+    n_steps, burn_in, thin = _count("n_steps", n_steps), _count("burn_in", burn_in, 0), _count("thin", thin)
+    if burn_in >= n_steps:
+        raise ValueError(f"burn_in={burn_in} discards all n_steps={n_steps} steps, so nothing would be kept; "
+                         f"need burn_in < n_steps (for example burn_in={n_steps // 4})")
+    if thin > n_steps - burn_in:
+        raise ValueError(f"thin={thin} keeps no state: after burn_in={burn_in}, only {n_steps - burn_in} of "
+                         f"n_steps={n_steps} steps remain; need thin <= n_steps - burn_in = {n_steps - burn_in} "
+                         f"(every thin-th state after the burn-in is kept)")
+    return step_size, n_steps, burn_in, thin
+
+
+def _log_prob_grad_and_sum(log_prob: LogProb, x: torch.Tensor):
+    """log p(x) (n_chains,), ∇_x log p(x) and Σ_chains log p (the sum autograd differentiates), all detached."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        value = log_prob(x)
+        if not torch.is_tensor(value):
+            raise ValueError(f"log_prob must return a torch tensor of shape {tuple(x.shape[:1])}, one value per "
+                             f"chain; got {type(value).__name__}. Write it with torch operations on x.")
+        if value.shape != x.shape[:1]:
+            raise ValueError(f"log_prob must return one value per chain, shape {tuple(x.shape[:1])}; got "
+                             f"{tuple(value.shape)}. Sum over the coordinates (dim=-1), not over the chains.")
+        total = value.sum()
+        if not total.requires_grad:
+            raise ValueError("log_prob's result does not depend on x through torch operations, so autograd cannot "
+                             "differentiate it: write it with torch functions of x (no .item(), .numpy(), "
+                             ".detach() or math.* on x)")
+        (grad,) = torch.autograd.grad(total, x)
+    return value.detach(), grad, total.detach()
 
 
 def log_prob_and_grad(log_prob: LogProb, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(x) and ∇_x log p(x) by autograd, for a batch of chains x of shape (n_chains, dim)."""
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        value = log_prob(x)
-        if value.shape != x.shape[:1]:
-            raise ValueError(f"log_prob must return one value per chain, shape {tuple(x.shape[:1])}; got "
-                             f"{tuple(value.shape)}. Sum over the coordinates (dim=-1), not over the chains.")
-        (grad,) = torch.autograd.grad(value.sum(), x)
-    return value.detach(), grad
+    value, grad, _ = _log_prob_grad_and_sum(log_prob, x)
+    return value, grad
+
+
+_SUPPORT_ADVICE = ("use langevin.mala, whose accept/reject step refuses such moves, or sample a variable defined on "
+                   "all of R^d (for θ > 0: θ = exp(u), with log p(exp(u)) + u as the log-density of u)")
+_GRAD_ADVICE = ("autograd gives NaN or inf where the formula is not differentiable (torch.sqrt at 0, a power below "
+                "1 at 0, the edge of a support, a torch.where whose unused branch is NaN there); write log_prob so "
+                "that its gradient is defined everywhere (for example torch.sqrt(x**2 + 1e-12), or clamp the input "
+                "of the unused branch)")
+
+
+def _check_start_values(name: str, x: torch.Tensor, value: torch.Tensor, grad: torch.Tensor) -> None:
+    """log p and ∇log p at the start, chain by chain (one synchronisation, before the run)."""
+    bad_value = ~torch.isfinite(value)
+    bad_grad = ~torch.isfinite(grad).all(-1)
+    if not (bad_value.any() or bad_grad.any()):
+        return
+    bad, what = (bad_value, "log_prob(x0)") if bad_value.any() else (bad_grad, "the gradient of log_prob at x0")
+    chain = int(bad.nonzero()[0])
+    found = value[chain].item() if bad_value.any() else grad[chain].tolist()
+    where = (f"is {found} for {int(bad.sum())} of {len(x)} chains (first: chain {chain}, "
+             f"x0[{chain}] = {[round(v, 4) for v in x[chain].tolist()]})")
+    if bad_value.any():
+        raise ValueError(f"{name}: {what} {where}. The chains start where the log-density is undefined: outside its "
+                         "support (a log of a negative number, a negative variance), or log_prob reads data that "
+                         "hold NaN. Start every chain where log_prob is finite.")
+    raise ValueError(f"{name}: {what} {where}, while log_prob itself is finite there: {_GRAD_ADVICE}; or start the "
+                     "chains away from such points.")
+
+
+class _Watch:
+    """Σ_chains log p and Σ_chains ∇log p at every step, kept on the device; looked at once, by `check`."""
+
+    def __init__(self):
+        self.values, self.grads = [], []
+
+    def add(self, total: torch.Tensor, grad: torch.Tensor) -> None:
+        self.values.append(total)
+        self.grads.append(grad.sum())
+
+    def check(self, name: str, step_size, n_steps: int, n_chains: int) -> None:
+        values, grads = torch.stack(self.values).double().cpu(), torch.stack(self.grads).double().cpu()
+        finite_value, finite_grad = torch.isfinite(values), torch.isfinite(grads)
+        bad = ~(finite_value & finite_grad)
+        if not bad.any():
+            return
+        t = int(bad.nonzero()[0])
+        what = "log-density" if not finite_value[t] else "gradient of log_prob"
+        found = values[t].item() if not finite_value[t] else grads[t].item()
+        per_chain = values[:t].abs() / n_chains  # mean |log p| per chain at each step before
+        start = per_chain[0].item() if t > 0 else 0.0
+        smaller = ("reduce a, the schedule's first step size" if name == "SGLD"
+                   else "reduce it, or use langevin.mala, which rejects such moves")
+        if t > 0 and per_chain.max().item() > 1e3 * max(start, 1.0):
+            peak = int(per_chain.argmax())
+            raise FloatingPointError(
+                f"{name} diverged: the mean log-density per chain went from {values[0].item() / n_chains:.3g} at the "
+                f"start to {values[peak].item() / n_chains:.3g} after {peak} steps, then the {what} became {found} "
+                f"after {t} of {n_steps} steps. The step size {step_size} is too large for this target (a Langevin "
+                f"chain on a Gaussian is unstable beyond twice its smallest variance): {smaller}.")
+        jump = (f" (or, if the step size {step_size} is large for the scale of this target, the chains jumped in one "
+                f"step to where log p overflows: {smaller})" if math.isinf(found) else "")
+        if what == "log-density":
+            advice = ("check log_prior and log_likelihood where θ leaves their support; SGLD has no accept/reject "
+                      "step, so sample a variable defined on all of R^d (for θ > 0: θ = exp(u), adding u to the "
+                      "log-density)" if name == "SGLD" else _SUPPORT_ADVICE)
+            raise FloatingPointError(
+                f"{name}: the log-density became {found} after {t} of {n_steps} steps, while the steps before gave "
+                f"moderate values (mean log p {values[t - 1].item() / n_chains:.3g} per chain): the chains stepped "
+                f"where log_prob is undefined, most likely outside the target's support{jump}. {name} has no "
+                f"accept/reject step to keep them out: {advice}.")
+        raise FloatingPointError(
+            f"{name}: the gradient of log_prob became {found} after {t} of {n_steps} steps, while log_prob itself "
+            f"stayed finite and moderate{jump}: {_GRAD_ADVICE}.")
 
 
 def _diverged(samples: torch.Tensor, name: str, step_size) -> None:
+    """The last safeguard, on the kept states: a state can blow up in the final step, after the last evaluation."""
     if not torch.isfinite(samples).all():
         raise FloatingPointError(f"{name} chains diverged (non-finite values) with step size {step_size}: the step is "
                                  "too large for this target; reduce it (or use mala, which rejects bad moves)")
@@ -87,16 +227,22 @@ def ula(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *, 
     """Unadjusted Langevin algorithm: θ' = θ + η ∇log p(θ) + c √η w, with c = noise_scale = √2 (the Euler step of
     the Langevin diffusion, which samples p). The lecture's rule is c = 1: it samples p² instead.
 
-    Runs n_steps steps of all chains in x0 (n_chains, dim), keeps every `thin`-th state after `burn_in` steps."""
-    _check_run(step_size, n_steps, burn_in, thin)
+    Runs n_steps steps of all chains in x0 (n_chains, dim), keeps every `thin`-th state after `burn_in` steps.
+    A log-density or gradient that turns NaN or infinite is an error that says when and why."""
+    step_size, n_steps, burn_in, thin = _check_run(step_size, n_steps, burn_in, thin)
+    noise_scale = _rate("noise_scale", noise_scale)
     x, generator = _check_start(x0, generator, seed)
-    kept = []
+    kept, watch = [], _Watch()
     for t in range(n_steps):
-        _, grad = log_prob_and_grad(log_prob, x)
+        value, grad, total = _log_prob_grad_and_sum(log_prob, x)
+        if t == 0:
+            _check_start_values("ULA", x, value, grad)
+        watch.add(total, grad)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         x = x + step_size * grad + noise_scale * math.sqrt(step_size) * noise
         if t >= burn_in and (t - burn_in) % thin == thin - 1:
             kept.append(x)
+    watch.check("ULA", step_size, n_steps, len(x))
     samples = torch.stack(kept)
     _diverged(samples, "ULA", step_size)
     return Chains(samples)
@@ -107,10 +253,12 @@ def mala(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *,
     """Metropolis-adjusted Langevin: propose y = θ + η ∇log p(θ) + √(2η) w, accept with probability
     min(1, p(y) q(θ|y) / (p(θ) q(y|θ))), where q(y|θ) = N(y; θ + η ∇log p(θ), 2η I). Exact at any step size.
 
-    The acceptance rate is averaged over the steps after burn-in and over the chains."""
-    _check_run(step_size, n_steps, burn_in, thin)
+    The acceptance rate is averaged over the steps after burn-in and over the chains. A proposal whose log-density
+    or gradient is NaN or infinite (outside the support) is rejected; the start x0 must have finite ones."""
+    step_size, n_steps, burn_in, thin = _check_run(step_size, n_steps, burn_in, thin)
     x, generator = _check_start(x0, generator, seed)
     log_p, grad = log_prob_and_grad(log_prob, x)
+    _check_start_values("MALA", x, log_p, grad)
     kept, accepted = [], torch.zeros((), device=x.device)
 
     def log_q(to, frm, grad_frm):  # log N(to; frm + η ∇log p(frm), 2η I), up to a constant
@@ -132,7 +280,13 @@ def mala(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *,
                 kept.append(x)
     samples = torch.stack(kept)
     _diverged(samples, "MALA", step_size)
-    return Chains(samples, acceptance_rate=float(accepted) / (n_steps - burn_in))
+    rate = float(accepted) / (n_steps - burn_in)
+    if rate == 0:
+        warnings.warn(f"MALA accepted none of the {len(x) * (n_steps - burn_in)} proposals after the burn-in: the "
+                      f"chains never moved. The step size {step_size} is too large for this target (or every "
+                      "proposal fell where log_prob is undefined); reduce it until the acceptance rate is about "
+                      "0.5-0.8", RuntimeWarning, stacklevel=2)
+    return Chains(samples, acceptance_rate=rate)
 
 
 def step_schedule(t, a: float, b: float, gamma: float = 0.55):
@@ -142,7 +296,9 @@ def step_schedule(t, a: float, b: float, gamma: float = 0.55):
 
 def schedule_from_range(first: float, last: float, n_steps: int, gamma: float = 0.55) -> tuple[float, float]:
     """(a, b) such that ε_0 = first and ε_{n_steps} = last, as Welling & Teh choose them (0.01 down to 0.0001)."""
-    if not 0 < last < first:
+    first, last, gamma = _rate("first", first), _rate("last", last), _rate("gamma", gamma)
+    n_steps = _count("n_steps", n_steps)
+    if not last < first:
         raise ValueError(f"the schedule must decrease: need 0 < last < first, got first={first}, last={last}")
     b = n_steps / ((first / last) ** (1 / gamma) - 1)
     return first * b**gamma, b
@@ -163,13 +319,13 @@ def sgld(log_prior: LogProb, log_likelihood: Callable, data, x0: torch.Tensor, n
     last slice dropped if it is short); chain c takes slice (k + c) mod (N // n) at the k-th step of a sweep, so each
     chain sees every slice once per sweep and neighbouring chains see different data (shared minibatches would
     give all chains the same gradient noise and make them move together)."""
-    if not (a > 0 and b > 0 and gamma > 0):
-        raise ValueError(f"the schedule needs a > 0, b > 0, gamma > 0; got a={a}, b={b}, gamma={gamma}")
-    _check_run(a, n_steps, burn_in, thin)
+    a, b, gamma = _rate("a", a), _rate("b", b), _rate("gamma", gamma)
+    _, n_steps, burn_in, thin = _check_run(a, n_steps, burn_in, thin, step_name="a")
     x, generator = _check_start(x0, generator, seed)
-    data = as_tensor(data, x.device)
+    data = _check_data(data, x.device)
     n_data = len(data)
-    if not 1 <= batch_size <= n_data:
+    batch_size = _count("batch_size", batch_size)
+    if batch_size > n_data:
         raise ValueError(f"batch_size must lie between 1 and the number of data ({n_data}); got {batch_size}")
     order_generator = torch.Generator().manual_seed(seed)  # batches() draws its permutation on the CPU
     n_batches = n_data // batch_size
@@ -178,7 +334,7 @@ def sgld(log_prior: LogProb, log_likelihood: Callable, data, x0: torch.Tensor, n
     def log_posterior_estimate(theta, batch):
         return log_prior(theta) + n_data / batch_size * log_likelihood(theta, batch)
 
-    kept = []
+    kept, watch = [], _Watch()
     eps = step_schedule(torch.arange(n_steps, dtype=torch.float64), a, b, gamma)
     for t in range(n_steps):
         k = t % n_batches
@@ -186,24 +342,58 @@ def sgld(log_prior: LogProb, log_likelihood: Callable, data, x0: torch.Tensor, n
             sweep = torch.stack(batches(n_data, batch_size, order_generator, x.device)[:n_batches])
         rows = sweep[(k + shift) % n_batches]  # (n_chains, n) indices; index_select is the cheap gather on a CPU
         batch = data.index_select(0, rows.flatten()).view(*rows.shape, *data.shape[1:])
-        _, grad = log_prob_and_grad(lambda theta: log_posterior_estimate(theta, batch), x)  # noqa: B023
+        value, grad, total = _log_prob_grad_and_sum(lambda theta: log_posterior_estimate(theta, batch), x)  # noqa: B023
+        if t == 0:
+            _check_start_values("SGLD", x, value, grad)
+        watch.add(total, grad)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         x = x + eps[t].item() / 2 * grad + math.sqrt(eps[t].item()) * noise
         if t >= burn_in and (t - burn_in) % thin == thin - 1:
             kept.append(x)
+    first = f"{eps[0].item():.3g} (first)"
+    watch.check("SGLD", first, n_steps, len(x))
     samples = torch.stack(kept)
-    _diverged(samples, "SGLD", f"{eps[0].item():.3g} (first)")
+    _diverged(samples, "SGLD", first)
     return Chains(samples)
+
+
+def _check_data(data, device) -> torch.Tensor:
+    """SGLD's data as a tensor on the chains' device, checked once: non-empty, and finite (a NaN row would make the
+    gradient of every minibatch holding it NaN)."""
+    data = as_tensor(data, device)
+    if data.ndim == 0 or len(data) == 0:
+        raise ValueError(f"data must hold at least one data point along its first axis; got shape {tuple(data.shape)}")
+    if data.is_floating_point():
+        bad = ~torch.isfinite(data).reshape(len(data), -1).all(-1)
+        if bad.any():
+            n_nan, n_inf = int(torch.isnan(data).sum()), int(torch.isinf(data).sum())
+            raise ValueError(f"data contain {n_nan} NaN and {n_inf} infinite values, in {int(bad.sum())} of "
+                             f"{len(data)} rows (first: row {int(bad.nonzero()[0])}); every minibatch holding them "
+                             "would give a NaN gradient. Drop or repair those rows first, e.g. "
+                             "data[torch.isfinite(data).reshape(len(data), -1).all(-1)].")
+    return data
 
 
 def ula_gaussian_stationary_covariance(cov, step_size: float, noise_scale: float = math.sqrt(2.0)) -> torch.Tensor:
     """The exact stationary covariance of ULA on N(μ, Σ): along each eigenvector of Σ (eigenvalue σ²) the chain is
     AR(1) with coefficient 1 - η/σ², so its variance is c² η / (1 - (1 - η/σ²)²) = (c²/2) σ² / (1 - η / (2σ²)).
     c = √2: σ² plus a bias of order η; c = 1 (the lecture's rule): about σ²/2, the variance of p²."""
+    step_size, noise_scale = _rate("step_size", step_size), _rate("noise_scale", noise_scale)
     cov = torch.as_tensor(cov, dtype=torch.float64)
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or cov.shape[0] == 0:
+        raise ValueError(f"cov must be a square (dim, dim) covariance matrix; got shape {tuple(cov.shape)} "
+                         "(for one variance v write [[v]])")
+    if not torch.isfinite(cov).all() or not torch.allclose(cov, cov.T):
+        raise ValueError(f"cov must be a finite symmetric matrix; got {cov.tolist()}")
     variances, vectors = torch.linalg.eigh(cov)
+    if variances.min() <= 0:
+        raise ValueError(f"cov must be positive definite (all eigenvalues > 0, as a covariance of a density); its "
+                         f"eigenvalues are {[round(v, 6) for v in variances.tolist()]}. Check the variances on the "
+                         "diagonal and that each correlation lies in (-1, 1).")
     if (step_size >= 2 * variances).any():
-        raise ValueError(f"ULA is unstable for step sizes >= 2 σ²_min = {2 * variances.min().item():.3g}")
+        raise ValueError(f"ULA is unstable on this Gaussian for step sizes >= 2 σ²_min = "
+                         f"{2 * variances.min().item():.3g} (twice its smallest variance); got step_size={step_size}: "
+                         "its chains diverge and have no stationary covariance. Take a smaller step.")
     stationary = noise_scale**2 / 2 * variances / (1 - step_size / (2 * variances))
     return vectors @ torch.diag(stationary) @ vectors.T
 
@@ -220,6 +410,10 @@ def _as_series(x) -> torch.Tensor:
         x = x[..., None]
     if x.ndim != 3 or len(x) < 4:
         raise ValueError(f"expected chains of shape (n_steps, n_chains[, dim]) with n_steps >= 4; got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"the chains hold {int((~torch.isfinite(x)).sum())} NaN or infinite values: no "
+                         "autocorrelation or effective sample size can be computed from them; rerun the sampler "
+                         "with a smaller step size")
     return x
 
 
@@ -376,7 +570,7 @@ class CorrelatedGaussian(Target):
         if not -1 < rho < 1:
             raise ValueError(f"the correlation rho must lie in (-1, 1), got {rho}")
         self.mean = torch.tensor(mean, dtype=torch.float64)
-        s1, s2 = std
+        s1, s2 = (_rate("std", s) for s in std)
         self.cov = torch.tensor([[s1 * s1, rho * s1 * s2], [rho * s1 * s2, s2 * s2]], dtype=torch.float64)
         self.precision = torch.linalg.inv(self.cov)
         self.log_norm = -0.5 * torch.logdet(2 * math.pi * self.cov).item()
@@ -453,11 +647,18 @@ class MixturePosterior(Target):
 
     def __init__(self, n: int = 100, theta=(0.0, 1.0), seed: int = 0, data=None):
         if data is None:
+            n = _count("n", n)
             g = torch.Generator().manual_seed(seed)
             component = torch.rand(n, generator=g) < 0.5  # True: the second component, mean θ1 + θ2
             means = theta[0] + theta[1] * component.double()
             data = means + math.sqrt(self.var_x) * torch.randn(n, generator=g, dtype=torch.float64)
         self.x = torch.as_tensor(data, dtype=torch.float64)
+        if self.x.ndim != 1 or len(self.x) == 0:
+            raise ValueError(f"data must be a non-empty 1-D sequence of numbers; got shape {tuple(self.x.shape)}")
+        if not torch.isfinite(self.x).all():
+            first = int((~torch.isfinite(self.x)).nonzero()[0])
+            raise ValueError(f"data contain {int((~torch.isfinite(self.x)).sum())} NaN or infinite values (first: "
+                             f"data[{first}] = {self.x[first].item()}); drop or repair them first")
 
     def log_prior(self, theta):
         return -0.5 * theta[:, 0] ** 2 / self.var1 - 0.5 * theta[:, 1] ** 2 / self.var2

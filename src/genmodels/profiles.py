@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
+__all__ = ["Profile", "get_profile", "PROFILES", "ENV_VAR"]
+
 ENV_VAR = "GENMODELS_PROFILE"
 
 
@@ -38,6 +40,9 @@ PROFILES = {
 def get_profile(requested: Profile | str | None = None) -> Profile:
     """Resolve the profile: the GENMODELS_PROFILE environment variable wins, else `requested` (a notebook's
     `parameters` cell), else "full". GENMODELS_PROGRESS, if set, overrides how training reports."""
+    if requested is not None and not isinstance(requested, (str, Profile)):
+        raise ValueError(f"profile must be 'quick', 'full', None or a genmodels.profiles.Profile; got {requested!r} "
+                         f"({type(requested).__name__}). In a notebook's parameters cell write profile = \"quick\".")
     if isinstance(requested, Profile) and not os.environ.get(ENV_VAR):
         profile = requested
     else:
@@ -45,11 +50,13 @@ def get_profile(requested: Profile | str | None = None) -> Profile:
         key = name.strip().lower()
         if key not in PROFILES:
             source = f"the environment variable {ENV_VAR}" if os.environ.get(ENV_VAR) else "the profile argument"
-            raise ValueError(f"unknown profile {name!r} (from {source}); choose 'quick' or 'full'")
+            fix = f"set {ENV_VAR} to one of them, or unset it" if os.environ.get(ENV_VAR) else "pass one of them"
+            raise ValueError(f"unknown profile {name!r} (from {source}); choose 'quick' or 'full': {fix}")
         profile = PROFILES[key]
     progress = os.environ.get("GENMODELS_PROGRESS")  # batch runs (`make run`) want plain lines, not widgets
     if progress:
         if progress not in ("bar", "plain", "none"):
-            raise ValueError(f"GENMODELS_PROGRESS must be 'bar', 'plain' or 'none', got {progress!r}")
+            raise ValueError(f"the environment variable GENMODELS_PROGRESS must be 'bar', 'plain' or 'none', got "
+                             f"{progress!r}; set it to one of them, or unset it")
         profile = replace(profile, progress=progress)
     return profile
