@@ -41,10 +41,14 @@ from genmodels import data, get_profile, plotting, training
 from genmodels.device import describe, get_device, seed_everything
 from genmodels.paths import checkpoint_path
 
-profile = get_profile(profile)
-device = get_device(device, profile)
-seed_everything(seed)
-print(f"running on {describe(device)}")
+profile = get_profile(profile)  # 1. the profile: the notebook's value, or GENMODELS_PROFILE, or "full"
+device = get_device(device, profile)  # 2. the device: the quick profile's CPU, else CUDA, Apple MPS or the CPU
+seed_everything(seed)  # 3. every random generator (Python, NumPy, torch) seeded
+print(f"{profile.name} profile, {describe(device)}, seed {seed}")
+
+# %% [markdown]
+# Every other notebook does these three steps in one call, which prints the same line:
+# `profile, device = genmodels.setup(profile, device, seed)`.
 
 # %% [markdown]
 # ## Profiles
@@ -70,12 +74,12 @@ print(f"train images: {profile.n_train or 'all'}, test images: {profile.n_test o
 
 # %%
 # NBVAL_CHECK_OUTPUT
-mnist = data.load_data(profile)
-print(mnist)
-print(f"pixels: {mnist.x_train.dtype}, range [{mnist.x_train.min():.1f}, {mnist.x_train.max():.1f}]")
+dataset = data.load_data(profile)
+print(dataset)
+print(f"pixels: {dataset.x_train.dtype}, range [{dataset.x_train.min():.1f}, {dataset.x_train.max():.1f}]")
 
 # %%
-plotting.show_images(mnist.x_train[:30], labels=[mnist.classes[y] for y in mnist.y_train[:30]])
+plotting.show_images(dataset.x_train[:30], labels=[dataset.classes[y] for y in dataset.y_train[:30]])
 
 # %% [markdown]
 # ## Class balance
@@ -85,8 +89,8 @@ plotting.show_images(mnist.x_train[:30], labels=[mnist.classes[y] for y in mnist
 
 # %%
 # NBVAL_CHECK_OUTPUT
-counts = np.bincount(mnist.y_train, minlength=10)
-for name, count in zip(mnist.classes, counts, strict=True):
+counts = np.bincount(dataset.y_train, minlength=10)
+for name, count in zip(dataset.classes, counts, strict=True):
     print(f"{name:>8}: {count:5d}  ({count / counts.sum():.1%})")
 
 # %% [markdown]
@@ -97,7 +101,7 @@ for name, count in zip(mnist.classes, counts, strict=True):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-x = mnist.x_train
+x = dataset.x_train
 print(f"mean pixel value: {x.mean():.3f}, standard deviation: {x.std():.3f}")
 print(f"pixels exactly 0: {(x == 0).mean():.1%}, above 0.5: {(x > 0.5).mean():.1%}")
 
@@ -119,12 +123,13 @@ plt.show()
 # Binary models need binary pixels. **Fixed** binarisation thresholds at 0.5. **Stochastic** binarisation draws each
 # pixel as 1 with probability equal to its grey level: its average is the grey image. The likelihood literature on
 # MNIST binarises the test set once, with a fixed seed, and re-draws the training images every epoch (dynamic
-# binarisation); `binarize_stochastic` does both.
+# binarisation). `data.binarize_once` is the first, with the one seed every notebook uses, so all of them see the
+# same binary test images; `binarize_stochastic` with a generator is the second.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 fixed = data.binarize(x[:8])
-stochastic = data.binarize_stochastic(x[:8], seed=seed)
+stochastic = data.binarize_once(x[:8])
 print(f"fraction of ones: grey mean {x[:8].mean():.3f}, fixed {fixed.mean():.3f}, stochastic {stochastic.mean():.3f}")
 
 # %%
@@ -137,16 +142,18 @@ plotting.show_images(np.concatenate([x[:8], fixed, stochastic]), ncols=8, title=
 # as images and labels) and each batch is a slice of a random permutation. Give it a `loss_fn` (it does the backward
 # pass and the optimiser step) or a `step_fn` that updates the model itself (contrastive divergence does). It
 # returns a `History` of per-epoch means, writes a checkpoint after each epoch (atomically: a crash never leaves
-# half a file), resumes from it, and if you press Ctrl-C (interrupt the kernel) it stops cleanly and keeps what has
-# been learnt.
+# half a file), resumes from it, and if you press Ctrl-C (interrupt the kernel) it stops, keeps what has been learnt,
+# says how to resume, and stops the cell. A loss or weights that turn NaN or infinite stop training at the end of the
+# epoch with an error that names the likely cause, keeping the last good checkpoint. A checkpoint remembers the
+# settings it was trained with: resuming with others is refused (pass `resume=False` to start afresh).
 #
 # A classifier is not a generative model, but it is the smallest honest test of the loop: softmax regression on the
 # pixels.
 
 # %%
-x_train = mnist.x_train.reshape(len(mnist.x_train), -1)  # the loop copies arrays to the device once
-x_test = torch.as_tensor(mnist.x_test.reshape(len(mnist.x_test), -1), device=device)
-y_test = torch.as_tensor(mnist.y_test, device=device)
+x_train = dataset.x_train.reshape(len(dataset.x_train), -1)  # the loop copies arrays to the device once
+x_test = torch.as_tensor(dataset.x_test.reshape(len(dataset.x_test), -1), device=device)
+y_test = torch.as_tensor(dataset.y_test, device=device)
 
 model = torch.nn.Linear(784, 10).to(device)
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -165,7 +172,7 @@ epochs = profile.pick(quick=3, full=5)
 checkpoint = checkpoint_path(f"00_softmax_{profile.name}.pt")
 settings = dict(batch_size=128, loss_fn=loss_fn, optimizer=optimizer, evaluate=evaluate, checkpoint=checkpoint,
                 progress=profile.progress)
-history = training.train(model, (x_train, mnist.y_train), epochs=epochs, resume=False, **settings)
+history = training.train(model, (x_train, dataset.y_train), epochs=epochs, resume=False, **settings)
 
 # %%
 plotting.plot_history(history)
@@ -176,7 +183,7 @@ plotting.plot_history(history)
 # you run the cell again.
 
 # %%
-history = training.train(model, (x_train, mnist.y_train), epochs=epochs + 1, **settings)
+history = training.train(model, (x_train, dataset.y_train), epochs=epochs + 1, **settings)
 print(f"epochs in the history: {history.epochs}; test accuracy {history['test_accuracy'][-1]:.1%}")
 
 # %% [markdown]
@@ -189,8 +196,8 @@ print(f"epochs in the history: {history.epochs}; test accuracy {history['test_ac
 # ## Exercises
 # 1. Run this notebook with `GENMODELS_PROFILE=full`. Which dataset did it use, and how long did the loop take per
 #    epoch on your machine?
-# 2. Interrupt the kernel during the first training cell of the full profile, then run the next cell. What does the
-#    history hold?
+# 2. Interrupt the kernel during the first training cell of the full profile, then run the next cell. Where does
+#    training resume, and what does the history hold?
 # 3. Compare the mean of `binarize_stochastic(x)` over many seeds with `x`. How many seeds until the difference is
 #    below 0.01 in every pixel?
 #

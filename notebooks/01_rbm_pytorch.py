@@ -36,20 +36,15 @@ n_hidden = None  # None: 100 (quick) or 500 (full)
 epochs = None  # None: 3 (quick) or 20 (full)
 
 # %%
-import matplotlib.pyplot as plt
 import torch
 
-from genmodels import data, get_profile, plotting
-from genmodels import rbm as R
-from genmodels.device import describe, get_device, seed_everything
+import genmodels
+from genmodels import data, plotting, rbm
 from genmodels.paths import checkpoint_path
 
-profile = get_profile(profile)
-device = get_device(device, profile)
-seed_everything(seed)
+profile, device = genmodels.setup(profile, device, seed)
 n_hidden = n_hidden or profile.pick(quick=100, full=500)
 epochs = epochs or profile.pick(quick=3, full=20)
-print(f"running on {describe(device)}")
 
 # %% [markdown]
 # ## The energy and the two conditionals
@@ -65,9 +60,8 @@ print(f"running on {describe(device)}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-tiny = R.RBM(4, 3, generator=torch.Generator().manual_seed(0), init_std=1.0)
-v_all = torch.tensor([[float(b) for b in f"{i:04b}"] for i in range(16)])
-h_all = torch.tensor([[float(b) for b in f"{i:03b}"] for i in range(8)])
+tiny = rbm.RBM(4, 3, generator=torch.Generator().manual_seed(0), init_std=1.0)
+v_all, h_all = rbm.binary_states(4), rbm.binary_states(3)  # all 16 visible and 8 hidden states
 with torch.no_grad():
     joint = torch.stack([torch.exp(-tiny.energy(v_all, h.expand(16, 3))) for h in h_all], 1)  # (16 v, 8 h)
     brute = (joint[:, h_all[:, 0] == 1].sum(1) / joint.sum(1))[:4]
@@ -98,7 +92,7 @@ with torch.no_grad():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-big = R.RBM(784, 10)
+big = rbm.RBM(784, 10)
 with torch.no_grad():
     big.W.fill_(0.2)
     v = torch.ones(1, 784)
@@ -128,14 +122,14 @@ with torch.no_grad():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-small = R.RBM(6, 4, generator=torch.Generator().manual_seed(1), init_std=1.0)
-v6 = R.bernoulli(torch.full((500, 6), 0.3), torch.Generator().manual_seed(2))
+small = rbm.RBM(6, 4, generator=torch.Generator().manual_seed(1), init_std=1.0)
+v6 = rbm.bernoulli(torch.full((500, 6), 0.3), torch.Generator().manual_seed(2))
 g = torch.Generator().manual_seed(3)
 dW, db, dc, v_neg = small.contrastive_divergence(v6, k=1, sample_visible=True, generator=g)
 surrogate = small.free_energy(v6).mean() - small.free_energy(v_neg).mean()
 surrogate.backward()
 print("surrogate gradient = -CD statistics:", torch.allclose(-small.W.grad, dW, atol=1e-6))
-print(f"surrogate 'loss' {surrogate.item():.2f}   exact mean log p(v) {R.log_likelihood(small, v6):.2f} nats")
+print(f"surrogate 'loss' {surrogate.item():.2f}   exact mean log p(v) {rbm.log_likelihood(small, v6):.2f} nats")
 
 # %% [markdown]
 # Same gradient, but a number unrelated to the likelihood: to compare models we need $\log Z$ (below).
@@ -143,40 +137,37 @@ print(f"surrogate 'loss' {surrogate.item():.2f}   exact mean log p(v) {R.log_lik
 # ## Data
 #
 # We binarise the grey levels once, stochastically (each pixel is on with probability equal to its intensity), as
-# Salakhutdinov & Murray (2008) did.
+# Salakhutdinov & Murray (2008) did: `data.binarize_once`, with the seed every notebook uses.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-images = data.load_data(profile)
-x_train = data.binarize_stochastic(images.x_train.reshape(len(images.x_train), -1), seed=0)
-x_test = data.binarize_stochastic(images.x_test.reshape(len(images.x_test), -1), seed=1)
-print(images)
+dataset = data.load_data(profile)
+x_train = data.binarize_once(dataset.x_train.reshape(len(dataset.x_train), -1))
+x_test = data.binarize_once(dataset.x_test.reshape(len(dataset.x_test), -1))
+print(dataset)
 print(f"binary training set {x_train.shape}, fraction of pixels on {x_train.mean():.2f}")
 
 # %% [markdown]
 # ## Training with persistent contrastive divergence
 #
-# `R.fit` runs the course's training loop with a CD step: SGD with momentum 0.5 for the first five epochs, then 0.9,
+# `rbm.fit` runs the course's training loop with a CD step: SGD with momentum 0.5 for the first five epochs, then 0.9,
 # a small weight decay on $W$, and visible biases started at the pixels' log-odds $\log\frac{p_i}{1-p_i}$. After
 # each epoch we monitor the pseudo-likelihood and the reconstruction error on the test images.
 
 # %%
-rbm = R.RBM(784, n_hidden, n_chains=100, generator=torch.Generator().manual_seed(seed), device=device)
+model = rbm.RBM(784, n_hidden, n_chains=100, generator=torch.Generator().manual_seed(seed), device=device)
 
 
 def evaluate():
-    return {"test_pseudo_ll": R.pseudo_log_likelihood(rbm, x_test),
-            "test_recon_error": R.reconstruction_error(rbm, x_test)}
+    return {"test_pseudo_ll": rbm.pseudo_log_likelihood(model, x_test),
+            "test_recon_error": rbm.reconstruction_error(model, x_test)}
 
 
-history = R.fit(rbm, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True, evaluate=evaluate,
+history = rbm.fit(model, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True, evaluate=evaluate,
                 checkpoint=checkpoint_path(f"01_rbm_{profile.name}.pt"), resume=False, progress=profile.progress)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-plotting.plot_history(history, ["test_pseudo_ll"], ax=axes[0])
-plotting.plot_history(history, ["test_recon_error"], ax=axes[1])
-plt.show()
+plotting.plot_history(history, ["test_pseudo_ll", "test_recon_error"])
 
 # %% [markdown]
 # Both monitors are cheap proxies: the pseudo-likelihood conditions on all other pixels, and the reconstruction
@@ -190,8 +181,8 @@ plt.show()
 # are samples of the model after training (we show $p(v \mid h)$ after 100 more Gibbs steps).
 
 # %%
-plotting.show_images(rbm.W.t()[:64].reshape(-1, 28, 28), ncols=16, title="filters W[:, j]", normalize=True)
-samples = rbm.sample(v0=rbm.chains[:32], steps=100)
+plotting.show_images(model.W.t()[:64].reshape(-1, 28, 28), ncols=16, title="filters W[:, j]", normalize=True)
+samples = model.sample(v0=model.chains[:32], steps=100)
 plotting.show_images(samples.reshape(-1, 28, 28), ncols=16, title="persistent chains")
 
 # %% [markdown]
@@ -205,10 +196,10 @@ plotting.show_images(samples.reshape(-1, 28, 28), ncols=16, title="persistent ch
 
 # %%
 n_betas, n_runs = profile.pick(quick=2000, full=14500), profile.pick(quick=50, full=100)
-ais = R.log_partition_ais(rbm, n_betas=n_betas, n_runs=n_runs)
-test_ll = R.log_likelihood(rbm, x_test, log_z=ais.log_z)
+ais = rbm.log_partition_ais(model, n_betas=n_betas, n_runs=n_runs)
+test_ll = rbm.log_likelihood(model, x_test, log_z=ais.log_z)
 print(f"log Z = {ais.log_z:.2f}  (range {ais.log_z_low:.2f} to {ais.log_z_high:.2f})")
-print(f"average test log-likelihood: {test_ll:.2f} nats  ({images.name}, {n_hidden} hidden, PCD-1, {epochs} epochs)")
+print(f"average test log-likelihood: {test_ll:.2f} nats  ({dataset.name}, {n_hidden} hidden, PCD-1, {epochs} epochs)")
 
 # %% [markdown]
 # Read the range with care. The mean of the importance weights estimates $Z/Z_0$ without bias, so its logarithm

@@ -42,14 +42,11 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from genmodels import get_profile, langevin
-from genmodels.device import describe, get_device, seed_everything
+import genmodels
+from genmodels import langevin
 
-profile = get_profile(profile)
-device = get_device(device, profile)
-seed_everything(seed)
+profile, device = genmodels.setup(profile, device, seed)
 n_chains = profile.pick(quick=500, full=2000)  # chains run side by side, as one (n_chains, dim) tensor
-print(f"running on {describe(device)}, {n_chains} chains")
 
 # %% [markdown]
 # ## The lecture's rule, and what is wrong with it

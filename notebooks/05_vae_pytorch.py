@@ -47,18 +47,15 @@ import numpy as np
 import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from genmodels import get_profile, plotting, vae
-from genmodels.data import binarize_stochastic, load_data
-from genmodels.device import describe, get_device, seed_everything
+import genmodels
+from genmodels import data, plotting, vae
 from genmodels.paths import checkpoint_path
 
-profile = get_profile(profile)
-device = get_device(device, profile)
-seed_everything(seed)
+profile, device = genmodels.setup(profile, device, seed)
 epochs = epochs or profile.pick(quick=3, full=10)
 conv_epochs = conv_epochs or profile.pick(quick=1, full=10)
 iwae_k = iwae_k or profile.pick(quick=50, full=200)
-print(f"running on {describe(device)}; {epochs} epochs (MLP), {conv_epochs} (conv), IWAE with K = {iwae_k}")
+print(f"{epochs} epochs (MLP), {conv_epochs} (conv), IWAE with K = {iwae_k}")
 
 # %% [markdown]
 # ## The data, and why we binarise
@@ -73,13 +70,13 @@ print(f"running on {describe(device)}; {epochs} epochs (MLP), {conv_epochs} (con
 
 # %%
 # NBVAL_CHECK_OUTPUT
-data = load_data(profile)
-x_test = binarize_stochastic(data.x_test, seed=0)  # fixed once: the same binary test set for every model
+dataset = data.load_data(profile)
+x_test = data.binarize_once(dataset.x_test)  # fixed once: the same binary test set for every model and notebook
 print(data)
-print(f"mean grey level {data.x_test.mean():.3f}, fraction of ones after binarising {x_test.mean():.3f}")
+print(f"mean grey level {dataset.x_test.mean():.3f}, fraction of ones after binarising {x_test.mean():.3f}")
 
 # %%
-plotting.show_images(np.concatenate([data.x_test[:8], x_test[:8]]), ncols=8,
+plotting.show_images(np.concatenate([dataset.x_test[:8], x_test[:8]]), ncols=8,
                      title="grey levels (top), binarised (bottom)")
 
 # %% [markdown]
@@ -217,7 +214,7 @@ print(f"{'exact':16s} dE/dmu = {[round(v, 2) for v in exact.tolist()]}")
 # $\boldsymbol\epsilon$ is the lecture's equation (1): $\log p(\mathbf x|\mathbf h) - D[Q(\mathbf h|\mathbf x)\|
 # p(\mathbf h)]$ at $\mathbf h = \boldsymbol\mu(\mathbf x)+\boldsymbol\sigma(\mathbf x)\odot\boldsymbol\epsilon$,
 # averaged over a batch. In `genmodels.vae.elbo_terms` that is three lines: `q.rsample()`,
-# `model.log_likelihood(x, h)` (a `Bernoulli` distribution's `log_prob`) and `kl_divergence(q, prior)`.
+# `model.log_likelihood_given_h(x, h)` (a `Bernoulli` distribution's `log_prob`) and `kl_divergence(q, prior)`.
 #
 # ## 6 · The MLP VAE
 #
@@ -237,7 +234,7 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters;",
 # (higher is better; the training `loss` is -ELBO).
 
 # %%
-history = vae.fit(model, data.x_train, epochs=epochs, x_test=x_test, checkpoint=checkpoint_path(
+history = vae.fit(model, dataset.x_train, epochs=epochs, x_test=x_test, checkpoint=checkpoint_path(
     f"vae_mlp_{profile.name}.pt"), resume=not profile.quick, progress=profile.progress, seed=seed)
 plotting.plot_history(history, names=["loss", "kl"])
 
@@ -266,7 +263,7 @@ plotting.show_images(vae.generate(model, 30, generator=torch.Generator(device=de
 n_eval = profile.pick(quick=500, full=len(x_test))
 torch.manual_seed(seed)
 bounds = vae.likelihood_bounds(model, x_test[:n_eval], iwae_k)
-print(f"MLP VAE, {n_eval} binarised {data.name} test images: -ELBO {-bounds['elbo']:.1f} nats, "
+print(f"MLP VAE, {n_eval} binarised {dataset.name} test images: -ELBO {-bounds['elbo']:.1f} nats, "
       f"-IWAE(K={iwae_k}) {-bounds['iwae']:.1f} nats")
 
 # %% [markdown]
@@ -287,7 +284,7 @@ print(f"MLP VAE, {n_eval} binarised {data.name} test images: -ELBO {-bounds['elb
 # %%
 torch.manual_seed(seed)
 conv = vae.conv_vae(latent_dim=20, hidden=256).to(device)
-conv_history = vae.fit(conv, data.x_train[:profile.pick(quick=2000, full=None)], epochs=conv_epochs, x_test=x_test,
+conv_history = vae.fit(conv, dataset.x_train[:profile.pick(quick=2000, full=None)], epochs=conv_epochs, x_test=x_test,
                        checkpoint=checkpoint_path(f"vae_conv_{profile.name}.pt"), resume=not profile.quick,
                        progress=profile.progress, seed=seed)
 n_conv = profile.pick(quick=200, full=1000)
@@ -312,13 +309,13 @@ plotting.show_images(vae.generate(conv, 30, generator=torch.Generator(device=dev
 torch.manual_seed(seed)
 vae2, ae2 = vae.mlp_vae(latent_dim=2).to(device), vae.mlp_autoencoder(latent_dim=2).to(device)
 for name, m in [("vae2", vae2), ("ae2", ae2)]:
-    vae.fit(m, data.x_train, epochs=epochs, x_test=x_test, checkpoint=checkpoint_path(f"{name}_{profile.name}.pt"),
+    vae.fit(m, dataset.x_train, epochs=epochs, x_test=x_test, checkpoint=checkpoint_path(f"{name}_{profile.name}.pt"),
             resume=not profile.quick, progress=profile.progress, seed=seed)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 5))
 for ax, m, title in [(axes[0], ae2, "autoencoder: codes f(x)"), (axes[1], vae2, "VAE: means of Q(h|x)")]:
-    plotting.plot_latent_codes(vae.latent_codes(m, x_test[:3000]), data.y_test[:3000], title=title, ax=ax)
+    plotting.plot_latent_codes(vae.latent_codes(m, x_test[:3000]), dataset.y_test[:3000], title=title, ax=ax)
 plt.show()
 
 # %% [markdown]
