@@ -459,8 +459,9 @@ def binarize(x, threshold=0.5):
 
 def binarize_stochastic(x, seed=None, generator=None):
     """Stochastic binarisation: each pixel is 1 with probability equal to its grey level. A fixed `seed` gives the
-    same binary images every time (how a test set is binarised once; for a tensor, the same on each kind of device,
-    whose generators differ); a torch `generator` serves dynamic binarisation while training."""
+    same binary images every time on one kind of device (CPU and CUDA generators draw different numbers from the
+    same seed; data.binarize_once binarises NumPy arrays, the same everywhere); a torch `generator` serves dynamic
+    binarisation while training."""
     if isinstance(x, np.ndarray):
         rng = np.random.default_rng(seed)
         return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
