@@ -25,11 +25,12 @@ from torch.distributions import Bernoulli, Independent, MultivariateNormal, Norm
 from . import plotting, training
 from .data import binarize_stochastic, check_binary, check_grey_levels
 
-__all__ = ["kl_standard_normal", "kl_gaussians", "bernoulli_log_likelihood", "MLPEncoder", "MLPDecoder", "ConvEncoder",
-           "ConvDecoder", "VAE", "mlp_vae", "conv_vae", "Autoencoder", "mlp_autoencoder", "conv_autoencoder",
-           "LinearGaussianVAE", "elbo_terms", "elbo", "reparameterised_gradient", "score_function_gradient",
-           "vae_loss", "autoencoder_loss", "fit", "on_device", "batched", "reconstruct", "generate", "latent_codes",
-           "latent_manifold", "evaluate_elbo", "iwae_log_likelihood", "likelihood_bounds", "IMAGE_SHAPE"]
+__all__ = ["kl_standard_normal", "kl_gaussians", "bernoulli_log_likelihood", "gaussian_log_likelihood",
+           "MLPEncoder", "MLPDecoder", "ConvEncoder", "ConvDecoder", "VAE", "mlp_vae", "conv_vae", "Autoencoder",
+           "mlp_autoencoder", "conv_autoencoder", "LinearGaussianVAE", "ConditionalLinearGaussian", "elbo_terms",
+           "elbo", "reparameterised_gradient", "score_function_gradient", "vae_loss", "autoencoder_loss", "fit",
+           "on_device", "batched", "reconstruct", "generate", "latent_codes", "latent_manifold", "evaluate_elbo",
+           "iwae_log_likelihood", "likelihood_bounds", "IMAGE_SHAPE"]
 
 IMAGE_SHAPE = (28, 28)
 
@@ -55,6 +56,16 @@ def bernoulli_log_likelihood(x, logits):
     stably as minus the binary cross-entropy with logits, summed over all but the first axis (nats per example).
     Taught in 05_vae_pytorch."""
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(-1)
+
+
+def gaussian_log_likelihood(x, mean, noise_std):
+    """log p(x | h) = log N(x; f(h), σ²I) = -||x - f(h)||² / (2σ²) - (d/2) log(2πσ²) for the decoder's mean f(h)
+    and a fixed noise_std σ, summed over all but the first axis (nats per example). For σ fixed, maximising it is
+    minimising the squared error; 1/(2σ²) sets its weight against the KL term of the ELBO.  Taught in week13."""
+    d = x[0].numel()
+    noise_std = torch.as_tensor(noise_std, dtype=x.dtype, device=x.device)
+    squared_error = (x - mean).square().flatten(1).sum(-1)
+    return -0.5 * squared_error / noise_std.square() - 0.5 * d * torch.log(2 * math.pi * noise_std.square())
 
 
 def _sum_latent(dist, value):
@@ -232,6 +243,52 @@ class LinearGaussianVAE(nn.Module):
         mean = torch.linalg.solve(M, self.W.T @ (x - self.b).T).T
         return MultivariateNormal(mean, self.noise_std**2 * torch.linalg.inv(M))
 
+    @torch.no_grad()
+    def sample(self, n, generator: torch.Generator | None = None):
+        """n independent draws of x by ancestral sampling, h ~ N(0, I), then x = Wh + b + s·ε, ε ~ N(0, I): a
+        generative model's samples of p(x) with no Markov chain."""
+        h = torch.randn(n, self.latent_dim, generator=generator, dtype=self.W.dtype, device=self.W.device)
+        eps = torch.randn(n, len(self.b), generator=generator, dtype=self.W.dtype, device=self.W.device)
+        return h @ self.W.T + self.b + self.noise_std * eps
+
+
+class ConditionalLinearGaussian(nn.Module):
+    """A conditional latent-variable model of y given x, for checking the lecture's conditional ELBO:
+    p(h|x) = N(Ax, I), p(y|h, x) = N(Wh + Bx + b, s²I), so that, in closed form,
+    p(y|x) = N((WA + B)x + b, WWᵀ + s²I) and p(h|y, x) = N(Ax + M⁻¹Wᵀ(y - (WA + B)x - b), s²M⁻¹), M = WᵀW + s²I.
+    x (N, m), y (N, d), h (..., N, k).  Checked in tests/test_lecture_formulas.py, shown in week13."""
+
+    def __init__(self, A, W, B, b, noise_std):
+        super().__init__()
+        self.A, self.W = nn.Parameter(torch.as_tensor(A)), nn.Parameter(torch.as_tensor(W))
+        self.B, self.b = nn.Parameter(torch.as_tensor(B)), nn.Parameter(torch.as_tensor(b))
+        self.register_buffer("noise_std", torch.as_tensor(noise_std, dtype=self.W.dtype))
+        self.latent_dim = self.W.shape[1]
+
+    def prior(self, x) -> Independent:
+        """p(h|x) = N(Ax, I): the prior of the latent variables, which now depends on x."""
+        mean = x @ self.A.T
+        return Independent(Normal(mean, torch.ones_like(mean)), 1)
+
+    def log_likelihood_given_h(self, y, h, x):
+        """log p(y|h, x) = log N(y; Wh + Bx + b, s²I)."""
+        return Independent(Normal(h @ self.W.T + x @ self.B.T + self.b, self.noise_std), 1).log_prob(y)
+
+    def _offset(self, x):
+        return x @ (self.W @ self.A + self.B).T + self.b
+
+    def log_marginal(self, y, x):
+        """Exact log p(y|x) = log N(y; (WA + B)x + b, WWᵀ + s²I)."""
+        eye = torch.eye(len(self.b), dtype=self.W.dtype, device=self.W.device)
+        return MultivariateNormal(self._offset(x), self.W @ self.W.T + self.noise_std**2 * eye).log_prob(y)
+
+    def true_posterior(self, y, x) -> MultivariateNormal:
+        """p(h|y, x) = N(Ax + M⁻¹Wᵀ(y - (WA + B)x - b), s²M⁻¹) with M = WᵀW + s²I."""
+        eye = torch.eye(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
+        M = self.W.T @ self.W + self.noise_std**2 * eye
+        mean = x @ self.A.T + torch.linalg.solve(M, self.W.T @ (y - self._offset(x)).T).T
+        return MultivariateNormal(mean, self.noise_std**2 * torch.linalg.inv(M))
+
 
 # --- the ELBO, its gradient estimators, the training step ----------------------------------------------------------
 
@@ -292,14 +349,20 @@ def vae_loss(model, generator: torch.Generator | None = None, binarize=True):
     return loss_fn
 
 
-def autoencoder_loss(model, generator: torch.Generator | None = None, binarize=True):
-    """loss_fn(batch) for a plain autoencoder: binary cross-entropy of the reconstruction, summed over pixels (a
-    reconstruction error, not a likelihood of the data: the code has no prior)."""
+def autoencoder_loss(model, generator: torch.Generator | None = None, binarize=True, error="bce"):
+    """loss_fn(batch) for a plain autoencoder, summed over pixels and averaged over the batch: the binary
+    cross-entropy of the reconstruction logits g(f(x)) (error="bce"), or the squared error ||x - x̃||² with
+    x̃ = σ(g(f(x))) (error="mse"). A reconstruction error, not a likelihood of the data: the code has no prior."""
+    if error not in ("bce", "mse"):
+        raise ValueError(f"error must be 'bce' (binary cross-entropy) or 'mse' (squared error), got {error!r}")
 
     def loss_fn(x):
         if binarize:
             x = binarize_stochastic(x, generator=generator)
-        loss = -bernoulli_log_likelihood(x, model(x)).mean()
+        if error == "mse":
+            loss = (x - torch.sigmoid(model(x))).square().flatten(1).sum(-1).mean()
+        else:
+            loss = -bernoulli_log_likelihood(x, model(x)).mean()
         return loss, {}
 
     return loss_fn
