@@ -17,7 +17,7 @@ Models
     rbm_fast        the RBM's training step made fast on x86 CPUs (rbm.fit uses it; benchmarks/rbm.py)
     rbm_keras       02_rbm_keras: the same RBM in Keras 3, on TensorFlow, PyTorch or JAX
     langevin        03_langevin_sampling: ula, mala, sgld, effective_sample_size, test targets
-    ebm             04_energy_based_model: a deep energy-based model trained with Langevin samples (to come)
+    ebm             04_energy_based_model: EnergyModel, Sampler, fit, generate, energy, ood_auc, digit_classifier
     vae             05_vae_pytorch: VAE, mlp_vae, conv_vae, fit, elbo, iwae_log_likelihood, latent_manifold
     vae_keras       06_vae_keras: keras.io's convolutional VAE in Keras 3
     ising           07_ising_rbm: the 2-D Ising model, its samplers, exact enumeration, Onsager's results

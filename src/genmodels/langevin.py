@@ -11,6 +11,11 @@ the gradient of the log posterior by a minibatch estimate, scaled by N/n, and le
 
 Every sampler runs many chains at once: `x0` has shape (n_chains, dim), `log_prob` maps it to (n_chains,), and all
 random numbers are drawn on the chains' device. The file reads: samplers, diagnostics, targets, the Bayesian example.
+
+ULA also runs chains of images, x0 of shape (n_chains, *event_shape) such as (128, 1, 28, 28), with what an image
+sampler needs (taught in 04_energy_based_model): a projection after each step (`project`, e.g. clamping to the data
+range), a clamp on the gradient (`grad_clamp`), and `last_only`, which keeps the final state instead of a stack of
+every step. Gradients are always taken in float32, outside any autocast region the caller runs in.
 """
 
 from __future__ import annotations
@@ -36,15 +41,20 @@ LogProb = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class Chains:
-    """What a sampler returns: `samples` of shape (n_kept, n_chains, dim) and the MALA acceptance rate (None for
-    ULA and SGLD)."""
+    """What a sampler returns: `samples` of shape (n_kept, n_chains, dim) (or (n_kept, n_chains, *event_shape)) and
+    the MALA acceptance rate (None for ULA and SGLD)."""
 
     samples: torch.Tensor
     acceptance_rate: float | None = None
 
     def flat(self) -> torch.Tensor:
-        """All kept states of all chains as one (n_kept * n_chains, dim) tensor."""
-        return self.samples.reshape(-1, self.samples.shape[-1])
+        """All kept states of all chains as one (n_kept * n_chains, dim) (or (..., *event_shape)) tensor."""
+        return self.samples.reshape(-1, *self.samples.shape[2:])
+
+    @property
+    def last(self) -> torch.Tensor:
+        """The final kept state of every chain, (n_chains, dim) (or (n_chains, *event_shape))."""
+        return self.samples[-1]
 
 
 # --- samplers -----------------------------------------------------------------------------------------------------
@@ -78,20 +88,31 @@ def _rate(name: str, value) -> float:
     return number
 
 
-def _check_start(x0, generator, seed) -> tuple[torch.Tensor, torch.Generator]:
-    if not torch.is_tensor(x0) or x0.ndim != 2 or not x0.is_floating_point():
+def _show_state(state: torch.Tensor) -> str:
+    """One chain's state for an error message: its values for a few coordinates, else its shape and range."""
+    if state.numel() <= 8:
+        return str([round(v, 4) for v in state.flatten().tolist()])
+    finite = state[torch.isfinite(state)]
+    spread = f"finite values in [{finite.min().item():.3g}, {finite.max().item():.3g}]" if len(finite) else "no finite"
+    return f"a {tuple(state.shape)} state with {int((~torch.isfinite(state)).sum())} non-finite values, {spread}"
+
+
+def _check_start(x0, generator, seed, images: bool = False) -> tuple[torch.Tensor, torch.Generator]:
+    if not torch.is_tensor(x0) or x0.ndim < 2 or (x0.ndim > 2 and not images) or not x0.is_floating_point():
         shape = tuple(x0.shape) if torch.is_tensor(x0) else type(x0).__name__
-        raise ValueError(f"x0 must be a floating-point tensor of shape (n_chains, dim); got {shape}. "
+        also = " or (n_chains, *event_shape)" if images else ""
+        raise ValueError(f"x0 must be a floating-point tensor of shape (n_chains, dim){also}; got {shape}. "
                          "For one chain of a 1-D density use x0 = torch.zeros(1, 1).")
-    if x0.shape[0] == 0 or x0.shape[1] == 0:
+    if x0.numel() == 0:
         raise ValueError(f"x0 has shape {tuple(x0.shape)}: need at least one chain and one coordinate, "
                          "shape (n_chains, dim) with both >= 1")
     if x0.device.type != "meta":
-        bad = ~torch.isfinite(x0).all(-1)
+        bad = ~torch.isfinite(x0).flatten(1).all(-1)
         if bad.any():
             chain = int(bad.nonzero()[0])
+            shown = x0[chain].tolist() if x0.ndim == 2 else _show_state(x0[chain])
             raise ValueError(f"x0 holds NaN or infinite values in {int(bad.sum())} of {len(x0)} chains (first: "
-                             f"chain {chain}, x0[{chain}] = {x0[chain].tolist()}); start every chain at a finite "
+                             f"chain {chain}, x0[{chain}] = {shown}); start every chain at a finite "
                              "point where log_prob is defined")
     if generator is None:
         generator = torch.Generator(device=x0.device).manual_seed(seed)
@@ -117,8 +138,10 @@ def _check_run(step_size, n_steps, burn_in, thin, step_name: str = "step_size") 
 
 
 def _log_prob_grad_and_sum(log_prob: LogProb, x: torch.Tensor):
-    """log p(x) (n_chains,), ∇_x log p(x) and Σ_chains log p (the sum autograd differentiates), all detached."""
-    with torch.enable_grad():
+    """log p(x) (n_chains,), ∇_x log p(x) and Σ_chains log p (the sum autograd differentiates), all detached. Outside
+    any autocast region: a network's log-density and its gradient are computed in float32 even when the caller (the
+    training loop's loss) runs under bfloat16 autocast."""
+    with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
         x = x.detach().requires_grad_(True)
         value = log_prob(x)
         if not torch.is_tensor(value):
@@ -127,6 +150,7 @@ def _log_prob_grad_and_sum(log_prob: LogProb, x: torch.Tensor):
         if value.shape != x.shape[:1]:
             raise ValueError(f"log_prob must return one value per chain, shape {tuple(x.shape[:1])}; got "
                              f"{tuple(value.shape)}. Sum over the coordinates (dim=-1), not over the chains.")
+        value = value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
         total = value.sum()
         if not total.requires_grad:
             raise ValueError("log_prob's result does not depend on x through torch operations, so autograd cannot "
@@ -153,14 +177,16 @@ _GRAD_ADVICE = ("autograd gives NaN or inf where the formula is not differentiab
 def _check_start_values(name: str, x: torch.Tensor, value: torch.Tensor, grad: torch.Tensor) -> None:
     """log p and ∇log p at the start, chain by chain (one synchronisation, before the run)."""
     bad_value = ~torch.isfinite(value)
-    bad_grad = ~torch.isfinite(grad).all(-1)
+    bad_grad = ~torch.isfinite(grad).flatten(1).all(-1)
     if not (bad_value.any() or bad_grad.any()):
         return
     bad, what = (bad_value, "log_prob(x0)") if bad_value.any() else (bad_grad, "the gradient of log_prob at x0")
     chain = int(bad.nonzero()[0])
     found = value[chain].item() if bad_value.any() else grad[chain].tolist()
+    if not bad_value.any() and grad.ndim > 2:
+        found = _show_state(grad[chain])
     where = (f"is {found} for {int(bad.sum())} of {len(x)} chains (first: chain {chain}, "
-             f"x0[{chain}] = {[round(v, 4) for v in x[chain].tolist()]})")
+             f"x0[{chain}] = {_show_state(x[chain])})")
     if bad_value.any():
         raise ValueError(f"{name}: {what} {where}. The chains start where the log-density is undefined: outside its "
                          "support (a log of a negative number, a negative variance), or log_prob reads data that "
@@ -223,25 +249,45 @@ def _diverged(samples: torch.Tensor, name: str, step_size) -> None:
 
 
 def ula(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *, burn_in: int = 0, thin: int = 1,
-        noise_scale: float = math.sqrt(2.0), generator: torch.Generator | None = None, seed: int = 0) -> Chains:
+        noise_scale: float = math.sqrt(2.0), generator: torch.Generator | None = None, seed: int = 0,
+        project: Callable[[torch.Tensor], torch.Tensor] | None = None, grad_clamp: float | None = None,
+        last_only: bool = False) -> Chains:
     """Unadjusted Langevin algorithm: θ' = θ + η ∇log p(θ) + c √η w, with c = noise_scale = √2 (the Euler step of
-    the Langevin diffusion, which samples p). The lecture's rule is c = 1: it samples p² instead.
+    the Langevin diffusion, which samples p). The lecture's rule is c = 1: it samples p² instead. In general the
+    chain samples p^(1/T) at the temperature T = c²/2 (noise of standard deviation σ = c√η: T = σ²/(2η)).
 
     Runs n_steps steps of all chains in x0 (n_chains, dim), keeps every `thin`-th state after `burn_in` steps.
-    A log-density or gradient that turns NaN or infinite is an error that says when and why."""
+    A log-density or gradient that turns NaN or infinite is an error that says when and why.
+
+    For image chains (taught in 04_energy_based_model) x0 may have shape (n_chains, *event_shape); `grad_clamp`
+    clamps each coordinate of ∇log p to [-grad_clamp, grad_clamp]; `project(θ')` maps each new state back into the
+    data's range (e.g. lambda x: x.clamp(-1, 1)); `last_only` keeps only the final state (samples of shape
+    (1, n_chains, ...)), not a stack of every step."""
     step_size, n_steps, burn_in, thin = _check_run(step_size, n_steps, burn_in, thin)
     noise_scale = _rate("noise_scale", noise_scale)
-    x, generator = _check_start(x0, generator, seed)
+    if grad_clamp is not None:
+        grad_clamp = _rate("grad_clamp", grad_clamp)
+    if last_only and (burn_in, thin) != (0, 1):
+        raise ValueError(f"last_only keeps only the final state, so burn_in and thin do not apply; got "
+                         f"burn_in={burn_in}, thin={thin}: leave them at 0 and 1, or pass last_only=False")
+    x, generator = _check_start(x0, generator, seed, images=True)
     kept, watch = [], _Watch()
+    noise_std = noise_scale * math.sqrt(step_size)
     for t in range(n_steps):
         value, grad, total = _log_prob_grad_and_sum(log_prob, x)
         if t == 0:
             _check_start_values("ULA", x, value, grad)
-        watch.add(total, grad)
+        watch.add(total, grad)  # before the clamp, which would turn an infinite gradient into a finite one
+        if grad_clamp is not None:
+            grad = grad.clamp(-grad_clamp, grad_clamp)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = x + step_size * grad + noise_scale * math.sqrt(step_size) * noise
-        if t >= burn_in and (t - burn_in) % thin == thin - 1:
+        x = x + step_size * grad + noise_std * noise
+        if project is not None:
+            x = project(x)
+        if not last_only and t >= burn_in and (t - burn_in) % thin == thin - 1:
             kept.append(x)
+    if last_only:
+        kept.append(x)
     watch.check("ULA", step_size, n_steps, len(x))
     samples = torch.stack(kept)
     _diverged(samples, "ULA", step_size)
