@@ -28,8 +28,8 @@ from .profiles import Profile, get_profile
 
 __all__ = ["load_data", "Data", "load_split", "locate", "download", "read_idx", "parse_idx", "check_idx_file",
            "search_dirs", "load_digits_28x28", "IdxFile", "DataNotFoundError", "CorruptFileError", "binarize",
-           "binarize_stochastic", "binarize_once", "check_binary", "check_grey_levels", "BINARIZE_SEED", "CACHE_DIR",
-           "DEBIAN_DIRS", "MIRRORS", "TIMEOUT_S", "NAMES", "CLASSES", "FILES"]
+           "binarize_stochastic", "binarize_once", "check_binary", "check_grey_levels", "flatten_examples",
+           "BINARIZE_SEED", "CACHE_DIR", "DEBIAN_DIRS", "MIRRORS", "TIMEOUT_S", "NAMES", "CLASSES", "FILES"]
 
 CACHE_DIR = DATA_CACHE
 DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
@@ -424,6 +424,17 @@ def check_binary(x, what="the data", pixel_means=False):
                          "Binarise it with genmodels.data.binarize_once(x) (stochastic, fixed seed) or "
                          "genmodels.data.binarize(x) (threshold).")
     return sums / len(x) if pixel_means else None
+
+
+def flatten_examples(x, n_features: int, what="the data"):
+    """`x` (a NumPy array or a torch tensor) as (N, n_features): images (N, 28, 28) are flattened and one example
+    (n_features,) becomes a batch of one; any other shape is a ValueError naming what was expected."""
+    if x.ndim >= 2 and math.prod(x.shape[1:]) == n_features:
+        return x.reshape(len(x), n_features)
+    if x.ndim == 1 and x.shape[0] == n_features:
+        return x[None]
+    raise ValueError(f"{what} must have shape (N, {n_features}) (or images with {n_features} pixels); got shape "
+                     f"{tuple(x.shape)}")
 
 
 def check_grey_levels(x, what="the images", n_pixels: int | None = None):

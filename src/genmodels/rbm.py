@@ -173,13 +173,7 @@ class RBM(nn.Module):
     def _check(self, v, binary: bool = True):
         """check(v), and for binary data the fraction of examples with each pixel on, from the same pass."""
         v = training.as_tensor(v, self.W.device)
-        if v.ndim >= 2 and math.prod(v.shape[1:]) == self.n_visible:
-            v = v.reshape(len(v), self.n_visible)
-        if v.ndim == 1 and v.shape[0] == self.n_visible:
-            v = v[None]
-        if v.ndim != 2 or v.shape[1] != self.n_visible:
-            raise ValueError(f"RBM expects data of shape (N, {self.n_visible}) (or images with {self.n_visible} "
-                             f"pixels); got shape {tuple(v.shape)}")
+        v = data.flatten_examples(v, self.n_visible, "RBM input")
         if binary:
             return v, data.check_binary(v, "RBM input", pixel_means=True)
         if torch.isnan(v).any():

@@ -22,6 +22,14 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from .data import check_binary
+from .keras_training import batched
+from .keras_training import fit as keras_fit
+
+__all__ = ["IMAGE_SHAPE", "kl_standard_normal", "kl_gaussians", "bernoulli_log_likelihood", "Sampling", "Binarize",
+           "conv_encoder", "conv_decoder", "VAE", "conv_vae", "elbo_terms", "elbo", "fit", "reconstruct", "generate",
+           "latent_codes", "latent_manifold", "evaluate_elbo"]
+
 IMAGE_SHAPE = (28, 28)
 
 # --- the closed-form pieces (tensors in, one value per example out) -----------------------------------------------
@@ -45,15 +53,6 @@ def bernoulli_log_likelihood(x, logits):
     decoder logits l (the stable form of minus the binary cross-entropy), summed over all but the first axis."""
     per_pixel = x * logits - ops.softplus(logits)
     return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
-
-
-def check_binary(x, what="x") -> None:
-    """A Bernoulli likelihood needs pixels in {0, 1}: raise a ValueError saying how to binarise otherwise."""
-    x = np.asarray(x)
-    if ((x != 0) & (x != 1)).any():
-        raise ValueError(f"{what} must be binary (0/1) for a Bernoulli likelihood in nats; got values in "
-                         f"[{x.min():.3g}, {x.max():.3g}]. Binarise it once with "
-                         "genmodels.data.binarize_stochastic(x, seed=0).")
 
 
 # --- the model: sampling layer, encoder Q(h|x), decoder p(x|h) ----------------------------------------------------
@@ -178,42 +177,23 @@ def elbo(model, x):
     return reconstruction - kl
 
 
-class EpochLog(keras.callbacks.Callback):
-    """One plain line per epoch (`epoch 2/5: loss 190.1, reconstruction -160.3, kl 29.8`): no carriage returns,
-    timings or step counts, so a notebook's output does not change from run to run in shape."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        values = ", ".join(f"{name} {value:.4g}" for name, value in (logs or {}).items())
-        print(f"epoch {epoch + 1}/{self.params['epochs']}: {values}", flush=True)
-
-
 def fit(model, x, *, epochs, batch_size=128, x_test=None, progress="bar", callbacks=(), seed=0):
     """Train with `model.fit` on grey-level images `x` in [0, 1] (binarised afresh at each step); with `x_test`
     (already binary) report the test loss (-ELBO) after each epoch as `val_loss`. progress "plain" prints one line per
-    epoch (quick profile, stable outputs), "bar" shows Keras' progress bar, "none" prints nothing. Returns Keras'
-    History."""
+    epoch (quick profile, stable outputs), "bar" shows Keras' progress bar, "none" prints nothing (the conventions of
+    genmodels.keras_training). Returns Keras' History."""
     if x_test is not None:
         check_binary(x_test, "x_test")
-    if progress not in ("plain", "bar", "none"):
-        raise ValueError(f"progress must be 'plain', 'bar' or 'none'; got {progress!r}")
-    callbacks = [*callbacks, EpochLog()] if progress == "plain" else list(callbacks)
-    keras.utils.set_random_seed(seed)  # the order of the batches
-    return model.fit(np.asarray(x, dtype="float32"), epochs=epochs, batch_size=batch_size, shuffle=True,
-                     validation_data=None if x_test is None else (np.asarray(x_test, dtype="float32"),),
-                     verbose=1 if progress == "bar" else 0, callbacks=callbacks)
+    return keras_fit(model, x, epochs=epochs, batch_size=batch_size, progress=progress, callbacks=callbacks, seed=seed,
+                     validation_data=None if x_test is None else (np.asarray(x_test, dtype="float32"),))
 
 
 # --- what a trained model does: reconstruct, generate, embed -------------------------------------------------------
 
 
-def _batched(fn, x, batch_size=1000):
-    x = np.asarray(x, dtype="float32")
-    return np.concatenate([ops.convert_to_numpy(fn(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
-
-
 def reconstruct(model, x):
     """Pixel probabilities σ(g(μ(x))): the decoder's mean at the encoder's mean."""
-    return _batched(lambda b: ops.sigmoid(model.decoder(model.encoder(b)[0])), x)
+    return batched(lambda b: ops.sigmoid(model.decoder(model.encoder(b)[0])), x)
 
 
 def generate(model, n, seed=0):
@@ -224,7 +204,7 @@ def generate(model, n, seed=0):
 
 def latent_codes(model, x, batch_size=1000):
     """Where each image lands in latent space: the mean of Q(h|x)."""
-    return _batched(lambda b: model.encoder(b)[0], x, batch_size)
+    return batched(lambda b: model.encoder(b)[0], x, batch_size)
 
 
 def latent_manifold(model, n=15, quantile=0.05):
@@ -244,5 +224,5 @@ def latent_manifold(model, n=15, quantile=0.05):
 
 def evaluate_elbo(model, x, batch_size=1000):
     """Single-sample ELBO per example of binary images x (nats), in batches."""
-    check_binary(x)
-    return _batched(lambda b: elbo(model, b), x, batch_size)
+    check_binary(x, "x")
+    return batched(lambda b: elbo(model, b), x, batch_size)
