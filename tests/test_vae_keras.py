@@ -57,7 +57,7 @@ def test_kl_gaussians_equals_pytorch(same_inputs):
 def test_bernoulli_log_likelihood_equals_pytorch(same_inputs):
     _, _, logits, x = same_inputs
     t_logits, t_x = torch.from_numpy(logits), torch.from_numpy(x)
-    by_distributions = Independent(Bernoulli(logits=t_logits), 2).log_prob(t_x).numpy()  # vae.VAE.log_likelihood
+    by_distributions = Independent(Bernoulli(logits=t_logits), 2).log_prob(t_x).numpy()  # vae.VAE.log_likelihood_given_h
     keras_ll = as_numpy(vk.bernoulli_log_likelihood(x, logits))
     np.testing.assert_allclose(keras_ll, vae.bernoulli_log_likelihood(t_x, t_logits), rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(keras_ll, by_distributions, rtol=RTOL, atol=ATOL)
@@ -139,3 +139,17 @@ def test_short_fit_raises_test_elbo_with_stable_silent_output(backend):
     assert result["loss"][1] < result["loss"][0]
     # an untrained decoder scores about 784·log 2 = 543 nats; 32 steps of 16 images lift the test ELBO by over 50
     assert result["after"] > result["before"] + 50, result
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"epochs": -3}, "epochs must be a whole number >= 0, got -3"),
+    ({"epochs": 1, "batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
+    ({"epochs": 1, "x": np.full((8, 28, 28), 255.0, dtype=np.float32)}, r"in \[0, 1\]; got values in \[255, 255\]"),
+    ({"epochs": 1, "x": np.full((8, 28, 28), np.nan, dtype=np.float32)}, "contain 6272 NaN"),
+    ({"epochs": 1, "x": np.zeros((8, 27, 27), dtype=np.float32)}, r"784 pixels per example"),
+])
+def test_bad_training_input_is_a_clear_error_not_a_quiet_binarisation(kwargs, message):
+    """0-255 or NaN pixels would be binarised to 1 and 0 without a word; batch_size=0 would train with 32."""
+    settings = {"x": np.zeros((8, 28, 28), dtype=np.float32), "progress": "none", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        vk.fit(vk.conv_vae(latent_dim=2, seed=0), settings.pop("x"), **settings)

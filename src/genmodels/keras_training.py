@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from .training import check_count
+
 __all__ = ["PROGRESS_MODES", "check_progress", "EpochLog", "EvaluateEachEpoch", "fit", "batched"]
 
 PROGRESS_MODES = ("bar", "plain", "none")
@@ -53,6 +55,8 @@ def fit(model, x, *, epochs, batch_size, validation_data=None, evaluate=None, pr
     """`model.fit(x, ...)` on float32 NumPy data with the course's conventions: batches shuffled from `seed`, the
     progress mode, `evaluate()` added to the logs after each epoch. Returns Keras' History."""
     check_progress(progress)
+    check_count("epochs", epochs, minimum=0)
+    check_count("batch_size", batch_size)  # Keras would quietly use its default of 32 for 0 or None
     callbacks = list(callbacks)
     if evaluate is not None:
         callbacks.append(EvaluateEachEpoch(evaluate))

@@ -16,15 +16,14 @@ backend is fixed when Keras is first imported; choose it with KERAS_BACKEND=torc
 
 from __future__ import annotations
 
-from statistics import NormalDist
-
 import keras
 import numpy as np
 from keras import layers, ops
 
-from .data import check_binary
+from .data import check_binary, check_grey_levels
 from .keras_training import batched
 from .keras_training import fit as keras_fit
+from .plotting import latent_grid
 
 __all__ = ["IMAGE_SHAPE", "kl_standard_normal", "kl_gaussians", "bernoulli_log_likelihood", "Sampling", "Binarize",
            "conv_encoder", "conv_decoder", "VAE", "conv_vae", "elbo_terms", "elbo", "fit", "reconstruct", "generate",
@@ -182,6 +181,7 @@ def fit(model, x, *, epochs, batch_size=128, x_test=None, progress="bar", callba
     (already binary) report the test loss (-ELBO) after each epoch as `val_loss`. progress "plain" prints one line per
     epoch (quick profile, stable outputs), "bar" shows Keras' progress bar, "none" prints nothing (the conventions of
     genmodels.keras_training). Returns Keras' History."""
+    check_grey_levels(x, "the training images", n_pixels=784)
     if x_test is not None:
         check_binary(x_test, "x_test")
     return keras_fit(model, x, epochs=epochs, batch_size=batch_size, progress=progress, callbacks=callbacks, seed=seed,
@@ -208,15 +208,12 @@ def latent_codes(model, x, batch_size=1000):
 
 
 def latent_manifold(model, n=15, quantile=0.05):
-    """The 2-D latent manifold: decoder means on an n x n grid of latents evenly spaced in probability under the
-    prior (h_i = Φ⁻¹(u_i), u from `quantile` to 1 - `quantile`). Returns (n*n, 28, 28) in reading order: h_1 grows
-    along a row, h_2 from the bottom row to the top (the layout of genmodels.vae.latent_manifold)."""
+    """The 2-D latent manifold: decoder means on plotting.latent_grid (latents evenly spaced in probability under
+    the prior), as genmodels.vae.latent_manifold. Returns (n*n, 28, 28) in the grid's reading order."""
     if model.latent_dim != 2:
         raise ValueError(f"the latent manifold is drawn for a 2-D latent space; this model has latent_dim="
                          f"{model.latent_dim}. Build one with conv_vae(latent_dim=2).")
-    z = np.array([NormalDist().inv_cdf(u) for u in np.linspace(quantile, 1 - quantile, n)], dtype="float32")
-    h2, h1 = np.meshgrid(z[::-1], z, indexing="ij")
-    return ops.convert_to_numpy(ops.sigmoid(model.decoder(np.stack([h1, h2], axis=-1).reshape(-1, 2))))
+    return ops.convert_to_numpy(ops.sigmoid(model.decoder(latent_grid(n, quantile))))
 
 
 # --- evaluation in nats -------------------------------------------------------------------------------------------
