@@ -63,9 +63,11 @@ slides: venv node_modules/.installed
 html: venv node_modules/.installed
 	jupyter nbconvert --to html $(NOTEBOOKS) --output-dir _build/html $(OFFLINE)
 
-## lab: JupyterLab in the project's environment (how a student works)
+## lab: JupyterLab in the project's environment, on notebook 00 (how a student works). .jupyter/ is added to your
+## own Jupyter settings: its jupyter_server_config.py hides each notebook's .py twin from the file browser
 lab: venv
-	jupyter lab
+	JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+		jupyter lab --ServerApp.root_dir="$(CURDIR)" notebooks/00_data_and_setup.ipynb
 
 ## test: lint, the package tests and the notebooks' nbval regression tests, in the quick profile
 test: venv

@@ -28,7 +28,7 @@
 # - how `genmodels.training.train` trains a model, keeps a history, writes checkpoints, resumes, and survives Ctrl-C.
 
 # %% tags=["parameters"]
-profile = None  # "quick" (seconds, CPU, MNIST test split) or "full"; GENMODELS_PROFILE overrides this
+profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # None picks CUDA, then Apple MPS, then the CPU; or "cpu", "cuda", ...
 seed = 0
 
@@ -55,11 +55,14 @@ print(f"{profile.name} profile, {describe(device)}, seed {seed}")
 #
 # The **quick** profile is what the tests and the committed notebook outputs use: MNIST's 10,000-image test split
 # alone (the first 8,000 images to train, the last 2,000 to evaluate), the CPU, and a few seconds per notebook. The
-# **full** profile trains on the 60,000-image training split, on the fastest device present, for real results. The
-# environment variable `GENMODELS_PROFILE` wins over the `profile` parameter above; with neither, it is `full`.
+# **full** profile trains on the 60,000-image training split, on the fastest device present, for real results.
+#
+# Which profile runs follows one rule: a value you set in the `parameters` cell above (`profile = "full"`) wins; when
+# it says `None`, as every committed notebook does, the environment variable `GENMODELS_PROFILE` fills in (`make test`
+# sets it to `quick`, `make run` to `full`); with neither, it is `full`. If you set one and the variable says
+# another, `get_profile` prints one line saying which won.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(f"profile: {profile.name}, device type: {device.type}")
 print(f"train images: {profile.n_train or 'all'}, test images: {profile.n_test or 'all'}")
 
@@ -72,8 +75,7 @@ print(f"train images: {profile.n_train or 'all'}, test images: {profile.n_test o
 # atomically. In the full profile, if MNIST's training split cannot be had, it says so and uses Fashion-MNIST, or
 # as a last resort scikit-learn's small 8×8 digits.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 dataset = data.load_data(profile)
 print(dataset)
 print(f"pixels: {dataset.x_train.dtype}, range [{dataset.x_train.min():.1f}, {dataset.x_train.max():.1f}]")
@@ -87,8 +89,7 @@ plotting.show_images(dataset.x_train[:30], labels=[dataset.classes[y] for y in d
 # The ten classes are close to, but not exactly, equally frequent. A model of $p(x)$ that ignores the labels still
 # inherits this balance: samples from a good generative model should show the digits in about these proportions.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 counts = np.bincount(dataset.y_train, minlength=10)
 for name, count in zip(dataset.classes, counts, strict=True):
     print(f"{name:>8}: {count:5d}  ({count / counts.sum():.1%})")
@@ -99,8 +100,7 @@ for name, count in zip(dataset.classes, counts, strict=True):
 # Most pixels are background. The mean image shows where the ink is; the histogram shows that grey levels pile up
 # at 0 and near 1, which is why binary models (the RBM, the Bernoulli decoder of a VAE) describe MNIST well.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 x = dataset.x_train
 print(f"mean pixel value: {x.mean():.3f}, standard deviation: {x.std():.3f}")
 print(f"pixels exactly 0: {(x == 0).mean():.1%}, above 0.5: {(x > 0.5).mean():.1%}")
@@ -126,8 +126,7 @@ plt.show()
 # binarisation). `data.binarize_once` is the first, with the one seed every notebook uses, so all of them see the
 # same binary test images; `binarize_stochastic` with a generator is the second.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 fixed = data.binarize(x[:8])
 stochastic = data.binarize_once(x[:8])
 print(f"fraction of ones: grey mean {x[:8].mean():.3f}, fixed {fixed.mean():.3f}, stochastic {stochastic.mean():.3f}")

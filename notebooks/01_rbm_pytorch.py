@@ -29,7 +29,7 @@
 #   log-likelihood, with annealed importance sampling (AIS).
 
 # %% tags=["parameters"]
-profile = None  # "quick" (seconds, CPU, MNIST test split) or "full"; GENMODELS_PROFILE overrides this
+profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # None picks CUDA, then Apple MPS, then the CPU
 seed = 0
 n_hidden = None  # None: 100 (quick) or 500 (full)
@@ -58,8 +58,7 @@ epochs = epochs or profile.pick(quick=3, full=20)
 #
 # On a tiny RBM (4 visible, 3 hidden) we can write out all $2^7$ joint probabilities and check the first formula.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 tiny = rbm.RBM(4, 3, generator=torch.Generator().manual_seed(0), init_std=1.0)
 v_all, h_all = rbm.binary_states(4), rbm.binary_states(3)  # all 16 visible and 8 hidden states
 with torch.no_grad():
@@ -78,8 +77,7 @@ with torch.no_grad():
 # $$F(v) = -\log \sum_h e^{-E(v,h)} = -b^\top v - \sum_j \log\big(1 + e^{c_j + v^\top W_{:j}}\big)
 #        = -b^\top v - \sum_j \operatorname{softplus}\big(c_j + v^\top W_{:j}\big).$$
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 with torch.no_grad():
     brute = -torch.log(joint.sum(1))
     print("F(v) by enumeration:", brute[:4].numpy().round(4))
@@ -90,8 +88,7 @@ with torch.no_grad():
 # `exp` overflows above $x \approx 88.7$, and a trained MNIST RBM easily has hidden inputs that large. Here is a
 # 784-pixel image whose hidden inputs are $0.2 \times 784 = 156.8$:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 big = rbm.RBM(784, 10)
 with torch.no_grad():
     big.W.fill_(0.2)
@@ -120,8 +117,7 @@ with torch.no_grad():
 # held fixed). Its gradient is exactly minus the CD statistics, but its *value* is not a log-likelihood: it says
 # nothing about how good the model is, as we see on a tiny RBM whose likelihood we can compute.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 small = rbm.RBM(6, 4, generator=torch.Generator().manual_seed(1), init_std=1.0)
 v6 = rbm.bernoulli(torch.full((500, 6), 0.3), torch.Generator().manual_seed(2))
 g = torch.Generator().manual_seed(3)
@@ -139,8 +135,7 @@ print(f"surrogate 'loss' {surrogate.item():.2f}   exact mean log p(v) {rbm.log_l
 # We binarise the grey levels once, stochastically (each pixel is on with probability equal to its intensity), as
 # Salakhutdinov & Murray (2008) did: `data.binarize_once`, with the seed every notebook uses.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 dataset = data.load_data(profile)
 x_train = data.binarize_once(dataset.x_train.reshape(len(dataset.x_train), -1))
 x_test = data.binarize_once(dataset.x_test.reshape(len(dataset.x_test), -1))

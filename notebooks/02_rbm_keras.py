@@ -32,7 +32,7 @@
 #   same AIS.
 
 # %% tags=["parameters"]
-profile = None  # "quick" (seconds, CPU, MNIST test split) or "full"; GENMODELS_PROFILE overrides this
+profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # the PyTorch comparison model: None picks CUDA, then Apple MPS, then the CPU
 seed = 0
 n_hidden = None  # None: 100 (quick) or 500 (full)

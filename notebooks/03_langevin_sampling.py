@@ -32,7 +32,7 @@
 # - why this is the sampler of the energy-based models that come next.
 
 # %% tags=["parameters"]
-profile = None  # "quick" (seconds, CPU) or "full"; GENMODELS_PROFILE overrides this
+profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # None picks CUDA, then Apple MPS, then the CPU
 seed = 0
 
@@ -71,8 +71,7 @@ n_chains = profile.pick(quick=500, full=2000)  # chains run side by side, as one
 # has the stationary variance $c^2\eta / (1 - (1-\eta)^2) = c^2 / (2 - \eta)$. The lecture's $c = 1$ gives about
 # $\tfrac12$, the variance of $p^2 \propto N(0, \tfrac12)$; $c = \sqrt2$ gives $1 + O(\eta)$.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for step in (0.01, 0.1):
     lecture = langevin.ula_gaussian_stationary_covariance([[1.0]], step, noise_scale=1.0).item()
     correct = langevin.ula_gaussian_stationary_covariance([[1.0]], step).item()
@@ -162,8 +161,7 @@ plt.show()
 # an axis of variance $\sigma^2$ it is $\sigma^2/(1 - \eta/(2\sigma^2))$, so the narrow axis ($\sigma^2 = 0.2$)
 # blows up as $\eta \to 0.4$ and the chain diverges beyond. MALA stays exact and pays with a lower acceptance rate.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 steps = [0.01, 0.05, 0.1, 0.2, 0.3, 0.35]
 narrow = torch.tensor([1.0, -1.0], dtype=torch.float64) / math.sqrt(2)  # the axis of variance 0.2
 for step in steps:
@@ -213,8 +211,7 @@ plt.show()
 # (`torch.distributions.Normal` takes standard deviations), and 100 points drawn with $\theta = (0, 1)$. Swapping
 # the components, $(\theta_1 + \theta_2, -\theta_2)$ explains the data almost as well: the posterior has two modes.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 posterior = langevin.MixturePosterior(n=100, theta=(0.0, 1.0), seed=seed)
 x = posterior.x
 print(f"{len(x)} data points: mean {x.mean():.2f}, variance {x.var():.2f} (population: 0.5 and 2.25)")
@@ -272,8 +269,7 @@ print(f"exact mode masses {upper:.2f} / {lower:.2f}; noise floor for {n_chains} 
 # $E(\theta) = h(\theta_1^2 - 1)^2 + \theta_2^2/2$. Shifting the energy by any constant (a different $Z$) gives the
 # very same chains.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 well = langevin.DoubleWell(barrier=3.0)
 start = torch.zeros(8, 2, device=device)
 plain = langevin.ula(lambda x: -well.energy(x), start, 0.01, 100, seed=seed)

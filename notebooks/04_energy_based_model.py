@@ -29,7 +29,7 @@
 # - why training diverges, and what the course's loop does about it.
 
 # %% tags=["parameters"]
-profile = None  # "quick" (seconds, CPU, MNIST test split) or "full"; GENMODELS_PROFILE overrides this
+profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # None picks CUDA, then Apple MPS, then the CPU
 seed = 0
 epochs = None  # None: 2 (quick) or 4 (full); the UvA tutorial trains 60 (ebm.ANCHOR_TRAINING)

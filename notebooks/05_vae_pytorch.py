@@ -32,7 +32,7 @@
 # - how a VAE's latent space differs from a plain autoencoder's.
 
 # %% tags=["parameters"]
-profile = None  # "quick" (seconds, CPU, MNIST test split) or "full"; GENMODELS_PROFILE overrides this
+profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # None picks CUDA, then Apple MPS, then the CPU
 seed = 0
 epochs = None  # None: 3 (quick) or 10 (full) for the MLP models
@@ -68,8 +68,7 @@ print(f"{epochs} epochs (MLP), {conv_epochs} (conv), IWAE with K = {iwae_k}")
 # log-likelihood of anything normalised: see the continuous Bernoulli of Loaiza-Ganem & Cunningham 2019. Every model
 # here trains on binary images.)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 dataset = data.load_data(profile)
 x_test = data.binarize_once(dataset.x_test)  # fixed once: the same binary test set for every model and notebook
 print(data)
@@ -118,8 +117,7 @@ plotting.show_images(np.concatenate([dataset.x_test[:8], x_test[:8]]), ncols=8,
 # has $\log p(\mathbf x)$ and $p(\mathbf h|\mathbf x)$ in closed form. With a deliberately imperfect linear encoder
 # $Q$, the average of many one-sample ELBO estimates should equal $\log p(\mathbf x) - D[Q\|p(\mathbf h|\mathbf x)]$.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 g = torch.Generator().manual_seed(0)
 W, b = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
 ppca = vae.LinearGaussianVAE(W, b, noise_std=0.5)  # its linear encoder Q(h|x) is random: far from p(h|x)
@@ -140,8 +138,7 @@ print(f"ELBO, Monte Carlo mean = {estimates.mean():.3f} ± {se:.3f}")
 # lies below $\log p(\mathbf x)$. When $Q$ **is** the posterior the gap closes, and more: every single sample of
 # $\log p(\mathbf x|\mathbf h)+\log p(\mathbf h)-\log Q(\mathbf h|\mathbf x)$ equals $\log p(\mathbf x)$.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 ppca.encoder = ppca.true_posterior
 with torch.no_grad():
     at_posterior = vae.elbo(ppca, x.repeat(5, 1), analytic_kl=False)  # KL estimated by sampling, as IWAE does
@@ -166,8 +163,7 @@ ppca.encoder = ppca.encode_linear
 # `vae.kl_gaussians` and `vae.kl_standard_normal` compute these for diagonal covariances; we check both against the
 # definition $E_Q[\log Q-\log P]$ estimated by sampling.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 mu_q, lv_q = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64), torch.tensor([0.0, -1.0, 0.7], dtype=torch.float64)
 mu_p, lv_p = torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64), torch.tensor([0.5, 0.0, -0.3], dtype=torch.float64)
 Q, P = Normal(mu_q, (lv_q / 2).exp()), Normal(mu_p, (lv_p / 2).exp())
@@ -196,8 +192,7 @@ for name, closed, log_ratio in [
 # We check both on $f(\mathbf h)=\sum_j\cos h_j$, whose expectation
 # $\sum_j \cos\mu_j\, e^{-\sigma_j^2/2}$ we can differentiate by hand.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 mu, log_var = torch.tensor([1.0, -0.5], dtype=torch.float64), torch.tensor([-1.0, 0.5], dtype=torch.float64)
 exact = -mu.sin() * (-log_var.exp() / 2).exp()  # d/dmu of cos(mu) exp(-sigma^2/2)
 gen = torch.Generator().manual_seed(2)
@@ -221,8 +216,7 @@ print(f"{'exact':16s} dE/dmu = {[round(v, 2) for v in exact.tolist()]}")
 # The encoder returns a `torch.distributions.Normal`, as in the lecture; the network predicts $\log\sigma^2$ (any real
 # number) rather than $\sigma$. The sizes are those of pytorch/examples: 784 → 400 → 20 and back.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 torch.manual_seed(seed)
 model = vae.mlp_vae(latent_dim=20).to(device)
 print(model)

@@ -31,7 +31,7 @@
 # - how the Keras model's test ELBO compares with the PyTorch model's, trained the same way.
 
 # %% tags=["parameters"]
-profile = None  # "quick" (seconds, CPU, MNIST test split) or "full"; GENMODELS_PROFILE overrides this
+profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # the PyTorch comparison model: None picks CUDA, then Apple MPS, then the CPU
 seed = 0
 latent_dim = 2  # as on keras.io: a latent space we can draw
@@ -49,18 +49,13 @@ import keras
 import numpy as np
 import torch
 
-from genmodels import plotting, vae, vae_keras
-from genmodels.data import binarize_stochastic, load_data
-from genmodels.device import describe, get_device, seed_everything
+from genmodels import data, plotting, vae, vae_keras
 from genmodels.paths import checkpoint_path
 
-profile = genmodels.get_profile(profile)
-device = get_device(device, profile)
-seed_everything(seed)
+profile, device = genmodels.setup(profile, device, seed)
 epochs = epochs or profile.pick(quick=1, full=5)
 n_train = n_train or profile.pick(quick=1500, full=60_000)
-print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend; PyTorch model on {describe(device)}; "
-      f"{epochs} epoch(s) on {n_train:,} images")
+print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend; {epochs} epoch(s) on {n_train:,} images")
 
 # %% [markdown]
 # ## The data: binarised, exactly as on the PyTorch side
@@ -70,12 +65,11 @@ print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend; PyTo
 # `Binarize` layer that draws with `keras.random`, active only while training), and the test digits once, with a fixed
 # seed, so that both models are scored on the same binary images.
 
-# %%
-# NBVAL_CHECK_OUTPUT
-data = load_data(profile)
-x_train = data.x_train[:n_train]  # grey levels: binarised afresh at every training step
-x_test = binarize_stochastic(data.x_test, seed=seed)
-print(f"{data}; training on the first {len(x_train):,}")
+# %% tags=["nbval-check-output"]
+dataset = data.load_data(profile)
+x_train = dataset.x_train[:n_train]  # grey levels: binarised afresh at every training step
+x_test = data.binarize_once(dataset.x_test)
+print(f"{dataset}; training on the first {len(x_train):,}")
 print(f"test set binarised once: {x_test.shape}, values {sorted(np.unique(x_test).tolist())}, "
       f"{x_test.mean():.2f} of the pixels on")
 
@@ -89,8 +83,7 @@ print(f"test set binarised once: {x_test.shape}, values {sorted(np.unique(x_test
 # writes both terms with `keras.ops`; `genmodels.vae` writes them in PyTorch. Fed the same $\boldsymbol\mu$,
 # $\log\boldsymbol\sigma^2$ and logits, they agree to float32 precision:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 rng = np.random.default_rng(seed)
 mu, log_var = rng.normal(size=(2, 100, latent_dim)).astype("float32")
 logits = rng.normal(scale=3, size=(100, 28, 28)).astype("float32")
@@ -119,8 +112,7 @@ model.decoder.summary()
 # %% [markdown]
 # The PyTorch `vae.conv_vae` is built to the same plan, layer for layer, so the two have exactly as many parameters:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 torch.manual_seed(seed)
 torch_model = vae.conv_vae(latent_dim=latent_dim).to(device)
 print(f"Keras: {model.count_params():,} parameters; "
@@ -157,7 +149,7 @@ plotting.show_images(vae_keras.generate(model, 30, seed=seed), ncols=10,
 # decode a grid of latents evenly spaced in probability under the prior ($h_i=\Phi^{-1}(u_i)$, $u$ from 0.05 to 0.95).
 
 # %%
-plotting.plot_latent_codes(vae_keras.latent_codes(model, x_test), data.y_test,
+plotting.plot_latent_codes(vae_keras.latent_codes(model, x_test), dataset.y_test,
                            title="test images in the latent space (Keras VAE)")
 
 # %%

@@ -31,7 +31,7 @@
 #   magnetisation and specific heat, except near $T_c$, where more hidden units help.
 
 # %% tags=["parameters"]
-profile = None  # "quick" (seconds, CPU) or "full"; GENMODELS_PROFILE overrides this
+profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # None picks CUDA, then Apple MPS, then the CPU
 seed = 0
 

@@ -1,7 +1,15 @@
-"""The notebooks: each .py/.ipynb pair holds the same cells, committed outputs are complete and stable."""
+"""The notebooks: each .py/.ipynb pair holds the same cells, committed outputs are complete and stable.
 
+nbval reads its instructions from cell tags (`nbval-check-output`, `nbval-ignore-output`, `nbval-skip`,
+`nbval-raises-exception`), which jupytext keeps in the .py twin's cell header: `# %% tags=["nbval-check-output"]`.
+To move cells marked the old way (a first line `# NBVAL_CHECK_OUTPUT`) to tags, in both twins:
+`.venv/bin/python tests/test_notebooks.py --convert-nbval-markers`.
+"""
+
+import ast
 import json
 import re
+import sys
 from pathlib import Path
 
 import jupytext
@@ -10,6 +18,53 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PAIRS = sorted(p for folder in ("week13", "notebooks") for p in (REPO / folder).glob("*.py"))
 NOTEBOOKS = sorted(p for folder in ("week13", "notebooks") for p in (REPO / folder).glob("*.ipynb"))
+
+
+NBVAL_TAGS = {"NBVAL_CHECK_OUTPUT": "nbval-check-output", "NBVAL_IGNORE_OUTPUT": "nbval-ignore-output",
+              "NBVAL_RAISES_EXCEPTION": "nbval-raises-exception", "NBVAL_SKIP": "nbval-skip"}
+
+
+def nbval_marker(source: str) -> str | None:
+    """The nbval comment marker on a cell's first line (`# NBVAL_CHECK_OUTPUT`), if there is one."""
+    first = source.split("\n", 1)[0].strip()
+    marker = first.lstrip("#").strip()
+    return marker if first.startswith("#") and marker in NBVAL_TAGS else None
+
+
+def marker_to_tag(source: str, metadata: dict) -> str:
+    """The cell's source without its marker line; the marker's tag added to metadata["tags"]."""
+    marker = nbval_marker(source)
+    if marker is None:
+        return source
+    tags = metadata.setdefault("tags", [])
+    if NBVAL_TAGS[marker] not in tags:
+        tags.append(NBVAL_TAGS[marker])
+    return source.split("\n", 1)[1] if "\n" in source else ""
+
+
+def convert_nbval_markers_to_tags(scripts=PAIRS) -> list[Path]:
+    """Rewrite each pair so that nbval's comment markers become cell tags, outputs kept; returns the files changed.
+    The .ipynb is edited as JSON (nothing else in it changes); the .py is written by jupytext from its own cells."""
+    changed = []
+    for script in scripts:
+        ipynb = script.with_suffix(".ipynb")
+        notebook = json.loads(ipynb.read_text())
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code" and nbval_marker("".join(cell["source"])):
+                cell["source"] = marker_to_tag("".join(cell["source"]), cell["metadata"]).splitlines(keepends=True)
+        text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"  # how Jupyter and nbformat write it
+        if text != ipynb.read_text():
+            ipynb.write_text(text)
+            changed.append(ipynb)
+        paired = jupytext.read(script)
+        for cell in paired.cells:
+            if cell.cell_type == "code":
+                cell.source = marker_to_tag(cell.source, cell.metadata)
+        text = jupytext.writes(paired, fmt="py:percent")
+        if text != script.read_text():
+            script.write_text(text)
+            changed.append(script)
+    return changed
 
 
 def cells(notebook):
@@ -63,11 +118,40 @@ def test_outputs_hold_no_stderr_widgets_or_figure_reprs(path):
                     f"{path.name}: a plot's return value was shown ({text[:60]}); end the line with ;")
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS + PAIRS, ids=lambda p: p.name)
+def test_every_committed_notebook_leaves_the_profile_to_the_environment(path):
+    """`profile = None`, so GENMODELS_PROFILE decides: quick under `make test`, full under `make run` (which also
+    passes it with papermill). A notebook committed with "full" would ignore `make test`; with "quick", a student."""
+    notebook = jupytext.read(path)
+    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged parameters, found {len(tagged)}"
+    values = {target.id: node.value for node in ast.parse(tagged[0].source).body if isinstance(node, ast.Assign)
+              for target in node.targets if isinstance(target, ast.Name)}
+    assert "profile" in values, f"{path.name}: the parameters cell does not set profile"
+    assert isinstance(values["profile"], ast.Constant) and values["profile"].value is None, (
+        f"{path.name}: the parameters cell says profile = {ast.unparse(values['profile'])}; commit it with "
+        "profile = None (GENMODELS_PROFILE then decides)")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_has_parameters_kernelspec_and_three_checked_cells(path):
     notebook = jupytext.read(path)
     assert notebook.metadata.get("kernelspec", {}).get("name") == "python3", f"{path.name}: set the kernel"
-    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1 and "profile = None" in tagged[0].source, f"{path.name}: needs one parameters cell"
-    checked = [c for c in notebook.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
-    assert len(checked) >= 3, f"{path.name}: mark at least three cells of data facts with # NBVAL_CHECK_OUTPUT"
+    checked = [c for c in notebook.cells if "nbval-check-output" in c.metadata.get("tags", [])]
+    assert len(checked) >= 3, f"{path.name}: tag at least three cells of data facts nbval-check-output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + PAIRS, ids=lambda p: p.name)
+def test_nbval_reads_tags_not_comment_markers(path):
+    """One way to say it: tags, which the .py shows in the cell header; a leftover comment would override the tag."""
+    notebook = jupytext.read(path)
+    marked = [c.source.split("\n", 1)[0] for c in notebook.cells if c.cell_type == "code" and nbval_marker(c.source)]
+    assert not marked, (f"{path.name}: {len(marked)} cells carry an nbval comment marker ({marked[0]}): run "
+                        "`.venv/bin/python tests/test_notebooks.py --convert-nbval-markers`")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--convert-nbval-markers"]:
+        sys.exit(f"usage: {sys.argv[0]} --convert-nbval-markers  (rewrites every notebook pair in place)")
+    for path in convert_nbval_markers_to_tags():
+        print(f"converted {path.relative_to(REPO)}")

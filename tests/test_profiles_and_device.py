@@ -10,10 +10,32 @@ from genmodels import device, get_profile
 from genmodels.profiles import PROFILES
 
 
-def test_environment_variable_wins_over_the_notebook_parameter(monkeypatch):
+def test_a_value_set_in_the_notebook_wins_over_the_environment_variable_and_says_so(monkeypatch, capsys):
     monkeypatch.setenv("GENMODELS_PROFILE", "quick")
-    assert get_profile("full").name == "quick"
-    assert get_profile(PROFILES["full"]).name == "quick"
+    assert get_profile("full").name == "full"
+    assert capsys.readouterr().out == "profile 'full' (set in the notebook) wins over GENMODELS_PROFILE='quick'\n"
+    assert get_profile(" Quick ").name == "quick"  # both set and the same: nothing to say
+    assert capsys.readouterr().out == ""
+
+
+def test_the_environment_variable_fills_in_when_the_notebook_says_none(monkeypatch, capsys):
+    monkeypatch.setenv("GENMODELS_PROFILE", "quick")  # `make test`, with every committed notebook's profile = None
+    assert get_profile(None).name == "quick" and get_profile("").name == "quick"
+    assert capsys.readouterr().out == ""
+
+
+def test_make_run_passes_the_same_profile_both_ways_and_prints_nothing(monkeypatch, capsys):
+    monkeypatch.setenv("GENMODELS_PROFILE", "full")  # `make run`: papermill -p profile full and GENMODELS_PROFILE=full
+    assert get_profile("full").name == "full"
+    assert capsys.readouterr().out == ""
+
+
+def test_a_resolved_profile_passed_on_is_used_as_it_is(monkeypatch, capsys):
+    """setup() resolves once and passes the Profile to load_data and get_device: they neither re-resolve nor print."""
+    monkeypatch.setenv("GENMODELS_PROFILE", "quick")
+    assert get_profile(PROFILES["full"]) == PROFILES["full"]
+    assert device.get_device(profile=PROFILES["full"]).type in ("cuda", "mps", "cpu")
+    assert capsys.readouterr().out == ""
 
 
 def test_notebook_parameter_is_used_when_the_variable_is_unset(monkeypatch):
@@ -107,6 +129,7 @@ def test_a_profile_that_is_not_a_name_is_a_clear_error(monkeypatch, wrong):
 
 
 def test_an_unknown_profile_in_the_environment_says_to_change_the_variable(monkeypatch):
+    """Even when the notebook's value wins: a typo in the variable would otherwise go unnoticed until it is needed."""
     monkeypatch.setenv("GENMODELS_PROFILE", "fast")
     with pytest.raises(ValueError, match="set GENMODELS_PROFILE to one of them, or unset it"):
         get_profile("quick")

@@ -2,6 +2,9 @@
 
 quick: tests, CI and the committed notebook outputs: MNIST's test split only, CPU, seconds per notebook, deterministic.
 full:  what a student runs for real results: the full training split, real training, the fastest device.
+
+Which one runs, in one rule: the notebook's own value (`profile = "full"` in its parameters cell) if it sets one, else
+the environment variable GENMODELS_PROFILE, else "full".
 """
 
 from __future__ import annotations
@@ -38,21 +41,27 @@ PROFILES = {
 
 
 def get_profile(requested: Profile | str | None = None) -> Profile:
-    """Resolve the profile: the GENMODELS_PROFILE environment variable wins, else `requested` (a notebook's
-    `parameters` cell), else "full". GENMODELS_PROGRESS, if set, overrides how training reports."""
+    """Resolve the profile. One rule: a value set in the notebook wins (`profile = "full"` in its `parameters` cell,
+    i.e. get_profile("full")); when the notebook says None, GENMODELS_PROFILE fills in; with neither, "full". When
+    both are set and differ, one printed line says which won. A Profile object is used as it is (it was resolved
+    already, as setup() passes it on to load_data and get_device). GENMODELS_PROGRESS, if set, overrides how training
+    reports."""
     if requested is not None and not isinstance(requested, (str, Profile)):
         raise ValueError(f"profile must be 'quick', 'full', None or a genmodels.profiles.Profile; got {requested!r} "
                          f"({type(requested).__name__}). In a notebook's parameters cell write profile = \"quick\".")
-    if isinstance(requested, Profile) and not os.environ.get(ENV_VAR):
+    from_env = _profile_from_environment()  # checked even when the notebook's value wins: a typo there is an error
+    if isinstance(requested, Profile):
         profile = requested
-    else:
-        name = os.environ.get(ENV_VAR) or (requested.name if isinstance(requested, Profile) else requested) or "full"
-        key = name.strip().lower()
+    elif isinstance(requested, str) and requested.strip():
+        key = requested.strip().lower()
         if key not in PROFILES:
-            source = f"the environment variable {ENV_VAR}" if os.environ.get(ENV_VAR) else "the profile argument"
-            fix = f"set {ENV_VAR} to one of them, or unset it" if os.environ.get(ENV_VAR) else "pass one of them"
-            raise ValueError(f"unknown profile {name!r} (from {source}); choose 'quick' or 'full': {fix}")
+            raise ValueError(f"unknown profile {requested!r} (from the profile argument); choose 'quick' or 'full': "
+                             f"pass one of them")
         profile = PROFILES[key]
+        if from_env is not None and from_env.name != profile.name:
+            print(f"profile {profile.name!r} (set in the notebook) wins over {ENV_VAR}={os.environ[ENV_VAR]!r}")
+    else:
+        profile = from_env or PROFILES["full"]
     progress = os.environ.get("GENMODELS_PROGRESS")  # batch runs (`make run`) want plain lines, not widgets
     if progress:
         if progress not in ("bar", "plain", "none"):
@@ -60,3 +69,15 @@ def get_profile(requested: Profile | str | None = None) -> Profile:
                              f"{progress!r}; set it to one of them, or unset it")
         profile = replace(profile, progress=progress)
     return profile
+
+
+def _profile_from_environment() -> Profile | None:
+    """The profile GENMODELS_PROFILE names, or None when it is unset or empty."""
+    name = os.environ.get(ENV_VAR, "")
+    if not name.strip():
+        return None
+    key = name.strip().lower()
+    if key not in PROFILES:
+        raise ValueError(f"unknown profile {name!r} (from the environment variable {ENV_VAR}); choose 'quick' or "
+                         f"'full': set {ENV_VAR} to one of them, or unset it")
+    return PROFILES[key]
