@@ -57,7 +57,7 @@ def test_kl_gaussians_equals_pytorch(same_inputs):
 def test_bernoulli_log_likelihood_equals_pytorch(same_inputs):
     _, _, logits, x = same_inputs
     t_logits, t_x = torch.from_numpy(logits), torch.from_numpy(x)
-    by_distributions = Independent(Bernoulli(logits=t_logits), 2).log_prob(t_x).numpy()  # vae.VAE.log_likelihood_given_h
+    by_distributions = Independent(Bernoulli(logits=t_logits), 2).log_prob(t_x).numpy()  # log_likelihood_given_h
     keras_ll = as_numpy(vk.bernoulli_log_likelihood(x, logits))
     np.testing.assert_allclose(keras_ll, vae.bernoulli_log_likelihood(t_x, t_logits), rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(keras_ll, by_distributions, rtol=RTOL, atol=ATOL)
