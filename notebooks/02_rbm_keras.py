@@ -49,9 +49,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from genmodels import data, plotting
-from genmodels import rbm as R
-from genmodels import rbm_keras as RK
+from genmodels import data, plotting, rbm, rbm_keras
 from genmodels.paths import checkpoint_path
 
 profile, device = genmodels.setup(profile, device, seed)
@@ -87,8 +85,8 @@ print(f"binary training set {x_train.shape}, test set {x_test.shape}, "
 # and conditionals:
 
 # %% tags=["nbval-check-output"]
-twin = R.RBM(784, n_hidden, generator=torch.Generator().manual_seed(seed), init_std=0.1)
-model = RK.from_pytorch(twin, seed=seed)
+twin = rbm.RBM(784, n_hidden, generator=torch.Generator().manual_seed(seed), init_std=0.1)
+model = rbm_keras.from_pytorch(twin, seed=seed)
 v, tv = x_test[:100], torch.from_numpy(x_test[:100])
 with torch.no_grad():
     pairs = {"F(v)": (model.free_energy(v), twin.free_energy(tv)),
@@ -113,9 +111,10 @@ for name, (k, t) in pairs.items():
 # state with the same negatives lands on the same parameters:
 
 # %% tags=["nbval-check-output"]
-v_neg = twin.p_v_given_h(R.bernoulli(twin.p_h_given_v(tv), torch.Generator().manual_seed(seed))).detach()
+v_neg = twin.p_v_given_h(rbm.bernoulli(twin.p_h_given_v(tv), torch.Generator().manual_seed(seed))).detach()
 gradient = model.cd_gradient(v, v_neg.numpy())  # (dW, db, dc), written out in keras.ops
-model.compile(optimizer=RK.MomentumSGD(learning_rate=0.1, momentum=(0.5, 0.9), momentum_switch=1, weight_decay=0.01))
+optimizer = rbm_keras.MomentumSGD(learning_rate=0.1, momentum=(0.5, 0.9), momentum_switch=1, weight_decay=0.01)
+model.compile(optimizer=optimizer)
 model.optimizer.apply([-g for g in gradient], model.trainable_variables)  # descends minus the CD estimate
 twin.sgd_step(twin.cd_gradient(tv, v_neg), lr=0.1, momentum=0.5, weight_decay=0.01)
 for name in ("W", "b", "c"):
@@ -136,12 +135,12 @@ for name in ("W", "b", "c"):
 p = dataset.x_test[:100].reshape(100, -1)
 u = keras.ops.convert_to_numpy(keras.random.uniform((1, 784), seed=seed))  # one row for the whole batch
 noise = {"shared thresholds": (u < p) - p,
-         "one per entry": keras.ops.convert_to_numpy(RK.bernoulli(p, seed=seed)) - p}
+         "one per entry": keras.ops.convert_to_numpy(rbm_keras.bernoulli(p, seed=seed)) - p}
 for name, r in noise.items():
     r = r[:, p.std(0) > 0]  # pixels that vary
     corr = np.corrcoef(r)[np.triu_indices(100, 1)]
     print(f"{name:>17}: mean correlation between two examples' noise {round(corr.mean(), 2) + 0.0:.2f}")
-same = keras.ops.convert_to_numpy(RK.bernoulli(np.full((2, 784), 0.5, "float32"), seed=seed))
+same = keras.ops.convert_to_numpy(rbm_keras.bernoulli(np.full((2, 784), 0.5, "float32"), seed=seed))
 print(f"two identical rows, p = 0.5: our samples differ in {(same[0] != same[1]).mean():.0%} of the pixels")
 
 # %% [markdown]
@@ -177,29 +176,29 @@ print(f"1 / n_hidden = {1 / n_hidden:.4f}")
 
 # %% tags=["nbval-check-output"]
 try:
-    RK.fit(RK.RBM(784, 10), dataset.x_test[:10].reshape(10, -1) * 255 / 256, epochs=1)
+    rbm_keras.fit(rbm_keras.RBM(784, 10), dataset.x_test[:10].reshape(10, -1) * 255 / 256, epochs=1)
 except ValueError as error:
     print("ValueError:", error)
 
 # %% [markdown]
 # ## Training with `fit`: persistent CD, as in notebook 01
 #
-# `RK.fit` is `model.fit(x, epochs=..., batch_size=...)` with the settings of `R.fit`: visible biases from the
+# `rbm_keras.fit` is `model.fit(x, epochs=..., batch_size=...)` with the settings of `rbm.fit`: visible biases from the
 # pixels' log-odds, SGD with momentum, PCD-1 with 100 persistent chains, learning rate 0.005. Keras' `History`
 # records the loss (the free-energy gap, not a likelihood) and, through `evaluate`, the test pseudo-likelihood and
 # reconstruction error after each epoch; the quick profile prints one plain line per epoch. Pass
 # `backup_dir=...` to resume an interrupted fit (Keras' `BackupAndRestore`).
 
 # %%
-model = RK.RBM(784, n_hidden, seed=seed)
+model = rbm_keras.RBM(784, n_hidden, seed=seed)
 
 
 def evaluate():
-    return {"test_pseudo_ll": RK.pseudo_log_likelihood(model, x_test, seed=seed),
-            "test_recon_error": RK.reconstruction_error(model, x_test)}
+    return {"test_pseudo_ll": rbm_keras.pseudo_log_likelihood(model, x_test, seed=seed),
+            "test_recon_error": rbm_keras.reconstruction_error(model, x_test)}
 
 
-history = RK.fit(model, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True, evaluate=evaluate,
+history = rbm_keras.fit(model, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True, evaluate=evaluate,
                  progress=profile.progress, seed=seed)
 
 # %%
@@ -225,19 +224,23 @@ plotting.show_images(samples.reshape(-1, 28, 28), ncols=16, title="persistent ch
 # ## The test log-likelihood, beside a PyTorch RBM trained the same way
 #
 # `genmodels.rbm` trains a PyTorch RBM of the same size with the same settings. Both are scored by the *same* AIS
-# code: `RK.log_partition_ais` copies the Keras weights into a PyTorch RBM and runs `R.log_partition_ais`, so the
-# comparison measures the models, not two estimators. The runs differ in their random draws (and PyTorch's `fit`
+# code: `rbm_keras.log_partition_ais` copies the Keras weights into a PyTorch RBM and runs `rbm.log_partition_ais`,
+# so the comparison measures the models, not two estimators. The runs differ in their random draws (and PyTorch's `fit`
 # takes a fused fast path on x86 CPUs), so expect close, not equal, numbers.
 
 # %%
-torch_rbm = R.RBM(784, n_hidden, n_chains=100, generator=torch.Generator().manual_seed(seed), device=device)
-R.fit(torch_rbm, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True,
+torch_rbm = rbm.RBM(784, n_hidden, n_chains=100, generator=torch.Generator().manual_seed(seed), device=device)
+rbm.fit(torch_rbm, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True,
       checkpoint=checkpoint_path(f"02_rbm_keras_twin_{profile.name}.pt"), resume=False, progress=profile.progress)
 n_betas, n_runs = profile.pick(quick=2000, full=14500), profile.pick(quick=50, full=100)
-for name, module, rbm in (("Keras", RK, model), ("PyTorch", R, torch_rbm)):
-    ais = module.log_partition_ais(rbm, n_betas=n_betas, n_runs=n_runs, generator=torch.Generator().manual_seed(seed))
+for name, module, trained in (("Keras", rbm_keras, model), ("PyTorch", rbm, torch_rbm)):
+    ais = module.log_partition_ais(trained, n_betas=n_betas, n_runs=n_runs,
+                                   generator=torch.Generator().manual_seed(seed))
+    test_ll = module.log_likelihood(trained, x_test, log_z=ais.log_z)
     print(f"{name:>7}: log Z = {ais.log_z:.2f} (range {ais.log_z_low:.2f} to {ais.log_z_high:.2f}), "
-          f"test log-likelihood {module.log_likelihood(rbm, x_test, log_z=ais.log_z):.2f} nats ({dataset.name})")
+          f"test log-likelihood {test_ll:.2f} nats ({dataset.name})")
+profile.note(f"{n_hidden} hidden units, {epochs} epochs on {len(x_train):,} images",
+             "the two frameworks' RBMs at the size and length of the parameters cell, on the whole training split")
 
 # %% [markdown]
 # Read the spreads as in notebook 01: AIS tends to underestimate $\log Z$, so both log-likelihoods lean high, and a
@@ -258,18 +261,19 @@ import tempfile
 
 other = next(b for b in ("jax", "torch", "tensorflow") if b != keras.backend.backend() and importlib.util.find_spec(b))
 script = """import sys, numpy as np, genmodels, keras
-from genmodels import rbm_keras as RK
+from genmodels import rbm_keras
 saved = np.load(sys.argv[1])
-model, x = RK.RBM(*saved["W"].shape), saved["x"]
+model, x = rbm_keras.RBM(*saved["W"].shape), saved["x"]
 for name in ("W", "b", "c"):
     getattr(model, name).assign(saved[name])
-print(keras.backend.backend(), RK.log_likelihood(model, x, log_z=0.0), RK.reconstruction_error(model, x))"""
+print(keras.backend.backend(), rbm_keras.log_likelihood(model, x, log_z=0.0),
+      rbm_keras.reconstruction_error(model, x))"""
 with tempfile.TemporaryDirectory() as tmp:
     np.savez(f"{tmp}/rbm.npz", W=model.W.numpy(), b=model.b.numpy(), c=model.c.numpy(), x=x_test)
     run = subprocess.run([sys.executable, "-c", script, f"{tmp}/rbm.npz"], capture_output=True, text=True,
                          env={**os.environ, "KERAS_BACKEND": other})
 print(run.stderr or "", end="")
-here = (RK.log_likelihood(model, x_test, log_z=0.0), RK.reconstruction_error(model, x_test))
+here = (rbm_keras.log_likelihood(model, x_test, log_z=0.0), rbm_keras.reconstruction_error(model, x_test))
 there, *numbers = run.stdout.split()
 for name, (minus_f, recon) in {keras.backend.backend(): here, there: map(float, numbers)}.items():
     print(f"{name:>10}: mean -F(v) over the test set {minus_f:.2f}, reconstruction error {recon:.3f}")

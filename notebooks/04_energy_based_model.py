@@ -189,6 +189,9 @@ for name, images in {"test images": x_test[:n_samples], "samples (noise + 256 st
                      "uniform noise": noise}.items():
     confident, counts = ebm.label_report(classifier, images)
     print(f"{name:28s} confident > 0.9: {confident:6.1%}   per class: {counts}")
+profile.note(f"{epochs} epochs on {len(x_train):,} images, {n_steps} Langevin steps per update",
+             "training on the whole training split for the epochs of the parameters cell, whose samples are the "
+             "ones to judge")
 
 # %% [markdown]
 # A good generator scores near the test images on both counts: most samples labelled confidently, and the classes

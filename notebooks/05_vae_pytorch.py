@@ -71,7 +71,7 @@ print(f"{epochs} epochs (MLP), {conv_epochs} (conv), IWAE with K = {iwae_k}")
 # %% tags=["nbval-check-output"]
 dataset = data.load_data(profile)
 x_test = data.binarize_once(dataset.x_test)  # fixed once: the same binary test set for every model and notebook
-print(data)
+print(dataset)
 print(f"mean grey level {dataset.x_test.mean():.3f}, fraction of ones after binarising {x_test.mean():.3f}")
 
 # %%
@@ -259,6 +259,8 @@ torch.manual_seed(seed)
 bounds = vae.likelihood_bounds(model, x_test[:n_eval], iwae_k)
 print(f"MLP VAE, {n_eval} binarised {dataset.name} test images: -ELBO {-bounds['elbo']:.1f} nats, "
       f"-IWAE(K={iwae_k}) {-bounds['iwae']:.1f} nats")
+profile.note(f"{epochs} epochs on {len(dataset.x_train):,} images", "the bounds and samples of models trained for "
+             "the epochs of the parameters cell on the whole training split")
 
 # %% [markdown]
 # The IWAE bound is a few nats tighter than the ELBO: that difference is (a bound on) the average

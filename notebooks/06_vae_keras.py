@@ -175,6 +175,8 @@ keras_elbo = vae_keras.evaluate_elbo(model, x_test).mean()
 torch_elbo = vae.evaluate_elbo(torch_model, x_test).mean().item()
 print(f"test ELBO, nats per image: Keras {keras_elbo:.1f}, PyTorch {torch_elbo:.1f} "
       f"({len(x_test):,} binarised test digits, {epochs} epoch(s), latent size {latent_dim})")
+profile.note(f"{epochs} epoch(s) on {n_train:,} images", "both models trained on the whole training split, with a "
+             "latent space and manifold worth reading")
 
 # %% [markdown]
 # Both train on the same images, for the same number of epochs. The quick profile's handful of updates leaves a

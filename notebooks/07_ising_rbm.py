@@ -226,7 +226,10 @@ for T in temperatures_8:
         results[T, n_hidden] = ising.thermodynamics(spins, T)
 for T in temperatures_8:
     row = " ".join(f"{results[T, key]['energy'][0]:8.4f}" for key in ("Monte Carlo", *hidden_8))
-    print(f"T = {T:.3f}: energy per site, Monte Carlo then RBMs with {hidden_8} hidden units: {row}")
+    print(f"T = {T:.3f}: energy per site, Monte Carlo then RBMs of {', '.join(map(str, hidden_8))} hidden: {row}")
+profile.note(f"{len(temperatures_8)} temperatures, {epochs_8} epochs, RBMs of {', '.join(map(str, hidden_8))} "
+             "hidden units",
+             "more temperatures, larger RBMs trained longer: the comparison with Monte Carlo to read")
 
 # %%
 quantities = {"energy": "energy per site u", "abs_magnetisation": "⟨|m|⟩", "specific_heat": "specific heat c"}

@@ -171,3 +171,12 @@ def test_a_cuda_index_beyond_the_gpus_present_is_a_clear_error(monkeypatch):
     with pytest.raises(ValueError, match=r"device 'cuda:3' \(from the device argument\) does not exist: this machine "
                        r"has 1 CUDA device\(s\)"):
         device.get_device("cuda:3")
+
+
+def test_a_quick_profile_result_says_so_in_one_line_and_a_full_one_says_nothing(capsys):
+    from genmodels.profiles import PROFILES
+
+    PROFILES["quick"].note("3 epochs on 8,000 images", "the real thing")
+    PROFILES["full"].note("20 epochs on 60,000 images", "the real thing")
+    assert capsys.readouterr().out == "(quick profile: 3 epochs on 8,000 images, a run of seconds; the full profile " \
+                                      "shows the real thing)\n"

@@ -33,6 +33,12 @@ class Profile:
         """The value for this profile: `epochs = profile.pick(quick=1, full=20)`."""
         return quick if self.quick else full
 
+    def note(self, run: str, full: str) -> None:
+        """In the quick profile only, one line saying that the results just shown come from a short run, and what
+        the full profile shows instead: `profile.note(f"{epochs} epochs on {n:,} images", "digits you can read")`."""
+        if self.quick:
+            print(f"(quick profile: {run}, a run of seconds; the full profile shows {full})")
+
 
 PROFILES = {
     "quick": Profile("quick", n_train=8000, n_test=2000, device="cpu", progress="plain"),
