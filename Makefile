@@ -16,14 +16,29 @@ EXECUTE := jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeo
 # Offline rendering: MathJax 2, require.js, jQuery and reveal.js from node_modules/ (package.json), paths relative
 # to the HTML in _build/<folder>/; templates/offline.html.j2 drops the template's remaining CDN import.
 ASSETS := ../../node_modules
-OFFLINE := --template-file templates/offline.html.j2 --log-level WARN \
+OFFLINE_ASSETS := --log-level WARN \
 	--HTMLExporter.mathjax_url='$(ASSETS)/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe' \
 	--HTMLExporter.require_js_url=$(ASSETS)/requirejs/require.js \
 	--HTMLExporter.jquery_url=$(ASSETS)/jquery/dist/jquery.min.js
-SLIDES := --SlidesExporter.reveal_url_prefix=$(ASSETS)/reveal.js --SlidesExporter.reveal_theme=simple \
-	--SlidesExporter.reveal_transition=none --SlidesExporter.reveal_scroll=True
+OFFLINE := --template-file templates/offline.html.j2 $(OFFLINE_ASSETS)
+# The deck: templates/slides.html.j2 (16:9, 1280 x 720, offline theme and fonts, no prompts, slide numbers, linear
+# navigation). It renders _build/run/week13.ipynb (`make run`, full profile) when that is newer than the committed
+# week13/week13.ipynb (quick profile), else the committed one; papermill's injected-parameters cell is left out.
+LECTURE := week13/week13.ipynb
+LECTURE_RUN := _build/run/week13.ipynb
+SLIDES := --SlidesExporter.reveal_url_prefix=$(ASSETS)/reveal.js --SlidesExporter.reveal_theme=white \
+	--template-file templates/slides.html.j2 \
+	--no-prompt --TagRemovePreprocessor.enabled=True \
+	--TagRemovePreprocessor.remove_cell_tags='["injected-parameters"]' \
+	--TagRemovePreprocessor.remove_all_outputs_tags='["remove-output"]' \
+	--TagRemovePreprocessor.remove_input_tags='["remove-input"]'
+CHROMIUM ?= $(firstword $(shell command -v chromium chromium-browser google-chrome 2>/dev/null))
+# headless, offline: only loopback resolves, no background traffic
+CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+	--disable-component-update --disable-sync --allow-file-access-from-files \
+	--host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 
-.PHONY: venv run lab test baseline bench sync lint clean slides html
+.PHONY: venv run lab test baseline bench sync lint clean slides html handout
 
 venv: $(STAMP)
 
@@ -54,10 +69,24 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-## slides: the lecture as reveal.js slides in _build/slides/ (works offline; open the .slides.html file)
+## slides: the lecture as reveal.js slides in _build/slides/ (works offline; open the .slides.html file); the results
+## of `make run` when they are newer than the committed notebook
 slides: venv node_modules/.installed
-	jupyter nbconvert --to slides week13/week13.ipynb --output-dir _build/slides $(OFFLINE) $(SLIDES)
-	@echo "open _build/slides/week13.slides.html (speaker notes: press s)"
+	@if [ $(LECTURE_RUN) -nt $(LECTURE) ]; then src=$(LECTURE_RUN); what="the results of make run (full profile)"; \
+		else src=$(LECTURE); what="the committed outputs (quick profile)"; fi; \
+	echo "slides from $$src: $$what"; \
+	jupyter nbconvert --to slides $$src --output-dir _build/slides $(OFFLINE_ASSETS) $(SLIDES)
+	@echo "open _build/slides/week13.slides.html (speaker notes: press s; PDF handout: make handout)"
+
+## handout: the deck as a PDF, one page per slide (fragments shown, no notes), printed offline by headless Chromium
+## from reveal's print view
+handout: slides
+	@test -n "$(CHROMIUM)" || { echo "make handout needs Chromium (Debian: apt-get install chromium)"; exit 1; }
+	@profile=$$(mktemp -d); \
+	"$(CHROMIUM)" $(CHROMIUM_FLAGS) --user-data-dir=$$profile --virtual-time-budget=60000 --no-pdf-header-footer \
+		--print-to-pdf=_build/slides/week13.pdf "file://$(CURDIR)/_build/slides/week13.slides.html?print-pdf" \
+		2>/dev/null; status=$$?; rm -rf $$profile; exit $$status
+	@echo "handout: _build/slides/week13.pdf"
 
 ## html: every notebook as committed (stored outputs, no execution) to _build/html/, offline
 html: venv node_modules/.installed

@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["image_grid", "show_images", "save_image_grid", "plot_history", "latent_grid", "plot_latent_codes"]
+__all__ = ["image_grid", "show_images", "save_image_grid", "plot_history", "latent_grid", "plot_latent_codes",
+           "autoencoder_diagram"]
 
 
 def _to_numpy(images) -> np.ndarray:
@@ -127,4 +128,54 @@ def plot_latent_codes(codes, labels, title: str | None = None, ax=None) -> None:
     ax.figure.colorbar(points, ax=ax, ticks=range(10), label="class")
     ax.set(xlabel="$h_1$", ylabel="$h_2$", title=title)
     if own_figure:
+        plt.show()
+
+
+def autoencoder_diagram(variational: bool = False, ax=None) -> None:
+    """The autoencoder as a picture: x (784 pixels) -> encoder f(x; W) -> code h -> decoder g(h; V) -> x̃, the layers
+    drawn as bars whose heights follow their sizes. variational=True draws the VAE's encoder instead, which outputs
+    μ(x) and σ(x) and samples h = μ + σ·ε, ε ~ N(0, I).  Taught in the lecture (week13), part 3."""
+    from matplotlib.patches import FancyArrowPatch, Polygon, Rectangle
+
+    own_figure = ax is None
+    if own_figure:
+        _, ax = plt.subplots(figsize=(12, 3.6))
+    blue, orange, grey = "#4c72b0", "#dd8452", "#555555"
+
+    def bar(x, height, colour, label, below):
+        ax.add_patch(Rectangle((x - 0.18, -height / 2), 0.36, height, facecolor=colour, edgecolor="black", lw=1))
+        ax.text(x, height / 2 + 0.12, label, ha="center", va="bottom", fontsize=17)
+        ax.text(x, -height / 2 - 0.12, below, ha="center", va="top", fontsize=13, color=grey)
+
+    def network(x0, x1, h0, h1, label):
+        ax.add_patch(Polygon([(x0, h0 / 2), (x1, h1 / 2), (x1, -h1 / 2), (x0, -h0 / 2)], closed=True,
+                             facecolor="#eeeeee", edgecolor=grey, lw=1))
+        ax.text((x0 + x1) / 2, 0, label, ha="center", va="center", fontsize=16)
+
+    def arrow(x0, x1):
+        ax.add_patch(FancyArrowPatch((x0, 0), (x1, 0), arrowstyle="-|>", mutation_scale=18, color="black"))
+
+    bar(0, 2.4, blue, r"$\boldsymbol{x}$", "784 pixels")
+    network(0.3, 2.6, 2.0, 0.7, "encoder\n" + (r"$Q(\boldsymbol{h}\mid\boldsymbol{x})$" if variational
+                                               else r"$f(\boldsymbol{x};\boldsymbol{W})$"))
+    if variational:
+        ax.add_patch(Rectangle((2.75, 0.05), 0.3, 0.45, facecolor="#8172b3", edgecolor="black"))
+        ax.add_patch(Rectangle((2.75, -0.5), 0.3, 0.45, facecolor="#8172b3", edgecolor="black"))
+        ax.text(2.9, 0.62, r"$\mu(\boldsymbol{x})$", ha="center", va="bottom", fontsize=15)
+        ax.text(2.9, -0.62, r"$\sigma(\boldsymbol{x})$", ha="center", va="top", fontsize=15)
+        arrow(3.1, 3.55)
+        ax.text(3.33, -0.95, r"$\boldsymbol{h} = \mu + \sigma\,\boldsymbol{\epsilon}$" + "\n"
+                + r"$\boldsymbol{\epsilon}\sim\mathcal{N}(0, \boldsymbol{I})$", ha="center", va="top", fontsize=13)
+        code_x = 3.8
+    else:
+        arrow(2.65, 3.5)
+        code_x = 3.75
+    bar(code_x, 0.6, orange, r"$\boldsymbol{h}$", "code: 2-20\nnumbers")
+    network(code_x + 0.3, code_x + 2.6, 0.7, 2.0, "decoder\n" + (r"$p(\boldsymbol{x}\mid\boldsymbol{h})$" if variational
+                                                             else r"$g(\boldsymbol{h};\boldsymbol{V})$"))
+    bar(code_x + 2.9, 2.4, blue, r"$\tilde{\boldsymbol{x}}$", "784 pixels")
+    ax.set(xlim=(-0.5, code_x + 3.4), ylim=(-1.75, 1.75), aspect="equal")
+    ax.axis("off")
+    if own_figure:
+        plt.tight_layout()
         plt.show()
