@@ -32,7 +32,7 @@
 # wrong the slides say *Correction*; there are six of them, each worth a sentence.
 
 # %% slideshow={"slide_type": "skip"} tags=["parameters"]
-profile = None  # "quick" or "full"; GENMODELS_PROFILE overrides this
+profile = None  # "quick" or "full"; None: GENMODELS_PROFILE, else "full"
 device = None
 seed = 0
 
