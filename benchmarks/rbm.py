@@ -1,67 +1,100 @@
-"""One epoch of CD-1 on 60,000 binary images, 784 visible × 500 hidden, batch 100: genmodels.rbm against
-scikit-learn's BernoulliRBM (float32 and float64 input), beside torch's fp32 matmul peak, all in one run.
+"""One epoch of CD-1 on 60,000 binary images, 784 visible × 500 hidden, batch 100: genmodels.rbm (which trains
+through genmodels.rbm_fast) against scikit-learn's BernoulliRBM (float32 and float64 input), beside the best
+rate of the matrix products timed in the same run.
 
 FLOPs: 5 matrix products of 2·B·V·H per CD-1 batch (v·W, h·Wᵀ, v⁻·W, and the two statistics vᵀp(h|v)), 235 GFLOP
-per epoch. The peak is the best rate of torch.mm over the RBM's three product shapes and a 1024³ product. The
-same products alone, computed as genmodels.rbm computes them but with no sampling or updates, are the ceiling of
-our loop: the rest of the gap to the peak is the small shapes. The same products with addmm then sigmoid for the
-conditionals show what oneDNN's fused product and sigmoid (rbm.linear_sigmoid) gains.
-Repetitions are interleaved and medians reported; writes _build/bench/rbm.json.
+per epoch. The products are timed two ways: torch.mm on the RBM's three shapes and a 1024² product, and the
+epoch's five products alone (computed as rbm_fast computes them, with no sampling or updates: the ceiling of our
+loop; once more with addmm then sigmoid for the conditionals, to show what the fused product gains). The peak is
+the best of these (medians over repeats), so our fraction of it cannot pass 100 %; the CPU's theoretical fp32 peak
+is printed beside it. Targets: fraction of peak ≥ 0.75 and speed-up over scikit-learn float32 ≥ 1.4.
+Repeats are interleaved and medians reported; core_handoff_us tells the machine's state. Writes _build/bench/rbm.json.
 
-The handoff times the threads updating 1 MB that one core has just read: data moving from one core's cache to
-another's, as it does between every two steps of CD. On the shared 2-core machine this course is tested on, it
-alternates between about 50 µs and about 230 µs over minutes. In the slow state the memory-bound steps (sampling,
-the weight update) take several times longer while the products slow by about 10 %, and our epoch falls from about
-77 % of the peak to about 61 %. The line "by repeat" gives each repeat of ours with the handoff timed just before
-and just after it, so a run says which state each repeat met.
+--compare REV times one epoch of rbm.fit with the package at git revision REV (a temporary git worktree) and with
+the working tree, in alternating subprocesses, and reports each pair's ratio; target: median ≤ 1.03. Writes
+_build/bench/rbm_compare.json. How to read the tables, and figures seen: benchmarks/README.md.
 
-    python benchmarks/rbm.py [--repeats 3]
+    python benchmarks/rbm.py [--repeats 3] [--compare REV [--pairs 5]]
 """
 
 import argparse
 import json
+import os
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
+import genmodels
 from genmodels import data
 from genmodels import rbm as R
 from genmodels.paths import BUILD_DIR
 
 V, H, B = 784, 500, 100
+MM_SHAPES = [(B, V, H), (B, H, V), (V, B, H), (1024, 1024, 1024)]  # m, k, n: v·W, h·Wᵀ, vᵀp(h|v), and a large one
+REPO = Path(__file__).resolve().parents[1]
 
 
 def load_images():
     for dataset in ("mnist", "fashion-mnist"):
         try:
             x, _ = data.load_split(dataset, "train", download_missing=False)
-            return dataset, data.binarize_stochastic(x.reshape(len(x), -1), seed=0)
+            return dataset, data.binarize_once(x.reshape(len(x), -1))
         except data.DataNotFoundError:
             continue
     raise SystemExit("neither MNIST nor Fashion-MNIST training images found; see genmodels.data.load_split")
 
 
-def matmul_peak(seconds=0.3) -> float:
-    """Best GFLOP/s of torch.mm (fp32) over the RBM's product shapes and a 1024³ product."""
-    best = 0.0
-    for m, k, n in [(B, V, H), (B, H, V), (V, B, H), (1024, 1024, 1024)]:
+def matmul_rates(seconds=0.3) -> dict:
+    """The best GFLOP/s of torch.mm (fp32) in three tries, for each shape m×k×n of MM_SHAPES."""
+    rates = {}
+    for m, k, n in MM_SHAPES:
         a, b = torch.randn(m, k), torch.randn(k, n)
         out = torch.empty(m, n)
         torch.mm(a, b, out=out)
-        reps = max(5, int(seconds * 100e9 / (2 * m * k * n)))
+        reps, best = max(5, int(seconds * 100e9 / (2 * m * k * n))), 0.0
         for _ in range(3):
             start = time.perf_counter()
             for _ in range(reps):
                 torch.mm(a, b, out=out)
             best = max(best, 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9)
-    return best
+        rates[f"torch.mm {m}x{k}x{n}"] = best
+    return rates
+
+
+def theoretical_peak():
+    """The CPU's fp32 peak, threads × clock × lanes × 2 (an FMA is two FLOPs) × 2 FMA units (assumed: x86 server
+    cores since Haswell and Zen 2 have two), and how it was read; (None, why not) where it cannot be read."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None, "no /proc/cpuinfo to read the vector width and clock from"
+    flags = set(re.search(r"^flags\s*:(.*)$", cpuinfo, re.M).group(1).split()) if "flags" in cpuinfo else set()
+    isa, lanes = ("AVX-512", 16) if "avx512f" in flags else ("AVX2", 8) if {"avx2", "fma"} <= flags else (None, 0)
+    max_freq = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    if max_freq.exists():  # what lscpu reports as "CPU max MHz"
+        ghz, clock = int(max_freq.read_text()) / 1e6, "cpuinfo_max_freq"
+    elif mhz := re.search(r"^cpu MHz\s*:\s*([\d.]+)", cpuinfo, re.M):
+        ghz, clock = float(mhz.group(1)) / 1e3, "/proc/cpuinfo cpu MHz, the current clock (turbo may be faster)"
+    else:
+        ghz, clock = None, None
+    if not (isa and ghz):
+        return None, "could not read " + ("the clock" if isa else "an FMA vector width (avx512f or avx2+fma)")
+    threads = torch.get_num_threads()
+    return (threads * ghz * lanes * 2 * 2, f"{threads} threads × {ghz:.2f} GHz × {lanes * 4} FLOP/cycle ({isa}: "
+            f"{lanes} lanes × 2 (FMA) × 2 FMA units, assumed); clock from {clock}")
 
 
 def core_handoff_us(reps: int = 100) -> float:
-    """Median time for all threads to update 1 MB that one thread has just read (see the module's docstring)."""
+    """Median time for all threads to update 1 MB that one thread has just read: data moving from one core's cache
+    to another's, as it does between every two steps of CD (benchmarks/README.md: the machine's two states)."""
     threads, x, times = torch.get_num_threads(), torch.zeros(2**18), []
     try:
         for _ in range(reps):
@@ -77,11 +110,13 @@ def core_handoff_us(reps: int = 100) -> float:
 
 
 def time_products_alone(x: torch.Tensor, fused: bool = True) -> float:
-    """The epoch's matrix products and nothing else, computed as genmodels.rbm computes them (the three
-    conditionals with rbm.linear_sigmoid, the two statistics with torch.addmm), with the same shapes, data and
-    batches as CD-1: the ceiling of our loop. fused=False computes the conditionals with addmm then sigmoid."""
+    """The epoch's matrix products and nothing else, computed as rbm_fast computes them (the three conditionals
+    with linear_sigmoid, the two statistics with torch.addmm), with the same shapes, data and batches as CD-1: the
+    ceiling of our loop. fused=False computes the conditionals with addmm then sigmoid."""
+    from genmodels.rbm_fast import linear_sigmoid  # here, not above: --compare runs this file with older packages
+
     W, c, b, dW = torch.randn(V, H) * 0.01, torch.zeros(H), torch.zeros(V), torch.zeros(V, H)
-    conditional = R.linear_sigmoid if fused else lambda x, weight, bias: torch.addmm(bias, x, weight.t()).sigmoid_()
+    conditional = linear_sigmoid if fused else lambda x, weight, bias: torch.addmm(bias, x, weight.t()).sigmoid_()
     start = time.perf_counter()
     with torch.no_grad():
         for idx in torch.randperm(len(x)).split(B)[: len(x) // B]:
@@ -112,16 +147,24 @@ def time_sklearn(x: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+def write(result: dict, name: str) -> None:
+    out = BUILD_DIR / "bench" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def benchmark(repeats: int) -> None:
     dataset, x = load_images()
     x32, x64, xt = x.astype(np.float32), x.astype(np.float64), torch.from_numpy(x.astype(np.float32))
     flop = 5 * 2 * B * V * H * (len(x) // B)
-    runs = {k: [] for k in ("ours", "products", "products_plain", "sklearn", "sklearn_f64", "peak", "handoff")}
-    for _ in range(args.repeats):  # interleaved, so that drifts in machine load hit every contestant alike
-        runs["peak"].append(matmul_peak())
+    runs = {k: [] for k in ("ours", "products", "products_plain", "sklearn", "sklearn_f64", "mm", "handoff")}
+    for _ in range(repeats):  # interleaved, so that drifts in machine load hit every contestant alike
+        runs["mm"].append(matmul_rates())
         before = core_handoff_us()
         runs["ours"].append(time_ours(xt))
         runs["handoff"].append((before, core_handoff_us()))  # the machine may change state in between
@@ -129,34 +172,111 @@ def main():
         runs["products_plain"].append(time_products_alone(xt, fused=False))
         runs["sklearn"].append(time_sklearn(x32))
         runs["sklearn_f64"].append(time_sklearn(x64))
-    med = {k: statistics.median(v) for k, v in runs.items() if k != "handoff"}
-    result = {
-        "dataset": dataset, "n_images": len(x), "threads": torch.get_num_threads(), "repeats": args.repeats,
-        "ours_s": med["ours"], "sklearn_s": med["sklearn"], "sklearn_f64_s": med["sklearn_f64"],
-        "speedup_vs_sklearn": med["sklearn"] / med["ours"],
-        "gflops": flop / med["ours"] / 1e9, "peak_gflops": med["peak"],
-        "fraction_of_peak": flop / med["ours"] / 1e9 / med["peak"],
-        "products_alone_s": med["products"], "products_fraction_of_peak": flop / med["products"] / 1e9 / med["peak"],
-        "products_plain_s": med["products_plain"], "runs": runs,
-    }
-    print(f"CD-1, one epoch of {len(x):,} {dataset} images, {V}x{H}, batch {B}, {result['threads']} threads, "
-          f"median of {args.repeats} ({flop / 1e9:.0f} GFLOP)")
-    print(f"{'':24}{'seconds':>10}{'GFLOP/s':>10}")
-    for name, key in [("genmodels.rbm", "ours"), ("its 5 products alone", "products"),
-                      ("  with addmm, sigmoid", "products_plain"), ("sklearn float32", "sklearn"),
-                      ("sklearn float64", "sklearn_f64")]:
-        print(f"{name:24}{med[key]:10.2f}{flop / med[key] / 1e9:10.0f}")
-    print(f"{'torch.mm peak':24}{'':10}{med['peak']:10.0f}")
-    print("genmodels.rbm by repeat, fraction of peak (handoff before/after): " + ", ".join(
-        f"{flop / t / 1e9 / peak:.0%} ({before:.0f}/{after:.0f} µs)"
-        for t, peak, (before, after) in zip(runs["ours"], runs["peak"], runs["handoff"], strict=True)))
-    print(f"fraction of peak {result['fraction_of_peak']:.0%} (the products alone: "
-          f"{result['products_fraction_of_peak']:.0%}), speed-up vs sklearn float32 "
-          f"{result['speedup_vs_sklearn']:.2f}x")
-    out = BUILD_DIR / "bench" / "rbm.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    med = {k: statistics.median(v) for k, v in runs.items() if k not in ("mm", "handoff")}
+    rows = [("genmodels.rbm", "ours"), ("its 5 products alone", "products"), ("  with addmm, sigmoid",
+            "products_plain"), ("sklearn float32", "sklearn"), ("sklearn float64", "sklearn_f64")]
+    gflops = {name: flop / med[key] / 1e9 for name, key in rows}
+    products = {name: gflops[name] for name in ("its 5 products alone", "  with addmm, sigmoid")}
+    products |= {shape: statistics.median(r[shape] for r in runs["mm"]) for shape in runs["mm"][0]}
+    best = max(products, key=products.get)
+    peak, (theory, how) = products[best], theoretical_peak()
+    fraction, speedup = gflops["genmodels.rbm"] / peak, med["sklearn"] / med["ours"]
+    best_by_repeat = [max(*mm.values(), flop / p / 1e9, flop / q / 1e9)
+                      for mm, p, q in zip(runs["mm"], runs["products"], runs["products_plain"], strict=True)]
+
+    print(f"CD-1, one epoch of {len(x):,} {dataset} images, {V}x{H}, batch {B}, {torch.get_num_threads()} threads, "
+          f"median of {repeats} ({flop / 1e9:.0f} GFLOP)")
+    print(f"{'':26}{'seconds':>8}{'GFLOP/s':>9}")
+    for name, key in rows:
+        print(f"{name:26}{med[key]:8.2f}{gflops[name]:9.0f}")
+    for shape in runs["mm"][0]:
+        print(f"{shape:26}{'':8}{products[shape]:9.0f}")
+    print(f"{'peak: best product':26}{'':8}{peak:9.0f}  ({best.strip()})")
+    print(f"{'theoretical fp32 peak':26}{'':8}" + (f"{theory:9.0f}  ({how})" if theory else f"{'-':>9}  ({how})"))
+    print("genmodels.rbm by repeat, fraction of that repeat's best product (handoff before/after): " + ", ".join(
+        f"{flop / t / 1e9 / best:.0%} ({before:.0f}/{after:.0f} µs)"
+        for t, best, (before, after) in zip(runs["ours"], best_by_repeat, runs["handoff"], strict=True)))
+    print(f"fraction of peak {fraction:.2f} (target ≥ 0.75: {met(fraction >= 0.75)}); speed-up vs sklearn float32 "
+          f"{speedup:.2f}x (target ≥ 1.4x: {met(speedup >= 1.4)})")
+    write({"dataset": dataset, "n_images": len(x), "threads": torch.get_num_threads(), "repeats": repeats,
+           "ours_s": med["ours"], "sklearn_s": med["sklearn"], "sklearn_f64_s": med["sklearn_f64"],
+           "products_alone_s": med["products"], "products_plain_s": med["products_plain"],
+           "gflops": gflops["genmodels.rbm"], "product_gflops": products, "peak_gflops": peak, "peak_is": best.strip(),
+           "fraction_of_peak": fraction, "fraction_target_met": fraction >= 0.75,
+           "speedup_vs_sklearn": speedup, "speedup_target_met": speedup >= 1.4,
+           "theoretical_peak_gflops": theory, "theoretical_peak_how": how, "runs": runs}, "rbm.json")
+
+
+# --- --compare REV: the same epoch with the package at another revision, in alternating subprocesses -------------
+
+
+def one_epoch(images: str) -> None:
+    """In a subprocess: one CD-1 epoch of rbm.fit on the images saved in `images`, after imports, loading and a
+    short warm-up (so start-up is not timed); prints seconds, handoffs and which genmodels was imported, as JSON."""
+    x = torch.from_numpy(np.load(images).astype(np.float32))
+    R.fit(R.RBM(V, H), x[:1000], epochs=1, batch_size=B, lr=0.05, progress="none")  # first-call costs, untimed
+    before = core_handoff_us()
+    seconds = time_ours(x)
+    print(json.dumps({"seconds": seconds, "handoff": [before, core_handoff_us()], "genmodels": genmodels.__file__}))
+
+
+def run_epoch(src: Path, images: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run([sys.executable, __file__, "--one-epoch", str(images)], env=env, check=True,
+                          capture_output=True, text=True)
+    result = json.loads(done.stdout.splitlines()[-1])
+    if not Path(result["genmodels"]).resolve().is_relative_to(src.resolve()):
+        raise SystemExit(f"the subprocess meant to run {src} imported genmodels from {result['genmodels']}")
+    return result
+
+
+def compare(rev: str, pairs: int) -> None:
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", rev], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    dataset, x = load_images()
+    with tempfile.TemporaryDirectory() as tmp:
+        tree, images = Path(tmp) / "tree", Path(tmp) / "images.npy"
+        np.save(images, x.astype(np.uint8))
+        git = ["git", "-C", str(REPO), "worktree"]
+        subprocess.run([*git, "add", "--quiet", "--detach", str(tree), commit], check=True)
+        try:
+            srcs = {rev: tree / "src", "working tree": REPO / "src"}
+            results = []
+            for i in range(pairs):  # the order alternates, so a drift in the machine's state hits both alike
+                order = list(srcs) if i % 2 == 0 else list(srcs)[::-1]
+                results.append({"first": order[0]} | {name: run_epoch(srcs[name], images) for name in order})
+        finally:
+            subprocess.run([*git, "remove", "--force", str(tree)], check=True)
+    ratios = [r["working tree"]["seconds"] / r[rev]["seconds"] for r in results]
+    median = statistics.median(ratios)
+
+    print(f"CD-1, one epoch of {len(x):,} {dataset} images by rbm.fit: the working tree against {rev} ({commit}), "
+          f"{pairs} pairs of subprocesses, {torch.get_num_threads()} threads")
+    print(f"{'pair':<6}{'first':<14}{rev + ' s':>12}{'working s':>11}{'ratio':>8}   handoff µs before/after: "
+          f"{rev}, working")
+    for i, (r, ratio) in enumerate(zip(results, ratios, strict=True), 1):
+        a, b = r[rev], r["working tree"]
+        print(f"{i:<6}{r['first']:<14}{a['seconds']:12.3f}{b['seconds']:11.3f}{ratio:8.3f}   "
+              f"{a['handoff'][0]:.0f}/{a['handoff'][1]:.0f}, {b['handoff'][0]:.0f}/{b['handoff'][1]:.0f}")
+    print(f"median ratio (working tree ÷ {rev}) {median:.3f} (target ≤ 1.03: {met(median <= 1.03)})")
+    print("imported: " + ", ".join(f"{name} {Path(results[0][name]['genmodels']).parent}" for name in srcs))
+    write({"rev": rev, "commit": commit, "dataset": dataset, "n_images": len(x), "pairs": results,
+           "ratios": ratios, "median_ratio": median, "target_met": median <= 1.03}, "rbm_compare.json")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compare", metavar="REV", help="time rbm.fit at git revision REV against the working tree")
+    parser.add_argument("--pairs", type=int, default=5, help="subprocess pairs for --compare")
+    parser.add_argument("--one-epoch", metavar="IMAGES", help=argparse.SUPPRESS)  # a --compare subprocess
+    args = parser.parse_args()
+    if args.one_epoch:
+        one_epoch(args.one_epoch)
+    elif args.compare:
+        compare(args.compare, args.pairs)
+    else:
+        benchmark(args.repeats)
 
 
 if __name__ == "__main__":
