@@ -1,14 +1,16 @@
 import gzip
 import http.server
 import os
+import shutil
 import struct
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from genmodels import data
+from genmodels import data, rbm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,3 +104,33 @@ def no_profile_or_device_from_the_environment(monkeypatch):
     monkeypatch.delenv("GENMODELS_PROFILE", raising=False)
     monkeypatch.delenv("GENMODELS_DEVICE", raising=False)
     monkeypatch.delenv("GENMODELS_PROGRESS", raising=False)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for a test of tiny models, where thread start-up would dominate on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def random_rbm(n_visible, n_hidden, scale=1.0, seed=0):
+    """An RBM whose weights and biases are drawn from N(0, scale²): far from the base rate, for checking formulas."""
+    g = torch.Generator().manual_seed(seed)
+    model = rbm.RBM(n_visible, n_hidden, generator=g)
+    with torch.no_grad():
+        model.W.copy_(scale * torch.randn(n_visible, n_hidden, generator=g))
+        model.b.copy_(scale * torch.randn(n_visible, generator=g))
+        model.c.copy_(scale * torch.randn(n_hidden, generator=g))
+    return model
+
+
+def chromium() -> str:
+    """Debian's Chromium for the browser tests (a failure under CI, which installs it; a skip elsewhere)."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    if os.environ.get("CI") == "true":
+        pytest.fail("Chromium is needed under CI=true (.ci/run installs Debian's chromium)")
+    pytest.skip("no Chromium here: install Debian's chromium to run this test")

@@ -12,14 +12,7 @@ from genmodels import data, ebm, training
 Z = 4.0  # standard errors allowed
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tests' networks and chains are tiny: a second thread costs more in start-up and waiting than it saves
-    (on a busy machine, many times more)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: a second thread costs more than it saves
 
 
 def tiny_model(buffer_size=256, restart=0.05, seed=0):

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import chromium
 
 REPO = Path(__file__).resolve().parents[1]
 LAB_CONFIG = REPO / ".jupyter"  # what `make lab` adds to JUPYTER_CONFIG_PATH
@@ -46,15 +47,6 @@ def test_make_lab_opens_notebook_00_with_the_project_settings():
     assert f'JUPYTER_CONFIG_PATH="{LAB_CONFIG}' in command and "jupyter lab" in command, command
     assert command.rstrip().endswith(f" {FIRST}") and (REPO / FIRST).exists(), command
     assert (LAB_CONFIG / "jupyter_server_config.py").exists()
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("Chromium is needed under CI=true (.ci/run installs Debian's chromium)")
-    pytest.skip("no Chromium here: install Debian's chromium to run this test")
 
 
 def free_port() -> int:

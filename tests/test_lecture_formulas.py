@@ -11,7 +11,7 @@ import math
 
 import pytest
 import torch
-from conftest import mnist_test_dir
+from conftest import mnist_test_dir, random_rbm
 from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
@@ -23,29 +23,13 @@ Z = 5.0  # standard errors allowed in a Monte Carlo comparison
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The models are tiny: thread start-up would dominate on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: thread start-up would dominate
 
 
 def within_error(samples, expected, z=Z):
     """Is the mean of `samples` (first axis) equal to `expected` within z standard errors (elementwise)?"""
     mean, se = samples.mean(0), samples.std(0) / math.sqrt(len(samples))
     return bool(((mean - expected).abs() <= z * se + 1e-12).all())
-
-
-def random_rbm(n_visible, n_hidden, scale=1.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    rbm = R.RBM(n_visible, n_hidden, generator=g)
-    with torch.no_grad():
-        rbm.W.copy_(scale * torch.randn(n_visible, n_hidden, generator=g))
-        rbm.b.copy_(scale * torch.randn(n_visible, generator=g))
-        rbm.c.copy_(scale * torch.randn(n_hidden, generator=g))
-    return rbm
 
 
 def joint_log_weights(rbm):

@@ -7,30 +7,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import mnist_test_dir
+from conftest import mnist_test_dir, random_rbm
 
 from genmodels import data, rbm_fast
 from genmodels import rbm as R
 from genmodels.data import binarize_stochastic
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: thread start-up would dominate on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def random_rbm(n_visible, n_hidden, scale=1.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    rbm = R.RBM(n_visible, n_hidden, generator=g)
-    with torch.no_grad():
-        rbm.W.copy_(scale * torch.randn(n_visible, n_hidden, generator=g))
-        rbm.b.copy_(scale * torch.randn(n_visible, generator=g))
-        rbm.c.copy_(scale * torch.randn(n_hidden, generator=g))
-    return rbm
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: thread start-up would dominate
 
 
 def all_states(n):

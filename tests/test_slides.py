@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import chromium
 
 REPO = Path(__file__).resolve().parents[1]
 DECK = REPO / "_build" / "slides" / "week13.slides.html"
@@ -111,15 +112,6 @@ def test_every_section_of_the_deck_has_speaker_notes():
     sections.feed(DECK.read_text())
     missing = [i + 1 for i, has_notes in enumerate(sections.notes) if not has_notes]
     assert sections.notes and not missing, f"sections (horizontal slides) without speaker notes: {missing}"
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("Chromium is needed under CI=true (.ci/run installs Debian's chromium)")
-    pytest.skip("no Chromium here: install Debian's chromium to run this test")
 
 
 @pytest.fixture(scope="module")
