@@ -214,7 +214,10 @@ print(f"ROC AUC of the energy as an out-of-distribution score, {dataset.name} te
 # %% [markdown]
 # An energy is an unnormalised log-density, so it can rank images: the AUC is the probability that an image of the
 # other data set gets a higher energy than a test image of ours (0.5: chance, 1: perfect). Noise sits far up; the
-# samples sit low, often lower than the data, since the chains were descending $E$.
+# samples sit low, often lower than the data, since the chains were descending $E$. The AUC can also fall below 0.5:
+# trained on Fashion-MNIST (the full profile's fallback), the model gives MNIST's simpler digits *lower* energy than
+# its own test images, the known failure of likelihood-based out-of-distribution scores (Nalisnick et al. 2019, "Do
+# deep generative models know what they don't know?"), and the point of exercise 4.
 #
 # ## What long-run chains do
 #
