@@ -98,10 +98,18 @@ def test_exact_samples_have_the_exact_energy():
     assert abs(e.mean().item() - ising.exact(4, 2.0).energy) < 4 * e.std().item() / math.sqrt(len(e))
 
 
-def test_rbm_samples_are_chains_of_spins():
-    rbm = RBM(16, 4)
-    spins = ising.rbm_samples(rbm, n_chains=10, n_records=5, burn_in=2, thin=1)
-    assert spins.shape == (5, 10, 4, 4) and spins.dtype == torch.int8
+def test_rbm_samples_are_spins_drawn_from_the_rbm():
+    """An RBM with W = 0 has independent visible units with p(v_i = 1) = σ(b_i): its spin samples, mapped back to
+    visible units, must have those means (within 5 standard errors of 4,000 independent draws per site)."""
+    rbm = RBM(16, 4, init_std=0.0)
+    with torch.no_grad():
+        rbm.b.copy_(torch.linspace(-2, 2, 16))
+    spins = ising.rbm_samples(rbm, n_chains=400, n_records=10, burn_in=2, thin=1,
+                              generator=torch.Generator().manual_seed(0))
+    assert spins.shape == (10, 400, 4, 4) and spins.dtype == torch.int8
+    means = ising.spins_to_visible(spins).reshape(-1, 16).double().mean(0)
+    p = torch.sigmoid(rbm.b.detach().double())
+    assert ((means - p).abs() <= 5 * (p * (1 - p) / 4000).sqrt()).all()
     assert set(ising.thermodynamics(spins, 2.0)) == {"energy", "abs_magnetisation", "specific_heat"}
 
 

@@ -164,7 +164,7 @@ def test_samplers_say_what_is_wrong_with_their_input():
         langevin.mala(lambda x: -0.5 * (x**2), torch.zeros(10, 2), 0.1, 10)
     with pytest.raises(ValueError, match="generator lives on cpu"):
         langevin.ula(unit_gaussian, torch.zeros(4, 2, device="meta"), 0.1, 10, generator=torch.Generator())
-    with pytest.raises(ValueError, match="step_size must be positive"):
+    with pytest.raises(ValueError, match="step_size must be a positive"):
         langevin.ula(unit_gaussian, torch.zeros(4, 2), 0.0, 10)
     with pytest.raises(FloatingPointError, match="diverged"):
         langevin.ula(langevin.CorrelatedGaussian(rho=0.8).log_prob, torch.ones(4, 2), 1.0, 500)
@@ -248,9 +248,9 @@ def test_divergence_blames_the_step_size_only_when_values_blew_up_from_finite_on
                 r"n_steps - burn_in = 10"),
     (100, 90, 20, r"thin=20 keeps no state: after burn_in=90, only 10 of n_steps=100 steps remain"),
     (10, 10, 1, r"burn_in=10 discards all n_steps=10 steps.*need burn_in < n_steps \(for example burn_in=2\)"),
-    (10, -1, 1, r"burn_in must be at least 0, got -1"),
-    (10, 0, 0, r"thin must be at least 1, got 0"),
-    (0, 0, 1, r"n_steps must be at least 1, got 0"),
+    (10, -1, 1, r"burn_in must be a whole number >= 0, got -1"),
+    (10, 0, 0, r"thin must be a whole number >= 1, got 0"),
+    (0, 0, 1, r"n_steps must be a whole number >= 1, got 0"),
     (1e3, 0, 1, r"n_steps must be a whole number, got the float 1000.0; write 1000"),
 ])
 def test_what_to_keep_is_checked_before_the_run(n_steps, burn_in, thin, message):
@@ -261,11 +261,11 @@ def test_what_to_keep_is_checked_before_the_run(n_steps, burn_in, thin, message)
 
 @pytest.mark.parametrize("step", [0.0, -0.1, float("nan"), float("inf")])
 def test_step_sizes_must_be_positive_and_finite(step):
-    with pytest.raises(ValueError, match=f"step_size must be positive and finite, got {step}"):
+    with pytest.raises(ValueError, match=f"step_size must be a positive, finite number, got {step}"):
         langevin.ula(unit_gaussian, torch.zeros(4, 2), step, 10)
-    with pytest.raises(ValueError, match=f"step_size must be positive and finite, got {step}"):
+    with pytest.raises(ValueError, match=f"step_size must be a positive, finite number, got {step}"):
         langevin.mala(unit_gaussian, torch.zeros(4, 2), step, 10)
-    with pytest.raises(ValueError, match=f"a must be positive and finite, got {step}"):
+    with pytest.raises(ValueError, match=f"a must be a positive, finite number, got {step}"):
         langevin.sgld(unit_gaussian, lambda theta, batch: batch.sum(-1) * 0 - (theta**2).sum(-1), torch.zeros(10),
                       torch.zeros(4, 2), 10, batch_size=2, a=step, b=1.0)
 
@@ -278,26 +278,26 @@ def test_other_rates_and_counts_are_checked():
         return langevin.sgld(posterior.log_prior, posterior.log_likelihood, posterior.x, torch.zeros(4, 2), 10,
                              **settings)
 
-    with pytest.raises(ValueError, match=r"batch_size must be at least 1, got 0"):
+    with pytest.raises(ValueError, match=r"batch_size must be a whole number >= 1, got 0"):
         run_sgld(batch_size=0)
     with pytest.raises(ValueError, match=r"batch_size must be a whole number, got 2.5 \(float\)"):
         run_sgld(batch_size=2.5)
     with pytest.raises(ValueError, match=r"batch_size must lie between 1 and the number of data \(100\); got 1000"):
         run_sgld(batch_size=1000)
-    with pytest.raises(ValueError, match=r"b must be positive and finite, got nan"):
+    with pytest.raises(ValueError, match=r"b must be a positive, finite number, got nan"):
         run_sgld(b=float("nan"))
-    with pytest.raises(ValueError, match=r"gamma must be positive and finite, got inf"):
+    with pytest.raises(ValueError, match=r"gamma must be a positive, finite number, got inf"):
         run_sgld(gamma=float("inf"))
     with pytest.raises(ValueError, match=r"data must hold at least one data point"):
         langevin.sgld(posterior.log_prior, posterior.log_likelihood, torch.zeros(0), torch.zeros(4, 2), 10,
                       batch_size=1, a=0.01, b=10.0)
-    with pytest.raises(ValueError, match=r"noise_scale must be positive and finite, got 0"):
+    with pytest.raises(ValueError, match=r"noise_scale must be a positive, finite number, got 0"):
         langevin.ula(unit_gaussian, torch.zeros(4, 2), 0.1, 10, noise_scale=0)
-    with pytest.raises(ValueError, match=r"last must be positive and finite, got 0.0"):
+    with pytest.raises(ValueError, match=r"last must be a positive, finite number, got 0.0"):
         langevin.schedule_from_range(0.01, 0.0, 100)
     with pytest.raises(ValueError, match=r"the schedule must decrease"):
         langevin.schedule_from_range(0.001, 0.01, 100)
-    with pytest.raises(ValueError, match=r"std must be positive and finite, got -1.0"):
+    with pytest.raises(ValueError, match=r"std must be a positive, finite number, got -1.0"):
         langevin.CorrelatedGaussian(std=(1.0, -1.0))
 
 

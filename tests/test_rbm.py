@@ -451,3 +451,13 @@ def test_fit_again_with_other_settings_and_the_same_checkpoint_is_refused(tmp_pa
                                          r"resume=False, or delete the file"):
         R.fit(R.RBM(6, 4), x, epochs=2, lr=0.05, k=3, checkpoint=path, progress="none")
     assert R.fit(R.RBM(6, 4), x, epochs=2, lr=0.05, k=3, checkpoint=path, resume=False, progress="none").epochs == 2
+
+
+def test_log_probabilities_are_the_normalised_free_energies_of_every_state():
+    """log p(v) over all 2^6 states: exp sums to 1, and differences are free-energy differences (float64)."""
+    rbm = random_rbm(6, 4, seed=9)
+    log_p = R.log_probabilities(rbm)
+    assert log_p.dtype == torch.float64 and log_p.shape == (64,)
+    assert log_p.exp().sum().item() == pytest.approx(1.0, abs=1e-12)
+    free = rbm.free_energy(R.binary_states(6)).double()
+    torch.testing.assert_close(log_p - log_p[0], -(free - free[0]), rtol=0, atol=1e-5)  # F in float32

@@ -206,8 +206,7 @@ def test_monitors_equal_pytorch_on_the_same_weights():
     assert -12 * np.log(2) * 10 < RK.pseudo_log_likelihood(model, v, seed=0) < 0
 
 
-def test_binary_states_and_bernoulli_match_the_pytorch_helpers():
-    np.testing.assert_array_equal(RK.binary_states(4, 3, 9), R.binary_states(4, 3, 9).numpy())
+def test_bernoulli_draws_ones_with_probability_p():
     p = np.linspace(0, 1, 11, dtype="float32")[None].repeat(20_000, 0)
     draws = RK.ops.convert_to_numpy(RK.bernoulli(p, seed=0))
     # 20,000 draws per probability: standard error at most 0.0036, so 0.02 is over five standard errors
@@ -226,7 +225,18 @@ def test_bad_input_gets_the_pytorch_rbm_errors(bad, message):
         RK.fit(model, bad, epochs=1)
     with pytest.raises(ValueError, match=message):
         R.fit(R.RBM(784, 10), bad, epochs=1)
-    with pytest.raises(ValueError, match="progress"):
-        RK.fit(model, np.zeros((4, 784), np.float32), epochs=1, progress="tqdm")
-    with pytest.raises(ValueError, match="at least 1"):
-        RK.fit(model, np.zeros((4, 784), np.float32), epochs=1, k=0)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"progress": "tqdm"}, "progress must be 'bar', 'plain' or 'none', got 'tqdm'"),
+    ({"k": 0}, r"k \(Gibbs steps per update\) must be a whole number >= 1, got 0"),
+    ({"batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
+    ({"lr": 100.0}, "lr=100.0 is far above what CD training tolerates"),
+    ({"momentum": (0.5, 1.0)}, r"momentum must lie in \[0, 1\)"),
+])
+def test_fit_refuses_bad_settings_as_rbm_fit_does(settings, message):
+    x = np.zeros((4, 784), np.float32)
+    with pytest.raises(ValueError, match=message):
+        RK.fit(RK.RBM(784, 10, seed=0), x, epochs=1, **settings)
+    with pytest.raises(ValueError, match=message):
+        R.fit(R.RBM(784, 10), x, epochs=1, **settings)

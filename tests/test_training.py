@@ -329,9 +329,10 @@ def test_a_checkpoint_of_something_else_is_a_clear_error(tmp_path):
         fit(epochs=1, checkpoint=path)
 
 
-@pytest.mark.parametrize("epochs", [-3, 1.5, "2"])
-def test_epochs_must_be_a_whole_number(epochs):
-    with pytest.raises(ValueError, match=f"epochs must be a whole number >= 0, got {epochs!r}"):
+@pytest.mark.parametrize(("epochs", "got"), [(-3, " >= 0, got -3"), (1.5, ", got 1.5 \\(float\\)"),
+                                             ("2", ", got '2' \\(str\\)"), (3.0, ", got the float 3.0; write 3")])
+def test_epochs_must_be_a_whole_number(epochs, got):
+    with pytest.raises(ValueError, match=f"epochs must be a whole number{got}"):
         fit(epochs=epochs)
 
 

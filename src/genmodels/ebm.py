@@ -23,12 +23,11 @@ from torch import nn
 
 from . import data, langevin, training
 
-__all__ = ["EnergyModel", "Sampler", "ANCHOR", "GENERATE", "temperature", "to_model_range", "to_images",
-           "langevin_sample",
-           "negative_samples", "contrastive_loss", "loss_fn", "fit", "ANCHOR_TRAINING", "energy", "generate",
-           "buffer_images", "ood_auc", "digit_classifier", "label_report"]
+__all__ = ["EnergyModel", "Sampler", "ANCHOR", "GENERATE", "INPUT_SHAPE", "temperature", "to_model_range", "to_images",
+           "langevin_sample", "negative_samples", "contrastive_loss", "loss_fn", "fit", "ANCHOR_TRAINING", "energy",
+           "generate", "ood_auc", "digit_classifier", "label_report"]
 
-IMAGE_SHAPE = (1, 28, 28)
+INPUT_SHAPE = (1, 28, 28)  # what the energy network takes: one channel of 28×28 pixels
 
 
 # --- the model ----------------------------------------------------------------------------------------------------
@@ -63,7 +62,7 @@ class EnergyModel(nn.Module):
             nn.Conv2d(c3, c4, 3, stride=2, padding=1), nn.SiLU(),  # 4 → 2
             nn.Flatten(), nn.Linear(c4 * 4, hidden), nn.SiLU(), nn.Linear(hidden, 1))
         self.channels, self.hidden, self.restart = tuple(channels), hidden, float(restart)
-        self.register_buffer("buffer", torch.rand(buffer_size, *IMAGE_SHAPE, generator=generator) * 2 - 1)
+        self.register_buffer("buffer", torch.rand(buffer_size, *INPUT_SHAPE, generator=generator) * 2 - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """E(x), one number per image: x (N, 1, 28, 28) in [-1, 1] → (N,)."""
@@ -77,7 +76,7 @@ def to_model_range(images) -> torch.Tensor:
     """Grey levels in [0, 1] (checked), any layout with 784 pixels per image → x = 2·image - 1, (N, 1, 28, 28)."""
     data.check_grey_levels(images, "the images", n_pixels=784)
     x = images if torch.is_tensor(images) else torch.from_numpy(images)
-    return (x.float().reshape(len(x), *IMAGE_SHAPE) * 2 - 1).contiguous()
+    return (x.float().reshape(len(x), *INPUT_SHAPE) * 2 - 1).contiguous()
 
 
 def to_images(x: torch.Tensor) -> torch.Tensor:
@@ -148,7 +147,7 @@ def negative_samples(model: EnergyModel, n: int, sampler: Sampler = ANCHOR, gene
     x0 = model.buffer.index_select(0, slots)
     n_new = round(model.restart * n)
     if n_new:
-        x0[:n_new] = torch.rand(n_new, *IMAGE_SHAPE, generator=generator, device=device) * 2 - 1
+        x0[:n_new] = torch.rand(n_new, *INPUT_SHAPE, generator=generator, device=device) * 2 - 1
     samples = langevin_sample(model, x0, sampler, generator=generator)
     model.buffer.index_copy_(0, slots, samples)
     return samples
@@ -254,20 +253,9 @@ def generate(model: EnergyModel, n: int, sampler: Sampler = GENERATE, *, from_bu
             raise ValueError(f"the replay buffer holds {len(model.buffer)} states; asked for n={n}")
         x0 = model.buffer[torch.randperm(len(model.buffer), generator=generator, device=device)[:n]]
     else:
-        x0 = torch.rand(n, *IMAGE_SHAPE, generator=generator, device=device) * 2 - 1
-    was_training = model.training
-    model.eval()
-    try:
-        runs = [langevin_sample(model, chunk, sampler, generator=generator, thin=thin)
-                for chunk in x0.split(batch_size)]
-    finally:
-        model.train(was_training)
+        x0 = torch.rand(n, *INPUT_SHAPE, generator=generator, device=device) * 2 - 1
+    runs = [langevin_sample(model, chunk, sampler, generator=generator, thin=thin) for chunk in x0.split(batch_size)]
     return to_images(torch.cat(runs, dim=0 if thin is None else 1))
-
-
-def buffer_images(model: EnergyModel, n: int = 64) -> torch.Tensor:
-    """The first n states of the replay buffer as images in [0, 1] (the negative samples training has made)."""
-    return to_images(model.buffer[:n])
 
 
 def ood_auc(energy_in, energy_out) -> float:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import langevin
-from .rbm import RBM, binary_states, log_partition_exact
+from .rbm import RBM, binary_states, log_probabilities
 
 __all__ = ["CRITICAL_TEMPERATURE", "MAX_EXACT_SIZE", "check_spins", "energy", "magnetisation", "spins_to_visible",
            "visible_to_spins", "ExactIsing", "all_states", "boltzmann_log_probabilities", "exact", "exact_samples",
@@ -360,13 +360,11 @@ def rbm_samples(rbm: RBM, n_chains: int = 1000, n_records: int = 20, *, burn_in:
 @torch.no_grad()
 def exact_kl_divergence(rbm: RBM, temperature: float) -> float:
     """KL(p_Boltzmann ‖ p_RBM) = Σ_s p(s) [log p(s) - log p_RBM(v(s))] = -H(p) - ⟨log p_RBM⟩_p, exactly, summed over
-    all 2^(L²) states (L ≤ 4), with log p_RBM(v) = -F(v) - log Z (log Z by rbm.log_partition_exact over the smaller
-    layer) and F in float64.  Taught in 07_ising_rbm."""
+    all 2^(L²) states (L ≤ 4), with log p_RBM from rbm.log_probabilities (float64, on the CPU).
+    Taught in 07_ising_rbm."""
     L = math.isqrt(rbm.n_visible)
     if L * L != rbm.n_visible:
         raise ValueError(f"the RBM has {rbm.n_visible} visible units, not the L² sites of a square lattice")
-    log_p = boltzmann_log_probabilities(L, temperature, device=rbm.W.device)
-    v = binary_states(rbm.n_visible, device=rbm.W.device, dtype=torch.float64)  # the same order as all_states(L)
-    W, b, c = rbm.W.double(), rbm.b.double(), rbm.c.double()
-    log_q = (v @ b) + F.softplus(v @ W + c).sum(1) - log_partition_exact(rbm)  # -F(v) - log Z
+    log_p = boltzmann_log_probabilities(L, temperature)  # the order of all_states(L), which is binary_states'
+    log_q = log_probabilities(rbm)
     return (log_p.exp() * (log_p - log_q)).sum().item()

@@ -16,18 +16,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from .training import check_count
+from .training import check_count, check_progress
 
-__all__ = ["PROGRESS_MODES", "check_progress", "EpochLog", "EvaluateEachEpoch", "fit", "batched"]
-
-PROGRESS_MODES = ("bar", "plain", "none")
-
-
-def check_progress(progress: str) -> str:
-    if progress not in PROGRESS_MODES:
-        raise ValueError(f"progress must be 'plain', 'bar' or 'none'; got {progress!r}")
-    return progress
-
+__all__ = ["EpochLog", "EvaluateEachEpoch", "fit", "batched"]
 
 class EpochLog(keras.callbacks.Callback):
     """One plain line per epoch (`epoch 2/5: loss 190.1, reconstruction -160.3, kl 29.8`): no carriage returns,
@@ -58,8 +49,8 @@ def fit(model, x, *, epochs, batch_size, validation_data=None, evaluate=None, pr
     check_count("epochs", epochs, minimum=0)
     check_count("batch_size", batch_size)  # Keras would quietly use its default of 32 for 0 or None
     callbacks = list(callbacks)
-    if evaluate is not None:
-        callbacks.append(EvaluateEachEpoch(evaluate))
+    if evaluate is not None:  # first, so that the caller's callbacks (EarlyStopping, say) see its numbers
+        callbacks.insert(0, EvaluateEachEpoch(evaluate))
     if progress == "plain":
         callbacks.append(EpochLog())
     keras.utils.set_random_seed(seed)  # the order of the batches

@@ -21,7 +21,6 @@ every step. Gradients are always taken in float32, outside any autocast region t
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .training import as_tensor, batches
+from .training import as_tensor, batches, check_count, check_rate
 
 __all__ = ["Chains", "log_prob_and_grad", "ula", "mala", "step_schedule", "schedule_from_range", "sgld",
            "ula_gaussian_stationary_covariance", "autocorrelation", "integrated_autocorrelation_time",
@@ -63,29 +62,6 @@ class Chains:
 # and Σ ∇log p, two numbers left on the device; a sum is finite exactly when all its terms are (or when they are so
 # large that it overflows, i.e. the chains blew up). One look at them at the end of the run says whether, at which
 # step and in which of the two the first non-finite value appeared. The start x0 is checked at once, chain by chain.
-
-
-def _count(name: str, value, minimum: int = 1) -> int:
-    """`value` as an int >= minimum, or a ValueError naming the argument and what it got."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, float) and value.is_integer():
-            raise ValueError(f"{name} must be a whole number, got the float {value!r}; write {int(value)} "
-                             f"(or int({value!r}))")
-        raise ValueError(f"{name} must be a whole number, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def _rate(name: str, value) -> float:
-    """`value` as a positive finite float (a step size, a schedule constant), or a ValueError."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be positive and finite, got {value}")
-    return number
 
 
 def _show_state(state: torch.Tensor) -> str:
@@ -125,8 +101,9 @@ def _check_start(x0, generator, seed, images: bool = False) -> tuple[torch.Tenso
 def _check_run(step_size, n_steps, burn_in, thin, step_name: str = "step_size") -> tuple[float, int, int, int]:
     """The run's settings, checked: a positive finite step, n_steps >= 1, 0 <= burn_in < n_steps, and a `thin` that
     keeps at least one state ((n_steps - burn_in) // thin states are kept)."""
-    step_size = _rate(step_name, step_size)
-    n_steps, burn_in, thin = _count("n_steps", n_steps), _count("burn_in", burn_in, 0), _count("thin", thin)
+    step_size = check_rate(step_name, step_size)
+    n_steps, burn_in = check_count("n_steps", n_steps), check_count("burn_in", burn_in, 0)
+    thin = check_count("thin", thin)
     if burn_in >= n_steps:
         raise ValueError(f"burn_in={burn_in} discards all n_steps={n_steps} steps, so nothing would be kept; "
                          f"need burn_in < n_steps (for example burn_in={n_steps // 4})")
@@ -264,9 +241,9 @@ def ula(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *, 
     data's range (e.g. lambda x: x.clamp(-1, 1)); `last_only` keeps only the final state (samples of shape
     (1, n_chains, ...)), not a stack of every step."""
     step_size, n_steps, burn_in, thin = _check_run(step_size, n_steps, burn_in, thin)
-    noise_scale = _rate("noise_scale", noise_scale)
+    noise_scale = check_rate("noise_scale", noise_scale)
     if grad_clamp is not None:
-        grad_clamp = _rate("grad_clamp", grad_clamp)
+        grad_clamp = check_rate("grad_clamp", grad_clamp)
     if last_only and (burn_in, thin) != (0, 1):
         raise ValueError(f"last_only keeps only the final state, so burn_in and thin do not apply; got "
                          f"burn_in={burn_in}, thin={thin}: leave them at 0 and 1, or pass last_only=False")
@@ -342,8 +319,8 @@ def step_schedule(t, a: float, b: float, gamma: float = 0.55):
 
 def schedule_from_range(first: float, last: float, n_steps: int, gamma: float = 0.55) -> tuple[float, float]:
     """(a, b) such that ε_0 = first and ε_{n_steps} = last, as Welling & Teh choose them (0.01 down to 0.0001)."""
-    first, last, gamma = _rate("first", first), _rate("last", last), _rate("gamma", gamma)
-    n_steps = _count("n_steps", n_steps)
+    first, last, gamma = check_rate("first", first), check_rate("last", last), check_rate("gamma", gamma)
+    n_steps = check_count("n_steps", n_steps)
     if not last < first:
         raise ValueError(f"the schedule must decrease: need 0 < last < first, got first={first}, last={last}")
     b = n_steps / ((first / last) ** (1 / gamma) - 1)
@@ -365,12 +342,12 @@ def sgld(log_prior: LogProb, log_likelihood: Callable, data, x0: torch.Tensor, n
     last slice dropped if it is short); chain c takes slice (k + c) mod (N // n) at the k-th step of a sweep, so each
     chain sees every slice once per sweep and neighbouring chains see different data (shared minibatches would
     give all chains the same gradient noise and make them move together)."""
-    a, b, gamma = _rate("a", a), _rate("b", b), _rate("gamma", gamma)
+    a, b, gamma = check_rate("a", a), check_rate("b", b), check_rate("gamma", gamma)
     _, n_steps, burn_in, thin = _check_run(a, n_steps, burn_in, thin, step_name="a")
     x, generator = _check_start(x0, generator, seed)
     data = _check_data(data, x.device)
     n_data = len(data)
-    batch_size = _count("batch_size", batch_size)
+    batch_size = check_count("batch_size", batch_size)
     if batch_size > n_data:
         raise ValueError(f"batch_size must lie between 1 and the number of data ({n_data}); got {batch_size}")
     order_generator = torch.Generator().manual_seed(seed)  # batches() draws its permutation on the CPU
@@ -424,7 +401,7 @@ def ula_gaussian_stationary_covariance(cov, step_size: float, noise_scale: float
     """The exact stationary covariance of ULA on N(μ, Σ): along each eigenvector of Σ (eigenvalue σ²) the chain is
     AR(1) with coefficient 1 - η/σ², so its variance is c² η / (1 - (1 - η/σ²)²) = (c²/2) σ² / (1 - η / (2σ²)).
     c = √2: σ² plus a bias of order η; c = 1 (the lecture's rule): about σ²/2, the variance of p²."""
-    step_size, noise_scale = _rate("step_size", step_size), _rate("noise_scale", noise_scale)
+    step_size, noise_scale = check_rate("step_size", step_size), check_rate("noise_scale", noise_scale)
     cov = torch.as_tensor(cov, dtype=torch.float64)
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or cov.shape[0] == 0:
         raise ValueError(f"cov must be a square (dim, dim) covariance matrix; got shape {tuple(cov.shape)} "
@@ -616,7 +593,7 @@ class CorrelatedGaussian(Target):
         if not -1 < rho < 1:
             raise ValueError(f"the correlation rho must lie in (-1, 1), got {rho}")
         self.mean = torch.tensor(mean, dtype=torch.float64)
-        s1, s2 = (_rate("std", s) for s in std)
+        s1, s2 = (check_rate("std", s) for s in std)
         self.cov = torch.tensor([[s1 * s1, rho * s1 * s2], [rho * s1 * s2, s2 * s2]], dtype=torch.float64)
         self.precision = torch.linalg.inv(self.cov)
         self.log_norm = -0.5 * torch.logdet(2 * math.pi * self.cov).item()
@@ -693,7 +670,7 @@ class MixturePosterior(Target):
 
     def __init__(self, n: int = 100, theta=(0.0, 1.0), seed: int = 0, data=None):
         if data is None:
-            n = _count("n", n)
+            n = check_count("n", n)
             g = torch.Generator().manual_seed(seed)
             component = torch.rand(n, generator=g) < 0.5  # True: the second component, mean θ1 + θ2
             means = theta[0] + theta[1] * component.double()

@@ -21,9 +21,9 @@ from torch import nn
 
 from . import data, rbm_fast, training
 
-__all__ = ["RBM", "fit", "cd_step_fn", "log_partition_exact", "log_partition_ais", "AISEstimate", "ais_betas",
-           "log_likelihood", "pseudo_log_likelihood", "reconstruction_error", "bernoulli", "binary_states",
-           "MAX_EXACT_UNITS"]
+__all__ = ["RBM", "fit", "cd_step_fn", "check_cd_settings", "log_partition_exact", "log_partition_ais", "AISEstimate",
+           "ais_betas", "log_likelihood", "log_probabilities", "pseudo_log_likelihood", "reconstruction_error",
+           "bernoulli", "binary_states", "MAX_EXACT_UNITS"]
 
 MAX_EXACT_UNITS = 25  # 2**25 states: a few minutes; beyond, use AIS
 
@@ -165,20 +165,15 @@ class RBM(nn.Module):
 
     # --- input checks and bookkeeping ---------------------------------------------------------------------------
 
-    def check(self, v, binary: bool = True) -> torch.Tensor:
-        """`v` as a float tensor (N, n_visible) on the model's device; a clear error for the wrong width, NaN, or
-        (with `binary`) values other than 0 and 1."""
-        return self._check(v, binary)[0]
+    def check(self, v) -> torch.Tensor:
+        """`v` as a float tensor (N, n_visible) on the model's device; a clear error for the wrong shape or for values
+        other than 0 and 1 (genmodels.data.check_binary)."""
+        return self._check(v)[0]
 
-    def _check(self, v, binary: bool = True):
-        """check(v), and for binary data the fraction of examples with each pixel on, from the same pass."""
-        v = training.as_tensor(v, self.W.device)
-        v = data.flatten_examples(v, self.n_visible, "RBM input")
-        if binary:
-            return v, data.check_binary(v, "RBM input", pixel_means=True)
-        if torch.isnan(v).any():
-            raise ValueError("RBM input contains NaN; clean or drop those examples first")
-        return v, None
+    def _check(self, v):
+        """check(v), and the fraction of examples with each pixel on, from the same pass."""
+        v = data.flatten_examples(training.as_tensor(v, self.W.device), self.n_visible, "RBM input")
+        return v, data.check_binary(v, "RBM input", pixel_means=True)
 
     def get_extra_state(self):
         return {"n_updates": self.n_updates}
@@ -219,17 +214,25 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
     return step
 
 
+def check_cd_settings(*, k: int, batch_size: int, lr: float, momentum) -> None:
+    """The settings of CD training that must make sense before it starts (rbm.fit and rbm_keras.fit): a clear
+    ValueError for a count below 1, a learning rate that is not positive or far too large, a momentum outside [0, 1)."""
+    training.check_count("k (Gibbs steps per update)", k)
+    training.check_count("batch_size", batch_size)
+    if training.check_rate("lr", lr) > 1:
+        raise ValueError(f"lr={lr} is far above what CD training tolerates (about 0.001 to 0.1, Hinton's guide §4): "
+                         "the weights blow up or the hidden units saturate; pass a smaller lr")
+    if not all(0 <= mu < 1 for mu in momentum):
+        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+
+
 def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: int = 1, persistent: bool = False,
         weight_decay: float = 2e-4, momentum=(0.5, 0.9), momentum_epochs: int = 5, init_bias: bool = True,
         evaluate=None, checkpoint=None, resume: bool = True, progress: str = "bar", seed: int = 0):
     """Train `rbm` on binary data `x` by CD-k (or PCD-k with persistent=True) through genmodels.training.train.
     Visible biases start from the data's pixel log-odds; momentum rises from momentum[0] to momentum[1] after
     `momentum_epochs` epochs. Returns the training History.  Taught in 01_rbm_pytorch."""
-    training.check_count("k (Gibbs steps per update)", k)
-    training.check_count("batch_size", batch_size)
-    if training.check_rate("lr", lr) > 1:
-        raise ValueError(f"lr={lr} is far above what CD training tolerates (about 0.001 to 0.1, Hinton's guide §4): "
-                         "the weights blow up or the hidden units saturate; pass a smaller lr")
+    check_cd_settings(k=k, batch_size=batch_size, lr=lr, momentum=momentum)
     if persistent:
         training.check_count("the number of persistent chains (n_chains)", len(rbm.chains))
     x, pixel_means = rbm._check(x)  # one pass over the data
@@ -332,6 +335,21 @@ def log_likelihood(rbm: RBM, v, log_z: float | None = None) -> float:
     if log_z is None:
         log_z = log_partition_exact(rbm)
     return -rbm._free_energy(v).cpu().double().mean().item() - log_z
+
+
+@torch.no_grad()
+def log_probabilities(rbm: RBM, chunk: int = 1 << 16) -> torch.Tensor:
+    """log p(v) = -F(v) - log Z for every visible state, in the order of binary_states: the model's whole
+    distribution, exactly, in float64 on the CPU (at most 2**MAX_EXACT_UNITS states).  Taught in 07_ising_rbm."""
+    if rbm.n_visible > MAX_EXACT_UNITS:
+        raise ValueError(f"the exact distribution lists 2**{rbm.n_visible} visible states, too many (limit: "
+                         f"2**{MAX_EXACT_UNITS}); use log_likelihood on data instead")
+    model = copy.deepcopy(rbm).cpu().double()
+    log_z = log_partition_exact(model)
+    n = 2**rbm.n_visible
+    return torch.cat([-model._free_energy(binary_states(rbm.n_visible, start, min(start + chunk, n),
+                                                        dtype=torch.float64)) - log_z
+                      for start in range(0, n, chunk)])
 
 
 @torch.no_grad()

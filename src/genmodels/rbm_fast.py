@@ -45,7 +45,7 @@ def linear_sigmoid(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
 
 
 @torch.no_grad()
-def negative_phase(rbm, v: torch.Tensor, ph: torch.Tensor, k: int = 1, persistent: bool = False,
+def negative_phase(rbm, ph: torch.Tensor, k: int = 1, persistent: bool = False,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """rbm.negative_phase with 16-bit samples and fused conditionals; `ph` is p(h|v) of the batch."""
     if persistent:
@@ -87,7 +87,7 @@ def cd_step(rbm, v: torch.Tensor, *, k: int, persistent: bool, lr: float, moment
     """One CD-k (or PCD-k) update of `rbm` on the batch `v`; returns the negative samples v⁻."""
     with torch.no_grad():
         ph = linear_sigmoid(v, rbm.W.t(), rbm.c)
-        v_neg = negative_phase(rbm, v, ph, k, persistent, generator)
+        v_neg = negative_phase(rbm, ph, k, persistent, generator)
         sgd_step(rbm, v, v_neg, lr=lr, momentum=momentum, weight_decay=weight_decay, ph=ph)
     return v_neg
 

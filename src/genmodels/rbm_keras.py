@@ -26,9 +26,10 @@ from keras import ops
 
 from . import data, keras_training
 from . import rbm as torch_rbm
+from .training import check_progress
 
 __all__ = ["RBM", "MomentumSGD", "fit", "to_pytorch", "from_pytorch", "log_partition_exact", "log_partition_ais",
-           "log_likelihood", "pseudo_log_likelihood", "reconstruction_error", "bernoulli", "binary_states"]
+           "log_likelihood", "pseudo_log_likelihood", "reconstruction_error", "bernoulli"]
 
 
 class RBM(keras.Model):
@@ -181,20 +182,16 @@ class RBM(keras.Model):
 
     # --- input checks and bookkeeping ---------------------------------------------------------------------------
 
-    def check(self, v, binary: bool = True):
-        """`v` as a float32 array (N, n_visible); a clear error for the wrong width, NaN, or (with `binary`) values
-        other than 0 and 1 (genmodels.data.check_binary, as on the PyTorch side)."""
-        return self._check(v, binary)[0]
+    def check(self, v):
+        """`v` as a float32 array (N, n_visible); a clear error for the wrong shape or for values other than 0 and 1
+        (genmodels.data.check_binary, as on the PyTorch side)."""
+        return self._check(v)[0]
 
-    def _check(self, v, binary: bool = True):
-        """check(v), and for binary data the fraction of examples with each pixel on, from the same pass."""
+    def _check(self, v):
+        """check(v), and the fraction of examples with each pixel on, from the same pass."""
         v = np.asarray(v if isinstance(v, np.ndarray) else ops.convert_to_numpy(v), dtype="float32")
         v = data.flatten_examples(v, self.n_visible, "RBM input")
-        if binary:
-            return v, data.check_binary(v, "RBM input", pixel_means=True)
-        if np.isnan(v).any():
-            raise ValueError("RBM input contains NaN; clean or drop those examples first")
-        return v, None
+        return v, data.check_binary(v, "RBM input", pixel_means=True)
 
     def get_config(self):
         return {**super().get_config(), "n_visible": self.n_visible, "n_hidden": self.n_hidden,
@@ -242,9 +239,8 @@ def fit(model: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k
     epochs. `x_test` adds Keras' validation metrics (val_recon_error); `evaluate()` adds its numbers to each epoch's
     logs; `backup_dir` lets an interrupted fit resume (Keras' BackupAndRestore). Returns Keras' History.
     Taught in 02_rbm_keras."""
-    if k < 1:
-        raise ValueError(f"k (Gibbs steps per update) must be at least 1, got {k}")
-    keras_training.check_progress(progress)
+    torch_rbm.check_cd_settings(k=k, batch_size=batch_size, lr=lr, momentum=momentum)
+    check_progress(progress)
     x, pixel_means = model._check(x)  # one pass over the data
     if init_bias:
         model._set_base_rates(pixel_means)  # as init_visible_bias(x) would; a backup, if any, overwrites it
@@ -333,11 +329,3 @@ def bernoulli(p, seed=None):
     p = ops.convert_to_tensor(p)
     dtype = keras.backend.standardize_dtype(p.dtype)
     return ops.cast(keras.random.uniform(ops.shape(p), seed=seed, dtype=dtype) < p, dtype)
-
-
-def binary_states(n: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """The 2ⁿ binary vectors of length n in counting order, first unit most significant (rbm.binary_states); rows
-    start to stop - 1 of that list, as a (stop - start, n) float32 array."""
-    stop = 2**n if stop is None else stop
-    index = np.arange(start, stop)
-    return ((index[:, None] >> np.arange(n - 1, -1, -1)) & 1).astype("float32")

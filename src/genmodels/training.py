@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import tempfile
 import time
@@ -23,8 +24,8 @@ import torch
 
 from .device import amp_dtype
 
-__all__ = ["train", "History", "TrainingDiverged", "as_tensor", "batches", "check_count", "check_rate",
-           "save_checkpoint", "load_checkpoint"]
+__all__ = ["train", "History", "TrainingDiverged", "as_tensor", "batches", "check_progress", "check_count",
+           "check_rate", "save_checkpoint", "load_checkpoint"]
 
 
 @dataclass
@@ -148,8 +149,7 @@ def train(
         raise ValueError("give exactly one of loss_fn (with an optimizer) or step_fn")
     if loss_fn is not None and optimizer is None:
         raise ValueError("loss_fn needs an optimizer to step")
-    if progress not in ("bar", "plain", "none"):
-        raise ValueError(f"progress must be 'bar', 'plain' or 'none', got {progress!r}")
+    check_progress(progress)
     check_count("epochs", epochs, minimum=0)
     check_count("batch_size", batch_size)
     device = next(model.parameters()).device
@@ -246,18 +246,33 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
+def check_progress(progress: str) -> str:
+    """`progress` if it is one of the ways training reports: "bar", "plain" or "none"."""
+    if progress not in ("bar", "plain", "none"):
+        raise ValueError(f"progress must be 'bar', 'plain' or 'none', got {progress!r}")
+    return progress
+
+
 def check_count(name: str, value, minimum: int = 1) -> int:
     """`value` as an int, or a ValueError naming `name` unless it is a whole number >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        got = (f"the float {value!r}; write {int(value)}" if isinstance(value, float) and value.is_integer()
+               else f"{value!r} ({type(value).__name__})")
+        raise ValueError(f"{name} must be a whole number, got {got}")
+    if value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value}")
     return int(value)
 
 
 def check_rate(name: str, value) -> float:
-    """`value` as a float, or a ValueError naming `name` unless it is a positive, finite number."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating) or not 0 < value < math.inf:
-        raise ValueError(f"{name} must be a positive, finite number, got {value!r}")
-    return float(value)
+    """`value` as a float (numbers and 0-d tensors), or a ValueError naming `name` unless it is positive and finite."""
+    try:
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be a positive, finite number, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a positive, finite number, got {value}")
+    return number
 
 
 def _run_epoch(batch_step, tensors, as_tuple, batch_size, generator, epoch, bar) -> dict[str, float]:
