@@ -144,8 +144,9 @@ same = keras.ops.convert_to_numpy(rbm_keras.bernoulli(np.full((2, 784), 0.5, "fl
 print(f"two identical rows, p = 0.5: our samples differ in {(same[0] != same[1]).mean():.0%} of the pixels")
 
 # %% [markdown]
-# With shared thresholds, the noise of two different images is strongly correlated (and identical images would get
-# identical samples): a batch of B examples gives far fewer than B independent samples. `rbm_keras.bernoulli` draws
+# With shared thresholds, the sampling noise of two different images is correlated (the coefficient printed above,
+# against none with one threshold per entry), and identical images would get identical samples: a batch of B
+# examples gives fewer than B independent samples. `rbm_keras.bernoulli` draws
 # one uniform number per entry.
 #
 # **An averaged free energy.** The reference free energy sums the softplus terms over the singleton axis of those
@@ -170,7 +171,8 @@ print(f"1 / n_hidden = {1 / n_hidden:.4f}")
 
 # %% [markdown]
 # The ratios of the reference version are those of the correct one divided by $n_{\text{hidden}}$: its visible biases
-# learn at the intended rate, its weights 100 (or 500) times too slowly. The reference also computes softplus as
+# learn at the intended rate, its weights n_hidden times too slowly (the printed 1/n_hidden). The reference also
+# computes softplus as
 # `log(1 + exp(x))`, which overflows (notebook 01), and trains on grey levels divided by 256, never binarised. Our
 # model refuses those with the same error as the PyTorch RBM:
 
@@ -183,7 +185,8 @@ except ValueError as error:
 # %% [markdown]
 # ## Training with `fit`: persistent CD, as in notebook 01
 #
-# `rbm_keras.fit` is `model.fit(x, epochs=..., batch_size=...)` with the settings of `rbm.fit`: visible biases from the
+# `rbm_keras.fit` is `model.fit(x, epochs=..., batch_size=...)` with the settings of `rbm.fit`: visible biases from
+# the
 # pixels' log-odds, SGD with momentum, PCD-1 with 100 persistent chains, learning rate 0.005. Keras' `History`
 # records the loss (the free-energy gap, not a likelihood) and, through `evaluate`, the test pseudo-likelihood and
 # reconstruction error after each epoch; the quick profile prints one plain line per epoch. Pass
@@ -225,7 +228,8 @@ plotting.show_images(samples.reshape(-1, 28, 28), ncols=16, title="persistent ch
 #
 # `genmodels.rbm` trains a PyTorch RBM of the same size with the same settings. Both are scored by the *same* AIS
 # code: `rbm_keras.log_partition_ais` copies the Keras weights into a PyTorch RBM and runs `rbm.log_partition_ais`,
-# so the comparison measures the models, not two estimators. The runs differ in their random draws (and PyTorch's `fit`
+# so the comparison measures the models, not two estimators. The runs differ in their random draws (and PyTorch's
+# `fit`
 # takes a fused fast path on x86 CPUs), so expect close, not equal, numbers.
 
 # %%
@@ -245,7 +249,7 @@ profile.note(f"{n_hidden} hidden units, {epochs} epochs on {len(x_train):,} imag
 # %% [markdown]
 # Read the spreads as in notebook 01: AIS tends to underestimate $\log Z$, so both log-likelihoods lean high, and a
 # `-inf` lower end means too few runs. Trained for the same epochs with the same rule, the two frameworks reach
-# log-likelihoods within a few nats of each other; the differences come from the random draws.
+# the log-likelihoods printed above; their difference comes from the random draws.
 #
 # ## The same model on another backend
 #
@@ -279,7 +283,8 @@ for name, (minus_f, recon) in {keras.backend.backend(): here, there: map(float, 
     print(f"{name:>10}: mean -F(v) over the test set {minus_f:.2f}, reconstruction error {recon:.3f}")
 
 # %% [markdown]
-# The two backends print the same numbers (to float32 rounding): the model is backend-independent code.
+# Compare the two lines: the same weights give the same numbers on both backends, to float32 rounding; the model is
+# backend-independent code.
 #
 # ## What to take away
 # - A Keras 3 model with a `compute_loss` whose gradient is the CD estimate trains by plain `fit` on TensorFlow,

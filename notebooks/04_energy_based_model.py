@@ -123,8 +123,9 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters; replay buffer
 # $$x \leftarrow \operatorname{clamp}\big(x - \eta\, \operatorname{clamp}(\nabla_x E(x), \pm 0.03) + \sigma w,\
 #   -1,\ 1\big), \qquad w \sim N(0, I),$$
 # with the tutorial's $\eta = 10$ and $\sigma = 0.005$ (`ebm.ANCHOR`; `langevin.ula` runs it, with a projection
-# and a gradient clamp). Notebook 03 showed that $x' = x - \eta\nabla E + \sigma w$ samples $e^{-E/T}$ with the
-# temperature $T = \sigma^2 / (2\eta)$; ULA proper has $\sigma = \sqrt{2\eta}$, i.e. $T = 1$.
+# and a gradient clamp). Generalising notebook 03's result (its exercise on the noise scale): for small steps
+# $x' = x - \eta\nabla E + \sigma w$ samples $e^{-E/T}$ with the temperature $T = \sigma^2 / (2\eta)$; ULA proper
+# has $\sigma = \sqrt{2\eta}$, i.e. $T = 1$.
 
 # %% tags=["nbval-check-output"]
 anchor = ebm.ANCHOR
@@ -196,7 +197,9 @@ profile.note(f"{epochs} epochs on {len(x_train):,} images, {n_steps} Langevin st
 # %% [markdown]
 # A good generator scores near the test images on both counts: most samples labelled confidently, and the classes
 # about equally often. A generator that draws a few easy shapes shows up as a lopsided histogram (mode collapse),
-# one that draws smudges as low confidence.
+# one that draws smudges as low confidence. Read the noise row first: a plain classifier is overconfident on images
+# unlike any it was trained on, so a confidence figure means something only beside it, and samples that score below
+# noise (as after the quick profile's seconds of training) are far from the data.
 #
 # ## Energies as a score: test data, noise, samples, another data set
 
@@ -214,10 +217,10 @@ print(f"ROC AUC of the energy as an out-of-distribution score, {dataset.name} te
 # %% [markdown]
 # An energy is an unnormalised log-density, so it can rank images: the AUC is the probability that an image of the
 # other data set gets a higher energy than a test image of ours (0.5: chance, 1: perfect). Noise sits far up; the
-# samples sit low, often lower than the data, since the chains were descending $E$. The AUC can also fall below 0.5:
-# trained on Fashion-MNIST (the full profile's fallback), the model gives MNIST's simpler digits *lower* energy than
-# its own test images, the known failure of likelihood-based out-of-distribution scores (Nalisnick et al. 2019, "Do
-# deep generative models know what they don't know?"), and the point of exercise 4.
+# samples sit low, often lower than the data, since the chains were descending $E$. An AUC can also fall below 0.5:
+# likelihood-based models are known to give simpler images from another data set *higher* density than their own
+# test images (Nalisnick et al. 2019, "Do deep generative models know what they don't know?"); exercise 4 asks
+# whether this model, trained on Fashion-MNIST and scored on MNIST, does so.
 #
 # ## What long-run chains do
 #
@@ -236,8 +239,9 @@ for name, setting in {"usual (T = 1.25e-6)": ebm.Sampler(n_steps=n_long), "match
           f"(test images {energies['test images'].mean():.2f})")
 
 # %% [markdown]
-# Two things to read here. With the usual settings, long chains keep descending: their energy falls below that of
-# real test images, and the images drift away from the digits the short chains showed (thicker, saturated, or
+# Two things to read here. With the usual settings, long chains settle below the energy of real test images (compare
+# the printed snapshots with the test images' mean), and the images drift away from the digits the short chains
+# showed (thicker, saturated, or
 # blank; Nijkamp et al. call this oversaturation). The low-energy regions of $E$ are not where the data are. With the
 # noise matched to the step, the chains sample $e^{-E}$ itself, and they look like noise: the learned energy varies
 # by a few units over the whole image space, far too little to concentrate $e^{-E}$ on 784-pixel digits. Both say the
@@ -263,8 +267,9 @@ for name, settings in runs.items():
         print(f"{name:38s} {str(err)[:100]}...")
 
 # %% [markdown]
-# Without the regulariser the energies drift away from zero by orders of magnitude within a couple of epochs; given
-# longer they overflow. What the course does about it:
+# Without the safeguards the energies drift several times further from zero within the same two epochs (compare the
+# two printed lines); trained for longer, they keep drifting until the loss is no longer finite. What the course
+# does about it:
 # - the $\alpha E^2$ term and gradient clipping (0.1) as in the tutorial, and Adam with $\beta_1 = 0$;
 # - gradients for the sampler always in float32, even when training runs under bfloat16 autocast on a GPU;
 # - the training loop checks the loss and the parameters after every epoch, stops with `TrainingDiverged` naming
@@ -282,7 +287,8 @@ for name, settings in runs.items():
 # - The tutorial's step 10 with noise 0.005 is a temperature of $1.25\cdot10^{-6}$: the chains are noisy gradient
 #   descent. They make good short-run samples; the density $e^{-E}$ is not a model of the data (long chains show it).
 # - Judge samples by numbers: a classifier's confidence and class histogram, beside test images and noise.
-# - The energy ranks images: a good out-of-distribution score.
+# - The energy ranks images: an out-of-distribution score, to be checked against the other data set it is meant to
+#   separate (its AUC can fall below 0.5).
 #
 # ## Exercises
 # 1. Train with the tutorial's settings, `ebm.ANCHOR_TRAINING` (60 epochs, 60 steps) on a GPU; compare the

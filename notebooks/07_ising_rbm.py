@@ -96,7 +96,8 @@ for T in (1.5, 2.0, 2.25, 3.0):
 # random site, adding each aligned neighbour with probability $1 - e^{-2/T}$, and flips it whole, always accepted;
 # its $z$ is about $0.25$.
 #
-# `ising.sample` runs a pilot, measures $\tau$ of the energy and $|m|$ with `langevin.integrated_autocorrelation_time`,
+# `ising.sample` runs a pilot, measures $\tau$ of the energy and $|m|$ with
+# `langevin.integrated_autocorrelation_time`,
 # burns in for $\max(\text{pilot}, 20\tau)$ steps and keeps one state every $\lceil\tau\rceil$ steps. At $T_c$:
 
 # %%
@@ -111,8 +112,8 @@ for L in sizes:
         print(f"{L:2d}  {method:10s} {run.tau:9.1f} {per_step:13.2f} {per_step * run.tau:16.2f}")
 
 # %% [markdown]
-# Wolff's $\tau$ barely grows with $L$, where Metropolis's grows about as $L^2$ (full profile: from 7 to 75 sweeps
-# between $L = 8$ and 32). But a Wolff step costs more than a sweep here: the cluster grows one layer of
+# Wolff's $\tau$ barely grows with $L$, where Metropolis's grows about as $L^2$ (the full profile's table shows
+# $L$ = 8 to 32). But a Wolff step costs more than a sweep here: the cluster grows one layer of
 # neighbours per round of tensor operations, so a step takes about as many rounds as the cluster is wide. On a CPU
 # at these sizes Metropolis still costs less per independent sample; Wolff's advantage is the short, reliably
 # measured $\tau$, and in time it wins only on larger lattices. `sample(method="auto")` uses Wolff within 25 % of
@@ -142,8 +143,10 @@ for T in (2.0, T_c, 3.0):
           f"summed over all states = {ising.exact_kl_divergence(independent, T):.6f}")
 
 # %% [markdown]
-# The correlations carry 8 nats at $T = 2$, where the spins are nearly all aligned, and 4 at $T = 3$. Now train
-# RBMs with several numbers of hidden units on exact samples of the Boltzmann distribution (CD-10, weights starting at a
+# The correlations carry about 8 nats at $T = 2$, where the spins are nearly all aligned, and about 3 at $T = 3$
+# (the lines above: the KL of a model that ignores them). Now train
+# RBMs with several numbers of hidden units on exact samples of the Boltzmann distribution (CD-10, weights starting
+# at a
 # scale of 0.1 so that they leave the symmetric start quickly), and compute
 # the exact KL after every epoch, beside its estimate from the training data, $-H(p) - \frac1n\sum_k\log q(v_k)$.
 
@@ -185,8 +188,8 @@ plt.show()
 
 # %% [markdown]
 # The exact KL and its estimate from the training data lie on top of each other: the likelihood CD climbs is the
-# KL it lowers. In the full profile every RBM gets within a few tenths of a nat; more hidden units lower the KL
-# fastest in the first epochs, but at the end CD's noisy gradient (a fixed learning rate, short chains) limits the
+# KL it lowers. Train longer (the full profile) and read the final KLs: more hidden units lower the KL fastest in
+# the first epochs, but at the end CD's noisy gradient (a fixed learning rate, short chains) limits the
 # KL more than the number of hidden units does, and the curves wobble once they flatten. Below $T_c$ the Boltzmann
 # distribution is nearly two spikes (all up, all down), which CD's short chains rarely cross.
 
@@ -254,12 +257,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# In the full profile (the quick one trains for seconds only) the RBMs follow the Monte Carlo curves, but come
-# out a little too disordered: their energy lies above the Monte Carlo energy at every temperature, by a few
-# hundredths of a nat per site far from $T_c$ and by about 0.1 near it. The RBM with 16 hidden units misses most
-# near $T_c$, in the specific heat first: $c$ is the *variance* of the energy, a second moment that a model can get
-# wrong while its mean is close, and there it overshoots by more than half. With 64 hidden units the errors shrink
-# at every temperature. Torlai and Melko found the same, with the error falling as $\alpha = n_h/n_v$ grows (they
+# What to look for in the full profile (the quick one trains for seconds only, and its RBM points lie far off): the
+# RBMs follow the Monte Carlo curves but tend to come out too disordered, their energy above the Monte Carlo energy,
+# most near $T_c$; and the specific heat goes wrong first there, since $c$ is the *variance* of the energy, a
+# second moment that a model can get wrong while its mean is close. More hidden units shrink the errors. Torlai and
+# Melko found the same, with the error falling as $\alpha = n_h/n_v$ grows (they
 # went to 4). The finite lattice also departs from Onsager's curves near $T_c$: that is physics (finite size),
 # not a failure of the samplers.
 

@@ -29,7 +29,7 @@
 # of VAEs) 35 min, part 4 (code) 15 min. Before class: `make run`, then `make slides`, so that the figures come from
 # the full profile (the terminal says which notebook the slides were made from); `make handout` prints the PDF.
 # Stress at the start: every formula on the slides is checked by a cell or a test, and where the original notes are
-# wrong the slides say *Correction*; there are six of them, each worth a sentence.
+# wrong the slides say *Correction*; each is worth a sentence.
 
 # %% slideshow={"slide_type": "skip"} tags=["parameters"]
 profile = None  # "quick" or "full"; None: GENMODELS_PROFILE, else "full"
