@@ -377,18 +377,16 @@ def image_gaussian(x, s=0.2):
 def test_ula_runs_image_chains_and_keeps_only_the_last_state_when_asked():
     x0 = torch.zeros(5, 1, 28, 28)
     every = langevin.ula(image_gaussian, x0, 0.004, 30, seed=1)
-    last = langevin.ula(image_gaussian, x0, 0.004, 30, seed=1, last_only=True)
+    last = langevin.ula(image_gaussian, x0, 0.004, 30, seed=1, burn_in=29)  # the final state only
     assert every.samples.shape == (30, 5, 1, 28, 28) and last.samples.shape == (1, 5, 1, 28, 28)
     assert torch.equal(last.last, every.last)  # the same chains, only the stack of every step is dropped
     assert every.flat().shape == (150, 1, 28, 28)
-    with pytest.raises(ValueError, match="last_only keeps only the final state"):
-        langevin.ula(image_gaussian, x0, 0.004, 30, burn_in=10, last_only=True)
 
 
 def test_ula_on_image_chains_reproduces_the_gaussian_variance():
     """12,544 independent pixels of N(0, 0.04): their variance is ULA's exact stationary variance at η = 0.004
     (0.0421, 5 % above s² by ULA's own bias), within four standard errors var·√(2/N) (N pixels, all independent)."""
-    chains = langevin.ula(image_gaussian, torch.rand(16, 1, 28, 28) * 2 - 1, 0.004, 200, seed=2, last_only=True)
+    chains = langevin.ula(image_gaussian, torch.rand(16, 1, 28, 28) * 2 - 1, 0.004, 200, seed=2, burn_in=199)
     expected = langevin.ula_gaussian_stationary_covariance([[0.04]], 0.004).item()
     x = chains.last.double().flatten()
     assert abs(x.var().item() - expected) < Z * expected * math.sqrt(2 / len(x))
@@ -398,8 +396,8 @@ def test_projection_keeps_chains_in_range_and_gradient_clamp_bounds_each_move():
     def uphill(x):  # log p = Σx: the chains drift to +∞ unless projected
         return x.flatten(1).sum(-1)
 
-    free = langevin.ula(uphill, torch.zeros(4, 1, 8, 8), 0.5, 20, noise_scale=0.01, last_only=True)
-    kept = langevin.ula(uphill, torch.zeros(4, 1, 8, 8), 0.5, 20, noise_scale=0.01, last_only=True,
+    free = langevin.ula(uphill, torch.zeros(4, 1, 8, 8), 0.5, 20, noise_scale=0.01, burn_in=19)
+    kept = langevin.ula(uphill, torch.zeros(4, 1, 8, 8), 0.5, 20, noise_scale=0.01, burn_in=19,
                         project=lambda x: x.clamp(-1, 1))
     assert free.last.min() > 5 and kept.last.max() <= 1 and kept.last.min() >= -1
     clamped = langevin.ula(uphill, torch.zeros(4, 1, 8, 8), 0.5, 1, noise_scale=1e-6, grad_clamp=0.03)
@@ -416,10 +414,10 @@ def test_ula_takes_gradients_in_float32_under_autocast():
         return -net(x).squeeze(-1)
 
     x0 = torch.rand(8, 1, 8, 8)
-    plain = langevin.ula(log_prob, x0, 0.1, 5, seed=3, last_only=True).last
+    plain = langevin.ula(log_prob, x0, 0.1, 5, seed=3, burn_in=4).last
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert net(x0).dtype == torch.bfloat16  # autocast is active here...
-        inside = langevin.ula(log_prob, x0, 0.1, 5, seed=3, last_only=True).last
+        inside = langevin.ula(log_prob, x0, 0.1, 5, seed=3, burn_in=4).last
     assert inside.dtype == torch.float32 and torch.equal(inside, plain)  # ...but not inside the sampler
 
 
@@ -434,7 +432,7 @@ def test_non_finite_checks_name_the_problem_for_image_chains():
         return torch.log(x).flatten(1).sum(-1)
 
     with pytest.raises(FloatingPointError, match=r"ULA: the log-density became nan after \d+ of 100 steps"):
-        langevin.ula(log_of_x, torch.full((3, 1, 28, 28), 0.5), 0.01, 100, last_only=True)
+        langevin.ula(log_of_x, torch.full((3, 1, 28, 28), 0.5), 0.01, 100, burn_in=99)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -449,7 +447,7 @@ def test_image_chains_add_no_synchronisation_per_step():
             torch.cuda.set_sync_debug_mode("warn")
             try:
                 langevin.ula(image_gaussian, x0, 0.004, n_steps, project=lambda x: x.clamp(-1, 1), grad_clamp=0.03,
-                             last_only=True)
+                             burn_in=n_steps - 1)
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(w.message) for w in caught)

@@ -129,7 +129,7 @@ def langevin_sample(energy_fn, x0: torch.Tensor, sampler: Sampler = ANCHOR, *, g
     chains = langevin.ula(lambda x: -energy_fn(x), x0, sampler.step_size, sampler.n_steps,
                           noise_scale=sampler.noise / math.sqrt(sampler.step_size), generator=generator, seed=seed,
                           project=lambda x: x.clamp_(-1, 1), grad_clamp=sampler.grad_clamp,
-                          last_only=thin is None, thin=thin or 1)
+                          burn_in=sampler.n_steps - 1 if thin is None else 0, thin=thin or 1)
     return chains.last if thin is None else chains.samples
 
 

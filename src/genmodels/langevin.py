@@ -14,7 +14,7 @@ random numbers are drawn on the chains' device. The file reads: samplers, diagno
 
 ULA also runs chains of images, x0 of shape (n_chains, *event_shape) such as (128, 1, 28, 28), with what an image
 sampler needs (taught in 04_energy_based_model): a projection after each step (`project`, e.g. clamping to the data
-range), a clamp on the gradient (`grad_clamp`), and `last_only`, which keeps the final state instead of a stack of
+range) and a clamp on the gradient (`grad_clamp`); burn_in=n_steps - 1 keeps the final state instead of a stack of
 every step. Gradients are always taken in float32, outside any autocast region the caller runs in.
 """
 
@@ -227,8 +227,7 @@ def _diverged(samples: torch.Tensor, name: str, step_size) -> None:
 
 def ula(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *, burn_in: int = 0, thin: int = 1,
         noise_scale: float = math.sqrt(2.0), generator: torch.Generator | None = None, seed: int = 0,
-        project: Callable[[torch.Tensor], torch.Tensor] | None = None, grad_clamp: float | None = None,
-        last_only: bool = False) -> Chains:
+        project: Callable[[torch.Tensor], torch.Tensor] | None = None, grad_clamp: float | None = None) -> Chains:
     """Unadjusted Langevin algorithm: θ' = θ + η ∇log p(θ) + c √η w, with c = noise_scale = √2 (the Euler step of
     the Langevin diffusion, which samples p). The lecture's rule is c = 1: it samples p² instead. In general the
     chain samples p^(1/T) at the temperature T = c²/2 (noise of standard deviation σ = c√η: T = σ²/(2η)).
@@ -238,15 +237,12 @@ def ula(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *, 
 
     For image chains (taught in 04_energy_based_model) x0 may have shape (n_chains, *event_shape); `grad_clamp`
     clamps each coordinate of ∇log p to [-grad_clamp, grad_clamp]; `project(θ')` maps each new state back into the
-    data's range (e.g. lambda x: x.clamp(-1, 1)); `last_only` keeps only the final state (samples of shape
+    data's range (e.g. lambda x: x.clamp(-1, 1)). burn_in=n_steps - 1 keeps only the final state (samples of shape
     (1, n_chains, ...)), not a stack of every step."""
     step_size, n_steps, burn_in, thin = _check_run(step_size, n_steps, burn_in, thin)
     noise_scale = check_rate("noise_scale", noise_scale)
     if grad_clamp is not None:
         grad_clamp = check_rate("grad_clamp", grad_clamp)
-    if last_only and (burn_in, thin) != (0, 1):
-        raise ValueError(f"last_only keeps only the final state, so burn_in and thin do not apply; got "
-                         f"burn_in={burn_in}, thin={thin}: leave them at 0 and 1, or pass last_only=False")
     x, generator = _check_start(x0, generator, seed, images=True)
     kept, watch = [], _Watch()
     noise_std = noise_scale * math.sqrt(step_size)
@@ -261,10 +257,8 @@ def ula(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *, 
         x = x + step_size * grad + noise_std * noise
         if project is not None:
             x = project(x)
-        if not last_only and t >= burn_in and (t - burn_in) % thin == thin - 1:
+        if t >= burn_in and (t - burn_in) % thin == thin - 1:
             kept.append(x)
-    if last_only:
-        kept.append(x)
     watch.check("ULA", step_size, n_steps, len(x))
     samples = torch.stack(kept)
     _diverged(samples, "ULA", step_size)
