@@ -161,12 +161,14 @@ def test_divergence_guard_trips_on_a_forced_blow_up_and_the_checkpoint_survives(
                 model.net[0].weight.fill_(float("inf"))
 
     monkeypatch.setattr(training, "_after_batch", blow_up)
-    with pytest.raises(training.TrainingDiverged, match="diverged.*last good epoch"):
+    with pytest.raises(training.TrainingDiverged, match="(?s)diverged in epoch 2: the network's parameters are NaN"
+                       ".*back at the end of epoch 1, which the checkpoint .* holds"):
         ebm.fit(model, images(64), epochs=3, batch_size=32, sampler=ebm.Sampler(n_steps=2), checkpoint=path,
                 progress="none")
     state = training.load_checkpoint(path)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values())  # the parameters and the buffer
+    assert all(torch.equal(t, state["model"][name]) for name, t in model.state_dict().items())  # and the model too
 
 
 def test_bad_input_gets_clear_errors():

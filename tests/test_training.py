@@ -1,6 +1,9 @@
 """The training loop: batches, history, progress, atomic checkpoints, resume, Ctrl-C, divergence."""
 
 import math
+import re
+import traceback
+from pathlib import Path
 
 import pytest
 import torch
@@ -213,24 +216,64 @@ def test_resume_false_starts_afresh(tmp_path):
     assert history.epochs == 1 and training.load_checkpoint(path)["epoch"] == 1
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_the_model_trained_so_far(tmp_path, capsys):
-    path = tmp_path / "model.pt"
-    snapshots = []
-
+def interrupt_in_epoch(stop_epoch, batch=3):
+    """An _after_batch hook that presses Ctrl-C at a chosen batch of a chosen epoch."""
     def interrupt(epoch, i):
-        if epoch == 2 and i == 3:
-            snapshots.append(training.load_checkpoint(path)["model"]["weight"].clone())
+        if (epoch, i) == (stop_epoch, batch):
             raise KeyboardInterrupt
+    return interrupt
 
+
+def test_ctrl_c_stops_cleanly_and_running_the_same_call_again_resumes(tmp_path, capsys):
+    path = tmp_path / "model.pt"
     with pytest.raises(KeyboardInterrupt) as stopped:  # raised again: nothing after fit in a cell or script runs
-        fit(epochs=5, checkpoint=path, on_batch=interrupt, progress="plain")
-    out = capsys.readouterr().out
+        fit(epochs=5, checkpoint=path, on_batch=interrupt_in_epoch(2), progress="plain")
+    assert isinstance(stopped.value, training.TrainingInterrupted)
     history = stopped.value.history
     assert history.interrupted and history.epochs == 1 and len(history["loss"]) == 1
-    assert "Interrupted during epoch 2" in out and "holds epoch 1: run the same call again to resume" in out
+    assert str(stopped.value) == (f"Interrupted during epoch 2: the model keeps the training done so far; the "
+                                  f"checkpoint {path} holds epoch 1: run the same call again to resume from there.")
     assert training.load_checkpoint(path)["epoch"] == 1
-    _, finished = fit(epochs=5, checkpoint=path)  # and the run can be resumed from the last checkpoint
+    capsys.readouterr()
+    _, finished = fit(epochs=5, checkpoint=path, progress="plain")  # the advice, followed literally
+    out = capsys.readouterr().out
+    assert out.startswith("Resumed from model.pt after epoch 1\n") and "epoch 1/5" not in out
     assert finished.epochs == 5 and not finished.interrupted
+    assert finished["loss"][0] == history["loss"][0]
+
+
+def test_ctrl_c_with_resume_off_says_the_same_call_starts_again_and_how_to_resume(tmp_path, capsys):
+    path = tmp_path / "model.pt"
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        fit(epochs=5, checkpoint=path, on_batch=interrupt_in_epoch(3), resume=False)
+    assert str(stopped.value).endswith(f"the checkpoint {path} holds epoch 2. With resume=False the same call starts "
+                                       "again at epoch 1: pass resume=True to resume from epoch 2.")
+    _, again = fit(epochs=5, checkpoint=path, resume=False, progress="plain")  # starts again at epoch 1, as it says
+    assert capsys.readouterr().out.startswith("epoch 1/5") and again.epochs == 5
+    with pytest.raises(KeyboardInterrupt):
+        fit(epochs=5, checkpoint=path, on_batch=interrupt_in_epoch(3), resume=False)
+    _, resumed = fit(epochs=5, checkpoint=path, resume=True, progress="plain")  # and resume=True resumes
+    assert capsys.readouterr().out.startswith("Resumed from model.pt after epoch 2\n") and resumed.epochs == 5
+
+
+@pytest.mark.parametrize(("checkpoint", "said"), [
+    (False, "nothing was saved to resume from (pass checkpoint=... for that)."),
+    (True, "no epoch was finished, so model.pt holds nothing of this run.")])
+def test_ctrl_c_in_the_first_epoch_names_no_checkpoint_that_holds_nothing(tmp_path, checkpoint, said):
+    path = tmp_path / "model.pt"
+    if checkpoint:
+        fit(epochs=3, checkpoint=path, lr=0.01)  # an earlier run's file, which resume=False will not continue
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        fit(epochs=5, checkpoint=path if checkpoint else None, on_batch=interrupt_in_epoch(1), resume=False)
+    assert str(stopped.value) == f"Interrupted during epoch 1: the model keeps the training done so far; {said}"
+
+
+def test_an_interrupt_shows_a_traceback_of_the_package_frames_only(tmp_path):
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        fit(epochs=5, checkpoint=tmp_path / "model.pt", on_batch=interrupt_in_epoch(2))
+    frames = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(stopped.value.__traceback__)]
+    assert frames[-1].endswith("training.py") and not [f for f in frames if "torch" in Path(f).parts]
+    assert stopped.value.__suppress_context__  # the KeyboardInterrupt inside torch is not shown either
 
 
 def test_a_checkpoint_of_another_model_is_a_clear_error(tmp_path):
@@ -274,28 +317,159 @@ def test_tuples_of_arrays_are_batched_together_and_labels_stay_integers():
         training.train(model, (x, y[:5]), epochs=1, batch_size=3, step_fn=step)
 
 
-def test_a_diverging_run_stops_at_the_end_of_the_epoch_and_keeps_the_last_good_checkpoint(tmp_path):
+class Student:
+    """A notebook's two cells: one builds the model (once), the other trains it and is run again after a mistake,
+    building its optimiser afresh each time, as vae.fit does."""
+
+    def __init__(self):
+        self.model, self.xy, self.loss_fn = make_problem()
+
+    def fit(self, lr, epochs=8, **kwargs):
+        optimizer = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=0.5)
+        return training.train(self.model, self.xy, epochs=epochs, batch_size=32, loss_fn=self.loss_fn,
+                              optimizer=optimizer, progress="plain", **kwargs)
+
+
+def diverged_epoch(error) -> int:
+    return int(str(error.value).split("diverged in epoch ")[1].split(":")[0])
+
+
+def test_a_divergence_in_epoch_1_puts_back_the_initial_weights_and_a_lower_rate_then_trains(tmp_path, capsys):
     path = tmp_path / "model.pt"
-    fit(epochs=1, checkpoint=path, lr=0.05)
+    fit(epochs=2, checkpoint=path)  # an earlier run's checkpoint, which resume=False does not use
+    before = path.read_bytes()
+    student = Student()
+    initial = student.model.state_dict()
+    initial = {name: t.clone() for name, t in initial.items()}
+    with pytest.raises(training.TrainingDiverged) as diverged:
+        student.fit(lr=1e4, checkpoint=path, resume=False)
+    message = str(diverged.value)
+    assert message.startswith("training diverged in epoch 1: loss = ")
+    assert ("The model and its optimiser are back at their initial values. A learning rate too large is the likely "
+            "cause: lower it and run the same call again.") in message
+    assert str(path) not in message and path.read_bytes() == before  # the file is another run's: not named, untouched
+    assert all(torch.equal(t, initial[name]) for name, t in student.model.state_dict().items())
+    capsys.readouterr()
+    history = student.fit(lr=0.05, checkpoint=path, resume=False)  # the advice, followed literally
+    assert history.epochs == 8 and history["loss"][-1] < 0.1 * history["loss"][0]
+    assert capsys.readouterr().out.startswith("epoch 1/8")
+
+
+def test_a_later_divergence_with_resume_goes_back_to_the_checkpoint_and_a_lower_rate_resumes_from_it(tmp_path,
+                                                                                                      capsys):
+    path = tmp_path / "model.pt"
+    student = Student()
+    with pytest.raises(training.TrainingDiverged) as diverged:
+        student.fit(lr=2.0, checkpoint=path)
+    epoch = diverged_epoch(diverged)
     good = training.load_checkpoint(path)
-    bad = tmp_path / "bad.pt"
-    training.save_checkpoint(bad, good)
-    with pytest.raises(training.TrainingDiverged, match=r"(?s)diverged in epoch \d.*loss = (nan|inf).*learning rate"):
-        fit(epochs=30, checkpoint=bad, lr=50.0, resume=False)
-    assert training.load_checkpoint(bad)["epoch"] >= 0  # still a loadable checkpoint, of an epoch before the blow-up
-    assert all(math.isfinite(v) for v in training.load_checkpoint(bad)["history"]["loss"])
+    assert epoch > 1 and good["epoch"] == epoch - 1 and diverged.value.history.epochs == epoch - 1
+    assert (f"back at the end of epoch {epoch - 1}, which the checkpoint {path} holds. A learning rate too large is "
+            f"the likely cause: lower it and run the same call again: it resumes from epoch {epoch - 1} with the new "
+            "rate.") in str(diverged.value)
+    assert all(torch.equal(t, good["model"][name]) for name, t in student.model.state_dict().items())
+    capsys.readouterr()
+    history = student.fit(lr=0.05, checkpoint=path)  # the advice, followed literally: allowed, and recorded
+    assert capsys.readouterr().out.startswith(
+        f"Resumed from model.pt after epoch {epoch - 1}, with optimizer.lr 2.0 -> 0.05 after the divergence in epoch "
+        f"{epoch} (recorded in the checkpoint and in history.recoveries)\nepoch {epoch}/8")
+    assert history.epochs == 8 and history["loss"][:epoch - 1] == diverged.value.history["loss"]
+    assert history["loss"][-1] < 1e-3 * max(history["loss"])
+    recovery = {"diverged_in_epoch": epoch, "resumed_after_epoch": epoch - 1, "changed": {"optimizer.lr": [2.0, 0.05]}}
+    assert history.recoveries == [recovery] and training.load_checkpoint(path)["recoveries"] == [recovery]
+    assert student.fit(lr=0.05, epochs=9, checkpoint=path).recoveries == [recovery]  # kept as the run goes on
+    with pytest.raises(ValueError, match="other settings.*optimizer.lr: 0.05 in the checkpoint, 0.01 now"):
+        student.fit(lr=0.01, epochs=10, checkpoint=path)  # without a divergence, a new rate is still refused
 
 
-def test_non_finite_parameters_are_named():
-    model = torch.nn.Linear(1, 1)
+def test_a_later_divergence_without_resume_says_what_each_choice_does(tmp_path, capsys):
+    path = tmp_path / "model.pt"
+    student = Student()
+    with pytest.raises(training.TrainingDiverged) as diverged:
+        student.fit(lr=2.0, checkpoint=path, resume=False)
+    epoch = diverged_epoch(diverged)
+    assert str(diverged.value).endswith(
+        f"back at the end of epoch {epoch - 1}. A learning rate too large is the likely cause: lower it and run the "
+        "same call again: it trains from these weights, counting epochs from 1 (resume=True would resume from epoch "
+        f"{epoch - 1} in model.pt). (NaN or infinite values in the data would do this too.)")
+    weights = student.model.weight.detach().clone()
+    assert torch.equal(weights, training.load_checkpoint(path)["model"]["weight"])
+    capsys.readouterr()
+    history = student.fit(lr=0.05, checkpoint=path, resume=False)  # from these weights, epochs from 1
+    assert capsys.readouterr().out.startswith("epoch 1/8") and history.epochs == 8
+    assert history["loss"][-1] < 1e-3 * history["loss"][0]
+    student = Student()
+    with pytest.raises(training.TrainingDiverged):
+        student.fit(lr=2.0, checkpoint=path, resume=False)
+    history = student.fit(lr=0.05, checkpoint=path, resume=True)  # or resume from the checkpoint, as it says
+    assert history.epochs == 8 and history.recoveries[0]["resumed_after_epoch"] == epoch - 1
+
+
+def test_the_first_non_finite_value_is_named_and_the_rest_counted():
+    model = torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.BatchNorm1d(2))
 
     def step(batch):
         with torch.no_grad():
-            model.bias.fill_(float("nan"))
+            model[0].bias.fill_(float("nan"))
+            model[1].running_var.fill_(float("inf"))
+        return {"loss": torch.tensor(float("nan")), "kl": torch.tensor(1.0), "other": torch.tensor(float("inf"))}
+
+    with pytest.raises(training.TrainingDiverged,
+                       match=r"in epoch 1: loss = nan; 1 more metric and 2 tensors of the model are not finite either"):
+        training.train(model, torch.ones(8, 1), epochs=2, batch_size=4, step_fn=step, progress="none")
+
+    def step(batch):
+        with torch.no_grad():
+            model[0].bias.fill_(float("nan"))
         return {}
 
-    with pytest.raises(training.TrainingDiverged, match="non-finite parameters bias"):
+    with pytest.raises(training.TrainingDiverged, match=r"in epoch 1: non-finite values in 0\.bias\. The model"):
         training.train(model, torch.ones(8, 1), epochs=2, batch_size=4, step_fn=step, progress="none")
+    model = torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.BatchNorm1d(2))
+
+    def step(batch):
+        with torch.no_grad():
+            model[0].bias.fill_(float("nan"))
+            model[0].weight.fill_(float("nan"))
+        return {}
+
+    with pytest.raises(training.TrainingDiverged, match=r"values in 0\.weight; 1 more tensor of the model is not"):
+        training.train(model, torch.ones(8, 1), epochs=2, batch_size=4, step_fn=step, progress="none")
+
+
+def test_a_divergence_puts_back_buffers_and_the_optimiser_state_of_the_last_good_epoch():
+    """The energy model's replay buffer is a module buffer: it is part of the state a divergence is undone to."""
+    model, xy, loss_fn = make_problem()
+    model.register_buffer("replay", torch.zeros(3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
+    seen = {}
+
+    def on_batch(epoch, i):
+        model.replay += 1  # one more per batch: 8 batches per epoch
+        if epoch == 2 and i == 7:
+            seen["momentum"] = optimizer.state[model.weight]["momentum_buffer"].clone()
+        if epoch == 3 and i == 7:
+            model.weight.data.fill_(float("nan"))
+
+    training._after_batch = on_batch
+    with pytest.raises(training.TrainingDiverged, match="in epoch 3: .*back at the end of epoch 2"):
+        training.train(model, xy, epochs=5, batch_size=32, loss_fn=loss_fn, optimizer=optimizer, progress="none")
+    assert model.replay.tolist() == [16.0] * 3 and model.weight.isfinite().all()
+    assert torch.equal(optimizer.state[model.weight]["momentum_buffer"], seen["momentum"])
+
+
+def test_the_snapshot_is_one_copy_of_the_state_refreshed_in_place():
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    snapshot = training._Snapshot(model, optimizer, None)
+    tensors = [t for t in snapshot.state["model"].values()]
+    optimizer.step()
+    snapshot.take()
+    assert [t.data_ptr() for t in snapshot.state["model"].values()] == [t.data_ptr() for t in tensors]
+    assert torch.equal(snapshot.state["model"]["weight"], model.weight)
+    assert snapshot.state["model"]["weight"].data_ptr() != model.weight.data_ptr()
 
 
 def test_resuming_with_other_settings_is_refused_naming_each_difference(tmp_path):
@@ -391,3 +565,37 @@ history = training.train(model, torch.randn(64, 2), epochs=60, batch_size=16, lo
     assert len(outputs) < 10, [o.output_type for o in outputs]
     assert not [o for o in outputs if o.get("name") == "stderr"]
     assert text.count("epoch ") == 60 and "epoch 60/60" in text
+
+
+def test_a_students_mistakes_end_in_tracebacks_of_at_most_15_lines_in_a_notebook(tmp_path):
+    """Bad input, a divergence and a stop, as IPython shows them in a notebook: the student's line, one short frame
+    of the package (IPython never hides the last one) and the message, not pages of the loop or of torch."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    setup = f"""
+import numpy as np, torch
+from genmodels import training, vae
+images = np.random.default_rng(0).random((256, 28, 28), dtype=np.float32)
+torch.manual_seed(0)
+model = vae.mlp_vae(latent_dim=2, hidden=32)
+checkpoint = {str(tmp_path / "vae.pt")!r}
+def stop(epoch, i):  # the stop button, pressed in epoch 2
+    if (epoch, i) == (2, 3):
+        raise KeyboardInterrupt
+"""
+    cells = [setup, "history = vae.fit(model, images * 255, epochs=2)",
+             "history = vae.fit(model, images, epochs=2, lr=10, batch_size=32, progress='plain',\n"
+             "                  checkpoint=checkpoint, resume=False)",
+             "training._after_batch = stop\n"
+             "history = vae.fit(model, images, epochs=4, batch_size=32, progress='plain', checkpoint=checkpoint)"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": tmp_path}}).execute()
+    errors = [[o for o in cell.outputs if o.output_type == "error"] for cell in notebook.cells[1:]]
+    assert [[e.ename for e in cell] for cell in errors] == [["ValueError"], ["TrainingDiverged"],
+                                                            ["TrainingInterrupted"]]
+    for cell in errors:
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(cell[0].traceback)).splitlines()
+        assert len(lines) <= 15 and "torch" not in "\n".join(lines[:-1]), "\n".join(lines)
+        assert "skipping hidden" in "\n".join(lines)

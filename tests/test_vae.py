@@ -355,9 +355,16 @@ def test_bad_training_settings_are_clear_errors(kwargs, message):
                 **kwargs)
 
 
-def test_a_learning_rate_that_blows_up_stops_training_with_a_clear_error(tmp_path):
+def test_a_learning_rate_that_blows_up_stops_training_and_a_lower_one_then_trains_the_same_model(tmp_path):
+    """The notebook's fit cell run with lr=10, then again with lr=1e-3: the model cell is not run again."""
     torch.manual_seed(0)
     images = np.random.default_rng(0).random((256, 28, 28), dtype=np.float32)
-    with pytest.raises(FloatingPointError, match=r"(?s)diverged in epoch \d.*learning rate too large.*still holds"):
-        vae.fit(vae.mlp_vae(latent_dim=2, hidden=32), images, epochs=20, lr=1e4, batch_size=32, progress="none",
-                checkpoint=tmp_path / "vae.pt")
+    model = vae.mlp_vae(latent_dim=2, hidden=32)
+    initial = {name: t.clone() for name, t in model.state_dict().items()}
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 1: .*back at their initial values.*lower it"):
+        vae.fit(model, images, epochs=3, lr=10, batch_size=32, progress="none", checkpoint=tmp_path / "vae.pt",
+                resume=False)
+    assert all(torch.equal(t, initial[name]) for name, t in model.state_dict().items())
+    history = vae.fit(model, images, epochs=3, lr=1e-3, batch_size=32, progress="none",
+                      checkpoint=tmp_path / "vae.pt", resume=False)
+    assert history.epochs == 3 and all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]

@@ -181,10 +181,9 @@ def loss_fn(model: EnergyModel, sampler: Sampler = ANCHOR, alpha: float = 0.1, d
         except (FloatingPointError, ValueError) as err:
             if all(p.isfinite().all() for p in model.parameters()):
                 raise
-            raise training.TrainingDiverged(
-                "training diverged: the network's parameters are NaN or infinite, so its energies are too (the "
-                f"sampler said: {str(err)[:200]}...). Lower the learning rate, keep grad_clip, raise alpha, and "
-                "start afresh (resume=False); the checkpoint still holds the last good epoch.") from err
+            raise training.TrainingDiverged(  # the loop says where the model is now, and what to do
+                "the network's parameters are NaN or infinite, so its energies are too (the sampler said: "
+                f"{str(err)[:200]}...)") from err
         energies = model(torch.cat([positive, negative]))
         return contrastive_loss(energies[:len(batch)], energies[len(batch):], alpha)
 
@@ -201,6 +200,7 @@ def fit(model: EnergyModel, images, *, epochs: int, batch_size: int = 128, lr: f
     gradient norm clipped to grad_clip and the learning rate multiplied by lr_decay after each epoch, through the
     course's training loop (its divergence guard, checkpoints with the replay buffer, resume). Returns the
     History.  Taught in 04_energy_based_model; ANCHOR_TRAINING holds the UvA tutorial's settings."""
+    __tracebackhide__ = True  # a mistake in the call shows the student's line and the message (IPython, pytest)
     x = to_model_range(images)
     training.check_count("batch_size", batch_size)
     training.check_rate("lr", lr)

@@ -232,6 +232,7 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
     """Train `rbm` on binary data `x` by CD-k (or PCD-k with persistent=True) through genmodels.training.train.
     Visible biases start from the data's pixel log-odds; momentum rises from momentum[0] to momentum[1] after
     `momentum_epochs` epochs. Returns the training History.  Taught in 01_rbm_pytorch."""
+    __tracebackhide__ = True  # a mistake in the call shows the student's line and the message (IPython, pytest)
     check_cd_settings(k=k, batch_size=batch_size, lr=lr, momentum=momentum)
     if persistent:
         training.check_count("the number of persistent chains (n_chains)", len(rbm.chains))

@@ -4,12 +4,15 @@ The data live as one tensor on the device and each batch is a slice of a fresh p
 DataLoader). A model is trained either from a loss (`loss_fn(batch) -> loss, metrics`, the loop does backward and the
 optimiser step) or from a custom update (`step_fn(batch) -> metrics`, e.g. contrastive divergence). The loop keeps a
 history, reports progress, writes a checkpoint atomically after every epoch, resumes from it, and stops cleanly on
-Ctrl-C, keeping the model trained so far.
+Ctrl-C, keeping the model trained so far. An epoch that ends with a non-finite loss or weights puts the model and
+the optimiser back where the last good epoch left them (one copy of their state, kept on the device), so that a
+lower learning rate can carry on from there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import numbers
 import os
@@ -24,8 +27,8 @@ import torch
 
 from .device import amp_dtype
 
-__all__ = ["train", "History", "TrainingDiverged", "as_tensor", "batches", "check_progress", "check_count",
-           "check_rate", "save_checkpoint", "load_checkpoint"]
+__all__ = ["train", "History", "TrainingDiverged", "TrainingInterrupted", "as_tensor", "batches", "check_progress",
+           "check_count", "check_rate", "save_checkpoint", "load_checkpoint"]
 
 
 @dataclass
@@ -36,6 +39,7 @@ class History:
     metrics: dict[str, list[float]] = field(default_factory=dict)
     epochs: int = 0  # epochs completed
     interrupted: bool = False
+    recoveries: list[dict] = field(default_factory=list)  # learning rates changed on resuming after a divergence
 
     def append(self, values: dict[str, float]) -> None:
         for name in values:
@@ -100,7 +104,20 @@ def load_checkpoint(path, device="cpu") -> dict:
 
 
 class TrainingDiverged(FloatingPointError):
-    """Training produced a non-finite loss or parameters; the checkpoint keeps the last good epoch."""
+    """Training produced a non-finite loss or weights; the model is back at the last good epoch (`.history`)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or Jupyter's stop button) during training: its message says what is kept and how to go on; raised
+    afresh from the loop, so that the traceback ends at the student's call rather than deep inside torch."""
+
+
+# IPython hides the frames that set __tracebackhide__ (the loop, the models' fit), but never the last one: a message
+# for the student is raised from here, so that their traceback is their own line, these few lines, and the message.
+def stop(error: Exception):
+    """Raise `error` (a message for the student) from this short frame."""
+    __tracebackhide__ = True  # pytest hides even this one
+    raise error from None
 
 
 _after_batch = None  # tests set this to a function(epoch, batch_index), to interrupt training at a chosen batch
@@ -142,9 +159,13 @@ def train(
     go into the checkpoint, so that a resumed run draws what an uninterrupted one would have.
     grad_clip: clip the gradients' norm to this value between backward and step; scheduler: a learning-rate scheduler
     stepped after each epoch (both with loss_fn only).
-    A non-finite loss or parameters at the end of an epoch stop training (TrainingDiverged), keeping the checkpoint
-    of the last good epoch. Ctrl-C stops training, says how to resume, and raises KeyboardInterrupt again.
+    A non-finite metric or weight at the end of an epoch stops training (TrainingDiverged) with the model, the
+    optimiser and the scheduler back at the end of the last good epoch (their start when the first one diverged), the
+    checkpoint still holding that epoch: resuming from it with a lower learning rate (only) is then allowed, and
+    recorded in the checkpoint and in History.recoveries. Ctrl-C stops training (TrainingInterrupted, a
+    KeyboardInterrupt) with a message that says what the model and the checkpoint hold and how to go on.
     """
+    __tracebackhide__ = True  # IPython and pytest show the caller's line and the message, not this frame
     if (loss_fn is None) == (step_fn is None):
         raise ValueError("give exactly one of loss_fn (with an optimizer) or step_fn")
     if loss_fn is not None and optimizer is None:
@@ -166,7 +187,8 @@ def train(
     if checkpoint is not None and resume and Path(checkpoint).exists():
         history = run.restore(checkpoint)
         if progress != "none":
-            print(f"Resumed from {Path(checkpoint).name} after epoch {history.epochs}")
+            print(f"Resumed from {Path(checkpoint).name} after epoch {history.epochs}{run.recovery_note()}")
+    snapshot = _Snapshot(model, optimizer, scheduler)  # what a diverging epoch returns to
 
     def batch_step(batch):
         if step_fn is not None:
@@ -190,13 +212,24 @@ def train(
             start = time.perf_counter()
             if bar is not None:
                 bar.set_description(f"epoch {epoch}/{epochs}")
-            values = _run_epoch(batch_step, tensors, as_tuple, batch_size, run.generator, epoch, bar)
-            if evaluate is not None:
-                model.eval()
-                with torch.no_grad():
-                    values.update({k: float(v) for k, v in evaluate().items()})
-                model.train()
-            _check_finite(model, values, epoch, checkpoint)
+            try:
+                values = _run_epoch(batch_step, tensors, as_tuple, batch_size, run.generator, epoch, bar)
+                if evaluate is not None:
+                    model.eval()
+                    with torch.no_grad():
+                        values.update({k: float(v) for k, v in evaluate().items()})
+                    model.train()
+                found = _non_finite(model, values)
+            except TrainingDiverged as err:  # a step that met non-finite values itself (the energy model's sampler)
+                found = str(err)
+            if found is not None:
+                snapshot.restore()
+                if checkpoint is not None and run.saved_epoch == history.epochs > 0:
+                    run.mark_diverged(checkpoint, epoch)
+                diverged = TrainingDiverged(_diverged_message(found, epoch, history.epochs, checkpoint,
+                                                              run.saved_epoch, resume))
+                diverged.history = history
+                stop(diverged)
             if scheduler is not None:
                 scheduler.step()
             history.append(values)
@@ -205,16 +238,12 @@ def train(
                     f"({_format_seconds(time.perf_counter() - start)})")
             if checkpoint is not None:
                 run.save(checkpoint, history)
-    except KeyboardInterrupt as interrupt:
+            snapshot.take()
+    except KeyboardInterrupt:
         history.interrupted = True
-        where = (f"the checkpoint {checkpoint} holds epoch {history.epochs}: run the same call again to resume"
-                 if checkpoint is not None else "pass checkpoint=... to be able to resume")
-        if bar is not None:
-            bar.close()
-            bar = None
-        print(f"Interrupted during epoch {history.epochs + 1}: the model keeps the training done so far; {where}.")
-        interrupt.history = history
-        raise
+        interrupted = TrainingInterrupted(_interrupted_message(history.epochs, checkpoint, run.saved_epoch, resume))
+        interrupted.history = history
+        stop(interrupted)  # a fresh traceback: from the student's call to stop(), not into torch's internals
     finally:
         if bar is not None:
             bar.close()
@@ -296,18 +325,95 @@ def _run_epoch(batch_step, tensors, as_tuple, batch_size, generator, epoch, bar)
     return {name: (total / counts[name]).item() for name, total in sums.items()}
 
 
-def _check_finite(model, values: dict[str, float], epoch: int, checkpoint) -> None:
-    """Raise TrainingDiverged if a metric or a parameter is not finite (one check per epoch: no GPU sync per batch)."""
-    bad_metrics = [name for name, value in values.items() if not math.isfinite(value)]
-    finite = torch.stack([p.detach().isfinite().all() for p in model.parameters()]).tolist()
-    bad_params = [name for (name, _), ok in zip(model.named_parameters(), finite, strict=True) if not ok]
-    if bad_metrics or bad_params:
-        found = ", ".join([f"{name} = {values[name]}" for name in bad_metrics] +
-                          ([f"non-finite parameters {', '.join(bad_params)}"] if bad_params else []))
-        kept = (f"; the checkpoint {checkpoint} still holds the last good epoch" if checkpoint is not None else "")
-        raise TrainingDiverged(
-            f"training diverged in epoch {epoch} ({found}). The likely cause is a learning rate too large: lower it "
-            f"and start afresh (resume=False){kept}. If the data hold NaN or infinite values, clean them first.")
+def _non_finite(model, values: dict[str, float]) -> str | None:
+    """The first non-finite metric or tensor of the model's state (parameters and buffers), and how many more; None
+    when all are finite. Checked once per epoch: no GPU sync per batch."""
+    metrics = [f"{name} = {value}" for name, value in values.items() if not math.isfinite(value)]
+    state = [(name, t) for name, t in model.state_dict().items() if torch.is_tensor(t) and t.is_floating_point()]
+    finite = torch.stack([t.isfinite().all() for _, t in state]).tolist() if state else []
+    tensors = [f"non-finite values in {name}" for (name, _), ok in zip(state, finite, strict=True) if not ok]
+    if not metrics and not tensors:
+        return None
+    n_metrics, n_tensors = max(len(metrics) - 1, 0), len(tensors) - (0 if metrics else 1)
+    more = ([f"{n_metrics} more metric{'s' * (n_metrics > 1)}"] if n_metrics else []) + (
+        [f"{n_tensors} {'' if metrics else 'more '}tensor{'s' * (n_tensors > 1)} of the model"] if n_tensors else [])
+    verb = "is" if n_metrics + n_tensors == 1 else "are"
+    return (metrics + tensors)[0] + (f"; {' and '.join(more)} {verb} not finite either" if more else "")
+
+
+def _diverged_message(found: str, epoch: int, good: int, checkpoint, saved_epoch, resume: bool) -> str:
+    """What diverged, where the model is now, and the advice that works from there (see the tests)."""
+    if good == 0:
+        where, advice = "their initial values", "run the same call again"
+    elif checkpoint is not None and saved_epoch == good and resume:
+        where = f"the end of epoch {good}, which the checkpoint {checkpoint} holds"
+        advice = f"run the same call again: it resumes from epoch {good} with the new rate"
+    else:
+        where = f"the end of epoch {good}"
+        advice = "run the same call again: it trains from these weights, counting epochs from 1"
+        if checkpoint is not None and saved_epoch == good:
+            advice += f" (resume=True would resume from epoch {good} in {Path(checkpoint).name})"
+    return (f"training diverged in epoch {epoch}: {found}. The model and its optimiser are back at {where}. "
+            f"A learning rate too large is the likely cause: lower it and {advice}. (NaN or infinite values in the "
+            "data would do this too.)")
+
+
+def _interrupted_message(done: int, checkpoint, saved_epoch, resume: bool) -> str:
+    """What an interrupted run keeps, and how to go on from it."""
+    stopped = f"Interrupted during epoch {done + 1}: the model keeps the training done so far"
+    if checkpoint is None:
+        return f"{stopped}; nothing was saved to resume from (pass checkpoint=... for that)."
+    if saved_epoch is None:
+        return f"{stopped}; no epoch was finished, so {Path(checkpoint).name} holds nothing of this run."
+    held = f"the checkpoint {checkpoint} holds epoch {saved_epoch}"
+    if resume:
+        return f"{stopped}; {held}: run the same call again to resume from there."
+    return (f"{stopped}; {held}. With resume=False the same call starts again at epoch 1: pass resume=True to resume "
+            f"from epoch {saved_epoch}.")
+
+
+class _Snapshot:
+    """The state of the model (parameters and buffers, such as a replay buffer), the optimiser and the scheduler,
+    copied on their device before the first epoch and refreshed in place after each good one: one copy of the state,
+    which a diverging epoch is undone to."""
+
+    def __init__(self, model, optimizer, scheduler):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.state = None
+        self.take()
+
+    def _current(self) -> dict:
+        return {"model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
+
+    @torch.no_grad()
+    def take(self) -> None:
+        self.state = _copy_into(self.state, self._current())
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        self.model.load_state_dict(self.state["model"])
+        if self.optimizer is not None:  # a fresh copy: the optimiser adopts the tensors it is given
+            self.optimizer.load_state_dict(_copy_into(None, self.state["optimizer"]))
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(copy.deepcopy(self.state["scheduler"]))
+
+
+def _copy_into(old, new):
+    """A copy of `new` (nested dicts, lists and tensors), written into the tensors of `old`, an earlier copy of the
+    same structure, wherever their shapes match: refreshing a snapshot allocates nothing."""
+    if torch.is_tensor(new):
+        if torch.is_tensor(old) and (old.shape, old.dtype, old.device) == (new.shape, new.dtype, new.device):
+            return old.copy_(new)
+        return new.detach().clone()
+    if isinstance(new, dict):
+        old = old if isinstance(old, dict) else {}
+        return {key: _copy_into(old.get(key), value) for key, value in new.items()}
+    if isinstance(new, list | tuple):
+        old = old if isinstance(old, list | tuple) and len(old) == len(new) else [None] * len(new)
+        return type(new)(_copy_into(o, value) for o, value in zip(old, new, strict=True))
+    return copy.deepcopy(new)
 
 
 def _optimizer_settings(optimizer) -> dict:
@@ -329,6 +435,8 @@ class _Run:
     generator: torch.Generator
     generators: dict[str, torch.Generator]
     config: dict
+    saved_epoch: int | None = None  # the epoch the checkpoint holds, once this run has written or resumed from it
+    recovery: dict | None = None  # the learning rates changed on resuming after a divergence, if they were
 
     def save(self, path, history: History) -> None:
         device = next(self.model.parameters()).device
@@ -343,18 +451,38 @@ class _Run:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "generators": {name: g.get_state() for name, g in self.generators.items()},
+            "recoveries": history.recoveries,
         })
+        self.saved_epoch = history.epochs
+
+    def mark_diverged(self, path, epoch: int) -> None:
+        """Note in the checkpoint (which holds the last good epoch) that the next epoch diverged: resuming from it with
+        another learning rate is then a recovery, allowed and recorded."""
+        state = load_checkpoint(path)
+        save_checkpoint(path, {**state, "diverged_in_epoch": epoch})
+
+    def recovery_note(self) -> str:
+        if self.recovery is None:
+            return ""
+        changes = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in self.recovery["changed"].items())
+        return (f", with {changes} after the divergence in epoch {self.recovery['diverged_in_epoch']} (recorded in "
+                "the checkpoint and in history.recoveries)")
 
     def restore(self, path) -> History:
+        __tracebackhide__ = True
         state = load_checkpoint(path)  # on the CPU, where random states must be; load_state_dict moves the rest
         saved, wanted = state.get("config", {}), _plain(self.config)
         if "config" not in state:  # written before checkpoints kept their settings: nothing to compare
             saved = wanted
-        changed = [f"{k}: {saved.get(k, 'unset')!r} in the checkpoint, {wanted.get(k, 'unset')!r} now"
-                   for k in sorted(saved.keys() | wanted.keys()) if saved.get(k) != wanted.get(k)]
-        if changed:
-            raise ValueError(f"the checkpoint {path} was trained with other settings ({'; '.join(changed)}). To train "
-                             "with the new ones, start afresh: pass resume=False, or delete the file.")
+        changed = {k: (saved.get(k, "unset"), wanted.get(k, "unset"))
+                   for k in sorted(saved.keys() | wanted.keys()) if saved.get(k) != wanted.get(k)}
+        recovering = "diverged_in_epoch" in state and changed.keys() <= _LEARNING_RATES
+        if changed and not recovering:
+            listed = "; ".join(f"{k}: {old!r} in the checkpoint, {new!r} now" for k, (old, new) in changed.items())
+            raise ValueError(f"the checkpoint {path} was trained with other settings ({listed}). To train with the new "
+                             "ones, start afresh: pass resume=False, or delete the file.")
+        new_rates = [group.get("initial_lr", group.get("lr")) for group in self.optimizer.param_groups] \
+            if self.optimizer is not None else []
         try:
             self.model.load_state_dict(state["model"])
             if self.optimizer is not None and state.get("optimizer") is not None:
@@ -364,6 +492,12 @@ class _Run:
         except (RuntimeError, ValueError, KeyError) as err:
             raise ValueError(f"checkpoint {path} does not fit this model or optimiser ({err}); "
                              "delete it, or pass resume=False to start afresh") from err
+        recoveries = list(state.get("recoveries", []))
+        if changed:  # a recovery: the new learning rates replace the checkpoint's, where a scheduler has taken them
+            self._set_learning_rates(new_rates)
+            self.recovery = {"diverged_in_epoch": state["diverged_in_epoch"], "resumed_after_epoch": state["epoch"],
+                             "changed": {k: list(v) for k, v in changed.items()}}
+            recoveries.append(self.recovery)
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         device = next(self.model.parameters()).device
@@ -376,7 +510,26 @@ class _Run:
                 except RuntimeError:  # a state of another kind of generator: the checkpoint came from another device
                     print(f"The checkpoint's state of generator {name!r} is not one for {g.device}: it draws afresh, "
                           "so this run will not repeat an uninterrupted one draw for draw.")
-        return History(metrics={k: list(v) for k, v in state["history"].items()}, epochs=state["epoch"])
+        self.saved_epoch = state["epoch"]
+        return History(metrics={k: list(v) for k, v in state["history"].items()}, epochs=state["epoch"],
+                       recoveries=recoveries)
+
+    def _set_learning_rates(self, new_rates: list) -> None:
+        """After loading the optimiser's state: each group's rate scaled by new/old starting rate, so that a schedule
+        (StepLR, say) carries on from where it was, at the new level."""
+        if self.optimizer is None:
+            return
+        for group, new in zip(self.optimizer.param_groups, new_rates, strict=True):
+            old = group.get("initial_lr", group["lr"])
+            group["lr"] *= new / old
+            if "initial_lr" in group:
+                group["initial_lr"] = new
+        if self.scheduler is not None and hasattr(self.scheduler, "base_lrs"):
+            self.scheduler.base_lrs = list(new_rates)
+            self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
+_LEARNING_RATES = {"lr", "optimizer.lr", "optimizer.initial_lr"}  # the settings a recovery from a divergence may change
 
 
 def _plain(config: dict) -> dict:

@@ -373,6 +373,7 @@ def fit(model, x, *, epochs, batch_size=128, lr=1e-3, x_test=None, checkpoint=No
     """Train a VAE (or an Autoencoder) with Adam on images `x` in [0, 1], dynamically binarised, through the course's
     training loop; with `x_test` (already binary), report the test ELBO (VAE) or reconstruction error after each
     epoch. Returns the loop's History.  Taught in 05_vae_pytorch."""
+    __tracebackhide__ = True  # a mistake in the call shows the student's line and the message (IPython, pytest)
     if binarize:
         check_grey_levels(x, "the training images", n_pixels=784)
     else:
