@@ -1,7 +1,9 @@
 # Week 13, deep generative models. The two commands: `make run` (the course, full profile) and `make test`.
 PYTHON ?= python3
 TORCH_INDEX ?=  # e.g. PyTorch's CPU wheel index, for a laptop without a GPU (see README)
-VENV := .venv
+# make test-latest sets VENV=.venv-latest for the make calls of its tests
+VENV ?= .venv
+LATEST_VENV := .venv-latest
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
@@ -38,9 +40,14 @@ CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-quic --no-firs
 	--disable-component-update --disable-sync --allow-file-access-from-files \
 	--host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 
-.PHONY: venv run lab test baseline bench sync lint clean slides html handout
+.PHONY: venv run lab test test-latest baseline bench sync lint clean slides html handout
 
+ifeq ($(VENV),$(LATEST_VENV))
+venv:  # built by make test-latest, newest releases: never install the pins into it
+	@test -x $(VENV)/bin/python || { echo "$(VENV) is made by make test-latest"; exit 1; }
+else
 venv: $(STAMP)
+endif
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version' \
@@ -102,6 +109,11 @@ lab: venv
 test: venv
 	ruff check .
 	GENMODELS_PROFILE=quick pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env --nbval-cell-timeout=900
+
+## test-latest: the same tests against the newest release of every dependency (pins dropped), in .venv-latest;
+## report in _build/latest/report.md. Not part of .ci/run: its results change with the day
+test-latest:
+	$(PYTHON) tools/latest.py --venv $(LATEST_VENV) $(NOTEBOOKS)
 
 ## baseline: re-execute the notebooks in place in the quick profile (the outputs nbval compares against)
 baseline: venv sync
