@@ -43,6 +43,14 @@ def test_tensorflow_imported_after_genmodels_writes_nothing_to_stderr():
     assert out.stdout.strip() == "3.0" and out.stderr == ""
 
 
+def test_a_torch_optimizer_works_after_genmodels_and_tensorflow():
+    """With a CUDA build of PyTorch, torch imports Triton at the first optimizer; Triton loaded after TensorFlow
+    segfaults (two copies of LLVM), so `import genmodels` loads it first. CPU builds have no Triton: nothing changes."""
+    code = "import genmodels, tensorflow, torch; torch.optim.Adam(torch.nn.Linear(2, 2).parameters()); print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", f"exit status {out.returncode}: {out.stderr[-600:]}"
+
+
 MODULES = sorted(p.stem for p in (REPO / "src" / "genmodels").glob("*.py") if p.stem != "__init__")
 
 

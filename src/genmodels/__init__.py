@@ -29,11 +29,17 @@ One vocabulary in every notebook and the lecture: `dataset` is what data.load_da
 loads Keras or TensorFlow.
 """
 
+import importlib.util
 import os
+import sys
 
 # Before anything imports TensorFlow: keep its C++ logging and oneDNN notices out of notebook outputs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# Also before TensorFlow: Triton, which PyTorch's CUDA builds bring and load at the first optimizer. Each ships its own
+# LLVM, and Triton loaded after TensorFlow crashes the process (a segfault); loaded first, both work.
+if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
+    import triton  # noqa: F401
 
 from .profiles import Profile, get_profile  # noqa: E402
 
