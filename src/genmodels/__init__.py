@@ -21,6 +21,9 @@ Models
     vae             05_vae_pytorch: VAE, mlp_vae, conv_vae, fit, elbo, iwae_log_likelihood, latent_manifold
     vae_keras       06_vae_keras: keras.io's convolutional VAE in Keras 3
     ising           07_ising_rbm: the 2-D Ising model, its samplers, exact enumeration, Onsager's results
+Exercises (the notebooks in exercises/, one per part of the week)
+    exercises       one check per implementation exercise, naming the student's mistake: check_free_energy,
+                    check_ula_step, check_sgld_step, check_elbo, check_iwae_bound, check_ising_energy, ...
 
 One vocabulary in every notebook and the lecture: `dataset` is what data.load_data returns (dataset.x_train, ...);
 `x_train`, `x_test` the images a model trains and is evaluated on (binary once binarised, by data.binarize_once);
