@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import genmodels
-from genmodels import data, ebm, plotting, training
+from genmodels import data, ebm, judge, plotting, training
 from genmodels.paths import checkpoint_path
 
 profile, device = genmodels.setup(profile, device, seed)
@@ -179,16 +179,18 @@ plotting.show_images(samples[:32], ncols=16, title="256 steps from uniform noise
 #
 # ### How good are they? A classifier's opinion, in numbers
 #
-# A small classifier (an MLP, trained here in seconds on the training images) labels the samples. We print the
+# The course's judge (`genmodels.judge`: a small convolutional classifier, trained once on the training images and
+# kept as a checkpoint; notebook 08 measures every model of the week with it) labels the samples. We print the
 # fraction it labels with confidence above 0.9, and how many it puts in each class, beside the same figures for
 # test images and for uniform noise.
 
 # %%
-classifier = ebm.digit_classifier(dataset.x_train, dataset.y_train, device=device)
+referee = judge.train_judge(dataset, seed=seed, device=device)
 noise = torch.rand(n_samples, 784, generator=torch.Generator().manual_seed(seed))
 for name, images in {"test images": x_test[:n_samples], "samples (noise + 256 steps)": samples,
                      "uniform noise": noise}.items():
-    confident, counts = ebm.label_report(classifier, images)
+    p = judge.probabilities(referee, images)  # p(y|x), one row per image
+    confident, counts = float((p.max(1).values > 0.9).double().mean()), p.argmax(1).bincount(minlength=10).tolist()
     print(f"{name:28s} confident > 0.9: {confident:6.1%}   per class: {counts}")
 profile.note(f"{epochs} epochs on {len(x_train):,} images, {n_steps} Langevin steps per update",
              "training on the whole training split for the epochs of the parameters cell, whose samples are the "

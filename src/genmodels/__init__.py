@@ -24,6 +24,11 @@ Models
 Exercises (the notebooks in exercises/, one per part of the week)
     exercises       one check per implementation exercise, naming the student's mistake: check_free_energy,
                     check_ula_step, check_sgld_step, check_elbo, check_iwae_bound, check_ising_energy, ...
+Measuring samples (taught in 08_yardstick)
+    judge           the classifier every model's samples are measured by: train_judge, features, probabilities,
+                    accuracy
+    measures        frechet_distance, precision_recall, classifier_score, classes_covered, nearest_neighbour_ratio,
+                    Yardstick, measure_rows, the reference rows (with_noise, blurred, independent_pixels)
 
 One vocabulary in every notebook and the lecture: `dataset` is what data.load_data returns (dataset.x_train, ...);
 `x_train`, `x_test` the images a model trains and is evaluated on (binary once binarised, by data.binarize_once);
