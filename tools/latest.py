@@ -87,9 +87,25 @@ def newest_served(python: Path, requirements: Path, log: Path) -> dict[str, str]
 def test_id(case: ET.Element) -> str:
     """pytest's node id from a JUnit test case (xunit1: `file` is the path, `classname` the dotted module.Class)."""
     path = case.get("file") or case.get("classname", "").replace(".", "/")
-    module = re.sub(r"\.(py|ipynb)$", "", path).replace("/", ".")
+    module = re.sub(r"\.py$", "", path).replace("/", ".")  # a notebook keeps its .ipynb in the class name
     classes = case.get("classname", "").removeprefix(module).strip(".")
     return "::".join(part for part in (path, classes.replace(".", "::"), case.get("name")) if part)
+
+
+ANSI = re.compile(r"(\x1b|#x1B)\[[0-9;]*m")  # colours, raw or as nbval's JUnit text writes them
+EXCEPTION = re.compile(r"\b([A-Za-z_][\w.]*(?:Error|Exception|Warning|Exit)): .+")
+
+
+def summary(message: str, details: str) -> str:
+    """One line that says what went wrong: JUnit's message when it says something, else the last exception line of
+    the traceback (a notebook cell's, or a subprocess's printed in an assertion)."""
+    first = ANSI.sub("", message).strip().splitlines()[:1]
+    if first and not re.match(r"(AssertionError: )?(Traceback|assert False|.*Notebook cell execution failed)",
+                              first[0]):
+        return first[0][:300]
+    found = [m.group(0) for m in EXCEPTION.finditer(ANSI.sub("", details).replace("\\n", "\n"))
+             if "Traceback" not in m.group(0)]
+    return (found[-1] if found else (first[0] if first else "")).replace("\\'", "'")[:300]
 
 
 def junit_outcomes(junit: Path) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
@@ -105,8 +121,7 @@ def junit_outcomes(junit: Path) -> tuple[dict[str, int], list[tuple[str, str, st
             continue
         kind = {"failure": "failed"}.get(outcome.tag, outcome.tag)
         counts[kind] += 1
-        message = (outcome.get("message") or outcome.text or "").strip().splitlines()
-        problems.append((kind, test_id(case), message[0][:300] if message else ""))
+        problems.append((kind, test_id(case), summary(outcome.get("message") or "", outcome.text or "")))
     return counts, problems
 
 
@@ -247,11 +262,15 @@ def main() -> int:
 
     # 3-4. what `make test` runs, in that environment. VENV tells the Makefile, which the browser tests call
     # (`make slides`, `make html`), to render with this environment too.
-    env = {**os.environ, "GENMODELS_PROFILE": "quick", "VENV": args.venv, "VIRTUAL_ENV": str(venv),
+    shared_data = REPO.parent / "shared" / "data"  # as .ci/run: the MNIST test files beside the clone
+    data_note = os.environ.get("GENMODELS_DATA") or (str(shared_data) if (shared_data / "mnist").is_dir() else "")
+    env = {**os.environ, "GENMODELS_DATA": data_note, "GENMODELS_PROFILE": "quick", "VENV": args.venv,
+           "VIRTUAL_ENV": str(venv),
            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
     tick = time.monotonic()
     print("== ruff check .", flush=True)
-    ruff_status = run([venv / "bin" / "ruff", "check", "."], OUT / "ruff.log", env, echo=True)
+    ruff_status = run([venv / "bin" / "ruff", "check", "--output-format", "concise", "."], OUT / "ruff.log", env,
+                      echo=True)
     timings["ruff"] = time.monotonic() - tick
 
     tick = time.monotonic()
@@ -270,7 +289,7 @@ def main() -> int:
         f"# `make test-latest`, {started:%Y-%m-%d %H:%M %Z}",
         "",
         f"Python {python_version} in `{args.venv}`. {total / 60:.0f} min in all: install {timings['install']:.0f} s, "
-        f"ruff {timings['ruff']:.0f} s, tests {timings['tests']:.0f} s.",
+        f"ruff {timings['ruff']:.0f} s, tests {timings['tests']:.0f} s. GENMODELS_DATA={data_note or '(unset)'}.",
         "",
         f"**ruff**: {'clean' if ruff_status == 0 else 'findings below'}. **pytest** (exit {pytest_status}): "
         f"{counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
@@ -300,7 +319,7 @@ def main() -> int:
         "",
     ]
     if ruff_status != 0:
-        lines += ["## ruff", "", "```", *ruff_lines[-40:], "```", ""]
+        lines += ["## ruff", "", *[f"- {line}" for line in ruff_lines if re.match(r"\S+:\d+:\d+: ", line)], ""]
     if skips:
         lines += ["## Skipped", "", *[f"- `{test}`: {message}" for _, test, message in skips], ""]
     lines += ["## Files", "",
