@@ -1,8 +1,9 @@
 """Metropolis spin updates per second, 64 lattices of 32×32 at T_c: genmodels.ising against plain NumPy.
 
-ours     genmodels.ising.metropolis: int8 spins, one 32-bit uniform per site per sweep (two from each 64-bit random
-         word), the acceptance test as a threshold on s_i h_i (no exponential), on the device; with torch's default
-         threads, and with one thread (NumPy's single core, like for like);
+ours     genmodels.ising.metropolis, which runs its fast path genmodels.ising_fast on the CPU: int8 spins, one
+         32-bit uniform per site per sweep (two from each 64-bit random word), the acceptance test as a threshold on
+         s_i h_i (no exponential), on the device; with torch's default threads, and with one thread (NumPy's single
+         core, like for like);
 numpy    the textbook checkerboard sweep: float64 ±1 spins, neighbours by np.roll, acceptance u < np.exp(-ΔE/T), one
          random array (np.random.default_rng) per half-sweep.
 

@@ -43,7 +43,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import genmodels
-from genmodels import langevin
+from genmodels import langevin, mcmc, targets
 
 profile, device = genmodels.setup(profile, device, seed)
 n_chains = profile.pick(quick=500, full=2000)  # chains run side by side, as one (n_chains, dim) tensor
@@ -91,8 +91,8 @@ runs = {name: langevin.ula(log_p, x0, 0.01, 3000, burn_in=500, noise_scale=c, se
         for name, c in (("lecture, sqrt(eta) w", 1.0), ("ULA, sqrt(2 eta) w", math.sqrt(2)))}
 for name, run in runs.items():
     z = run.samples.cpu().double() ** 2
-    print(f"{name:22s} variance {z.mean():.3f} ± {langevin.monte_carlo_error(z).item():.3f}"
-          f"  (effective samples {langevin.effective_sample_size(run.samples).item():.0f})")
+    print(f"{name:22s} variance {z.mean():.3f} ± {mcmc.monte_carlo_error(z).item():.3f}"
+          f"  (effective samples {mcmc.effective_sample_size(run.samples).item():.0f})")
 
 # %%
 grid = torch.linspace(-4, 4, 200)
@@ -119,11 +119,11 @@ plt.show()
 # axes) ULA needs about $1.8/\eta$ steps to cross the long axis.
 
 # %%
-gauss = langevin.CorrelatedGaussian(rho=0.8)
+gauss = targets.CorrelatedGaussian(rho=0.8)
 chains = langevin.ula(gauss.log_prob, torch.full((n_chains, 2), 3.0, device=device), 0.05, 2000, seed=seed)
-langevin.plot_traces(chains.samples[:600], names=["θ1", "θ2"], title="ULA, η = 0.05, from (3, 3): the first 600 steps")
+mcmc.plot_traces(chains.samples[:600], names=["θ1", "θ2"], title="ULA, η = 0.05, from (3, 3): the first 600 steps")
 kept = chains.samples[500:]  # drop the burn-in, visible above as the decay from the start
-tau, ess = langevin.integrated_autocorrelation_time(kept), langevin.effective_sample_size(kept)
+tau, ess = mcmc.integrated_autocorrelation_time(kept), mcmc.effective_sample_size(kept)
 print(f"tau = {tau[0]:.0f} and {tau[1]:.0f} steps; ESS = {ess[0]:.0f} and {ess[1]:.0f} of {kept[..., 0].numel()}")
 
 # %% [markdown]
@@ -135,10 +135,10 @@ print(f"tau = {tau[0]:.0f} and {tau[1]:.0f} steps; ESS = {ess[0]:.0f} and {ess[1
 # step size. Here it samples a correlated Gaussian, a double well, a Gaussian mixture and Haario's banana.
 
 # %%
-targets = [gauss, langevin.DoubleWell(), langevin.GaussianMixture(), langevin.Banana()]
+densities = [gauss, targets.DoubleWell(), targets.GaussianMixture(), targets.Banana()]
 steps = [0.3, 0.05, 0.2, 0.1]
 fig, axes = plt.subplots(1, 4, figsize=(16, 4))
-for target, step, ax in zip(targets, steps, axes, strict=True):
+for target, step, ax in zip(densities, steps, axes, strict=True):
     start = torch.randn(n_chains, 2, device=device)
     run = langevin.mala(target.log_prob, start, step, 1000, burn_in=500, seed=seed)
     tv = target.total_variation(run.samples[-1], bins=20)
@@ -212,7 +212,7 @@ plt.show()
 # the components, $(\theta_1 + \theta_2, -\theta_2)$ explains the data almost as well: the posterior has two modes.
 
 # %% tags=["nbval-check-output"]
-posterior = langevin.MixturePosterior(n=100, theta=(0.0, 1.0), seed=seed)
+posterior = targets.MixturePosterior(n=100, theta=(0.0, 1.0), seed=seed)
 x = posterior.x
 print(f"{len(x)} data points: mean {x.mean():.2f}, variance {x.var():.2f} (population: 0.5 and 2.25)")
 upper, lower = posterior.mode_masses()
@@ -270,7 +270,7 @@ print(f"exact mode masses {upper:.2f} / {lower:.2f}; noise floor for {n_chains} 
 # very same chains.
 
 # %% tags=["nbval-check-output"]
-well = langevin.DoubleWell(barrier=3.0)
+well = targets.DoubleWell(barrier=3.0)
 start = torch.zeros(8, 2, device=device)
 plain = langevin.ula(lambda x: -well.energy(x), start, 0.01, 100, seed=seed)
 shifted = langevin.ula(lambda x: -(well.energy(x) + 123.0), start, 0.01, 100, seed=seed)

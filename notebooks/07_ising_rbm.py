@@ -97,7 +97,7 @@ for T in (1.5, 2.0, 2.25, 3.0):
 # its $z$ is about $0.25$.
 #
 # `ising.sample` runs a pilot, measures $\tau$ of the energy and $|m|$ with
-# `langevin.integrated_autocorrelation_time`,
+# `mcmc.integrated_autocorrelation_time`,
 # burns in for $\max(\text{pilot}, 20\tau)$ steps and keeps one state every $\lceil\tau\rceil$ steps. At $T_c$:
 
 # %%
@@ -116,8 +116,10 @@ for L in sizes:
 # $L$ = 8 to 32). But a Wolff step costs more than a sweep here: the cluster grows one layer of
 # neighbours per round of tensor operations, so a step takes about as many rounds as the cluster is wide. On a CPU
 # at these sizes Metropolis still costs less per independent sample; Wolff's advantage is the short, reliably
-# measured $\tau$, and in time it wins only on larger lattices. `sample(method="auto")` uses Wolff within 25 % of
-# $T_c$.
+# measured $\tau$, and in time it wins only on larger lattices. This table chose the rule that
+# `sample(method="auto")` follows, fixed per device type so that results never depend on a timing taken at run time
+# (`ising.AUTO_RULES`): on a CPU, Metropolis at every temperature; on a GPU, where it has not been timed yet, the
+# textbook's Wolff within 25 % of $T_c$. Each result says which rule chose its method (`run.why`).
 # The samplers are checked against the exact $4\times4$ energy and $\langle|m|\rangle$ in `tests/test_ising.py`
 # (within 4 standard errors at $T = 2$, $T_c$ and 3); `benchmarks/ising.py` measures their speed.
 
@@ -216,7 +218,7 @@ for T in temperatures_8:
                                       device=device)
         rbm.fit(models[T, n_hidden], x, epochs=epochs_8, lr=0.05, k=10, progress="none", seed=seed)
     print(f"T = {T:.3f}: {mc[T].method}, tau = {mc[T].tau:.1f} steps, {len(x):,} training lattices")
-print(f"Monte Carlo and {len(models)} RBMs in {time.perf_counter() - start:.0f} s")
+print(f"Monte Carlo and {len(models)} RBMs in {time.perf_counter() - start:.0f} s; {mc[T].why}")
 
 # %%
 gibbs = torch.Generator(device=device).manual_seed(seed)

@@ -130,3 +130,48 @@ def test_bad_input_is_a_clear_error():
         ising.sample(4, 2.0, method="heatbath")
     with pytest.raises(ValueError, match=r"temperatures must be positive"):
         ising.onsager_energy(0.0)
+
+
+def test_fast_and_reference_metropolis_make_the_same_flips_from_the_same_uniforms():
+    """ising_fast's integer thresholds against the textbook u < e^{-ΔE/T}: given u_int, the reference gets
+    u = (u_int + 2³¹)/2³², and every site of every lattice must end the same, sweep after sweep, at three T."""
+    from genmodels import ising_fast
+
+    g = torch.Generator().manual_seed(3)
+    for T in (1.5, ising.CRITICAL_TEMPERATURE, 3.5):
+        s_fast = 2 * torch.randint(2, (20, 8, 8), generator=g, dtype=torch.int8) - 1
+        s_ref = s_fast.clone()
+        colours = ising.checkerboard(8)
+        flips = 0
+        for _ in range(30):
+            u = ising_fast.uniform_int32(s_fast.shape, g, "cpu")
+            before = s_fast
+            s_fast = ising_fast.half_sweeps(s_fast, T, u, colours)
+            for colour in colours:
+                s_ref = ising.metropolis_half_sweep(s_ref, T, ising_fast.as_unit_uniforms(u), colour)
+            assert torch.equal(s_fast, s_ref)
+            flips += int((s_fast != before).sum())
+        assert flips > 1000  # the comparison saw many accepted and rejected moves
+
+
+@pytest.mark.parametrize("T", [2.0, 3.0])
+def test_reference_metropolis_reproduces_exact_4x4_energy_and_abs_magnetisation(T, monkeypatch):
+    """The textbook sweep alone (the fast path switched off), within 4 standard errors of the exact values."""
+    from genmodels import ising_fast
+
+    monkeypatch.setattr(ising_fast, "applies", lambda spins: False)
+    run = ising.sample(4, T, n_lattices=100, n_samples=100, method="metropolis", pilot=100, seed=1)
+    exact = ising.exact(4, T)
+    result = ising.thermodynamics(run.spins, T)
+    for name, value in (("energy", exact.energy), ("abs_magnetisation", exact.abs_magnetisation)):
+        estimate, error = result[name]
+        assert abs(estimate - value) < 4 * error, (name, estimate, value, error)
+
+
+def test_auto_follows_the_stated_rule_per_device_type():
+    cpu = ising.sample(4, ising.CRITICAL_TEMPERATURE, n_lattices=4, n_samples=4, pilot=8)
+    assert cpu.method == "metropolis" and cpu.why == f"auto on cpu: {ising.AUTO_RULES['cpu']}"
+    assert ising.auto_method(5, 3.0, "cpu")[0] == "wolff"  # checkerboard Metropolis needs an even L
+    assert ising.auto_method(8, ising.CRITICAL_TEMPERATURE, "cuda")[0] == "wolff"
+    assert ising.auto_method(8, 4.0, "cuda")[0] == "metropolis"
+    assert ising.sample(4, 2.0, n_lattices=4, n_samples=4, pilot=8, method="wolff").why == "asked for"

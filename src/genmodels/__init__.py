@@ -7,8 +7,9 @@ Infrastructure (taught in 00_data_and_setup)
     profiles        the quick and full profiles: get_profile, Profile.pick
     paths           where checkpoints and benchmark results go: checkpoint_path
     device          device, seeds, mixed precision: get_device, seed_everything, describe
-    data            MNIST and Fashion-MNIST: load_data (returns a Data), binarize_once, binarize_stochastic,
-                    check_binary, check_grey_levels
+    data            MNIST and Fashion-MNIST: load_data (returns a Data), binarize_once, binarize_stochastic
+    checks          every input check, one function per rule: check_count, check_rate, check_momentum,
+                    check_binary, check_grey_levels, the samplers' and the lattices' checks
     training        the one training loop: train, History, TrainingDiverged, save_checkpoint, load_checkpoint
     plotting        show_images, plot_history, plot_latent_codes, latent_grid
     keras_training  the Keras side's progress output and batched prediction (06_vae_keras)
@@ -16,11 +17,16 @@ Models
     rbm             01_rbm_pytorch: RBM, fit, log_partition_exact, log_partition_ais, log_likelihood, binary_states
     rbm_fast        the RBM's training step made fast on x86 CPUs (rbm.fit uses it; benchmarks/rbm.py)
     rbm_keras       02_rbm_keras: the same RBM in Keras 3, on TensorFlow, PyTorch or JAX
-    langevin        03_langevin_sampling: ula, mala, sgld, effective_sample_size, test targets
+    langevin        03_langevin_sampling: ula, mala, step_schedule, sgld, ula_gaussian_stationary_covariance
+    _langevin_guard what the samplers say when values turn NaN or infinite (record each step, check once)
+    mcmc            03_langevin_sampling, 07_ising_rbm: autocorrelation, integrated_autocorrelation_time,
+                    effective_sample_size, monte_carlo_error, plot_traces
+    targets         03_langevin_sampling: densities with known answers (CorrelatedGaussian, MixturePosterior, ...)
     ebm             04_energy_based_model: EnergyModel, Sampler, fit, generate, energy, ood_auc, digit_classifier
     vae             05_vae_pytorch: VAE, mlp_vae, conv_vae, fit, elbo, iwae_log_likelihood, latent_manifold
     vae_keras       06_vae_keras: keras.io's convolutional VAE in Keras 3
     ising           07_ising_rbm: the 2-D Ising model, its samplers, exact enumeration, Onsager's results
+    ising_fast      the checkerboard Metropolis sweep made fast (ising.metropolis uses it; benchmarks/ising.py)
 Exercises (the notebooks in exercises/, one per part of the week)
     exercises       one check per implementation exercise, naming the student's mistake: check_free_energy,
                     check_ula_step, check_sgld_step, check_elbo, check_iwae_bound, check_ising_energy, ...

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
-import math
 import os
 import struct
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import check_binary, check_grey_levels, flatten_examples  # re-exported: their home is checks
 from .paths import DATA_CACHE
 from .profiles import Profile, get_profile
 
@@ -389,78 +389,6 @@ def binarize_once(x):
     """The stochastic binarisation of a data set that stays fixed (a test set, data for a model without dynamic
     binarisation): binarize_stochastic with the course's one seed, so every notebook sees the same binary images."""
     return binarize_stochastic(x, seed=BINARIZE_SEED)
-
-
-def check_binary(x, what="the data", pixel_means=False):
-    """Raise a ValueError, saying what was found and how to binarise, unless every value of `x` (a NumPy array or a
-    torch tensor, examples on the first axis) is 0 or 1. With `pixel_means`, return the fraction of examples with
-    each pixel on, from the same pass. x·x == x holds only for 0, 1 and +inf (NaN ≠ NaN); +inf makes a sum infinite."""
-    is_array = isinstance(x, np.ndarray)
-    if is_array:
-        equal = np.array_equal
-    else:
-        import torch
-
-        equal = torch.equal
-    if len(x) == 0:
-        raise ValueError(f"{what} is empty: there are no examples to use")
-    flat, sums, binary = x.reshape(len(x), -1), 0, True
-    for start in range(0, len(flat), 1024):  # chunks that stay in the cache
-        chunk = flat[start:start + 1024]
-        if not equal(chunk * chunk, chunk):
-            binary = False
-            break
-        sums = sums + chunk.sum(0)
-    finite = binary and bool((np.isfinite(sums) if is_array else sums.isfinite()).all())
-    if not (binary and finite):
-        values = x if is_array else x.detach().cpu().numpy()
-        n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
-        if n_nan or n_inf:
-            raise ValueError(f"{what} contains {n_nan} NaN and {n_inf} infinite values; clean or drop those "
-                             "examples first")
-        example = values[(values != 0) & (values != 1)].flat[0]
-        raise ValueError(f"{what} must be binary (0/1); got values in [{values.min():.3g}, {values.max():.3g}], "
-                         f"such as {example:.3g}. "
-                         "Binarise it with genmodels.data.binarize_once(x) (stochastic, fixed seed) or "
-                         "genmodels.data.binarize(x) (threshold).")
-    return sums / len(x) if pixel_means else None
-
-
-def flatten_examples(x, n_features: int, what="the data"):
-    """`x` (a NumPy array or a torch tensor) as (N, n_features): images (N, 28, 28) are flattened and one example
-    (n_features,) becomes a batch of one; any other shape is a ValueError naming what was expected."""
-    if x.ndim >= 2 and math.prod(x.shape[1:]) == n_features:
-        return x.reshape(len(x), n_features)
-    if x.ndim == 1 and x.shape[0] == n_features:
-        return x[None]
-    raise ValueError(f"{what} must have shape (N, {n_features}) (or images with {n_features} pixels); got shape "
-                     f"{tuple(x.shape)}")
-
-
-def check_grey_levels(x, what="the images", n_pixels: int | None = None):
-    """Raise a ValueError, saying what was found and what to do, unless `x` (a NumPy array or a torch tensor of
-    images, examples on the first axis) holds finite grey levels in [0, 1] of a floating type and, with `n_pixels`,
-    that many pixels per example. Models that binarise on the fly (the VAEs) take such images."""
-    if isinstance(x, tuple | list):
-        raise ValueError(f"{what} must be one array of images, got a {type(x).__name__} of {len(x)} items; pass the "
-                         "images alone (dataset.x_train, not (x, y))")
-    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
-        raise ValueError(f"{what} must be a NumPy array or a torch tensor of images, got {type(x).__name__}")
-    if len(x) == 0:
-        raise ValueError(f"{what} is empty: there are no examples to use")
-    if n_pixels is not None and math.prod(x.shape[1:]) != n_pixels:
-        raise ValueError(f"{what} must have {n_pixels} pixels per example (28×28); got shape {tuple(x.shape)}")
-    values = x if isinstance(x, np.ndarray) else x.detach().cpu().numpy()
-    if not np.issubdtype(values.dtype, np.floating):
-        raise ValueError(f"{what} are {values.dtype} (values {values.min()} to {values.max()}); the model needs grey "
-                         "levels in [0, 1] as floats: divide by 255 (x / 255.0)")
-    low, high = float(values.min()), float(values.max())  # NaN if any value is NaN
-    if not (math.isfinite(low) and math.isfinite(high)):
-        n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
-        raise ValueError(f"{what} contain {n_nan} NaN and {n_inf} infinite values; clean or drop those examples first")
-    if low < 0 or high > 1:
-        hint = "divide by 255" if high > 1 and high <= 255 and low >= 0 else "rescale them"
-        raise ValueError(f"{what} must be grey levels in [0, 1]; got values in [{low:.3g}, {high:.3g}]: {hint}")
 
 
 def binarize(x, threshold=0.5):

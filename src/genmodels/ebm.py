@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
-from . import data, langevin, training
+from . import checks, langevin, training
 
 __all__ = ["EnergyModel", "Sampler", "ANCHOR", "GENERATE", "INPUT_SHAPE", "temperature", "to_model_range", "to_images",
            "langevin_sample", "negative_samples", "contrastive_loss", "loss_fn", "fit", "ANCHOR_TRAINING", "energy",
@@ -49,9 +49,9 @@ class EnergyModel(nn.Module):
             raise ValueError(f"channels must list the widths of the four convolutions, e.g. (16, 32, 64, 64); "
                              f"got {channels!r}")
         for c in channels:
-            training.check_count("each entry of channels", c)
-        training.check_count("hidden", hidden)
-        training.check_count("buffer_size", buffer_size)
+            checks.check_count("each entry of channels", c)
+        checks.check_count("hidden", hidden)
+        checks.check_count("buffer_size", buffer_size)
         if not 0 <= restart <= 1:
             raise ValueError(f"restart is the fraction of chains restarted from noise, in [0, 1]; got {restart!r}")
         c1, c2, c3, c4 = channels
@@ -74,7 +74,7 @@ class EnergyModel(nn.Module):
 
 def to_model_range(images) -> torch.Tensor:
     """Grey levels in [0, 1] (checked), any layout with 784 pixels per image → x = 2·image - 1, (N, 1, 28, 28)."""
-    data.check_grey_levels(images, "the images", n_pixels=784)
+    checks.check_grey_levels(images, "the images", n_pixels=784)
     x = images if torch.is_tensor(images) else torch.from_numpy(images)
     return (x.float().reshape(len(x), *INPUT_SHAPE) * 2 - 1).contiguous()
 
@@ -103,11 +103,11 @@ class Sampler:
         return temperature(self.step_size, self.noise)
 
     def check(self) -> Sampler:
-        training.check_count("n_steps (Langevin steps)", self.n_steps)
-        training.check_rate("step_size", self.step_size)
-        training.check_rate("noise", self.noise)
+        checks.check_count("n_steps (Langevin steps)", self.n_steps)
+        checks.check_rate("step_size", self.step_size)
+        checks.check_rate("noise", self.noise)
         if self.grad_clamp is not None:
-            training.check_rate("grad_clamp", self.grad_clamp)
+            checks.check_rate("grad_clamp", self.grad_clamp)
         return self
 
 
@@ -137,7 +137,7 @@ def langevin_sample(energy_fn, x0: torch.Tensor, sampler: Sampler = ANCHOR, *, g
 def negative_samples(model: EnergyModel, n: int, sampler: Sampler = ANCHOR, generator=None) -> torch.Tensor:
     """The negative phase's samples: n chains drawn from the replay buffer (a fraction model.restart of them
     restarted from uniform noise), moved by `sampler` under the model's energy, and written back to the buffer."""
-    training.check_count("the number of chains", n)
+    checks.check_count("the number of chains", n)
     size = len(model.buffer)
     if n > size:
         raise ValueError(f"{n} chains need a replay buffer of at least {n} states; it holds {size}: build the model "
@@ -202,16 +202,16 @@ def fit(model: EnergyModel, images, *, epochs: int, batch_size: int = 128, lr: f
     History.  Taught in 04_energy_based_model; ANCHOR_TRAINING holds the UvA tutorial's settings."""
     __tracebackhide__ = True  # a mistake in the call shows the student's line and the message (IPython, pytest)
     x = to_model_range(images)
-    training.check_count("batch_size", batch_size)
-    training.check_rate("lr", lr)
+    checks.check_count("batch_size", batch_size)
+    checks.check_rate("lr", lr)
     sampler.check()
     if not (isinstance(alpha, int | float) and 0 <= alpha < math.inf):
         raise ValueError(f"alpha (the weight of the energy regulariser) must be a number >= 0, got {alpha!r}")
-    if not 0 < training.check_rate("lr_decay", lr_decay) <= 1:
+    if not 0 < checks.check_rate("lr_decay", lr_decay) <= 1:
         raise ValueError(f"lr_decay multiplies the learning rate after each epoch; it must lie in (0, 1], got "
                          f"{lr_decay}")
     if grad_clip is not None:
-        training.check_rate("grad_clip", grad_clip)
+        checks.check_rate("grad_clip", grad_clip)
     if batch_size > len(model.buffer):
         raise ValueError(f"batch_size={batch_size} needs as many chains, but the replay buffer holds "
                          f"{len(model.buffer)}: build the model with a larger buffer_size")
@@ -244,7 +244,7 @@ def generate(model: EnergyModel, n: int, sampler: Sampler = GENERATE, *, from_bu
     """n images in [0, 1] (on the CPU): Langevin chains (256 steps by default, as the tutorial generates) from fresh
     uniform noise, or from n states of the replay buffer (from_buffer=True). Any n; chains run batch_size at a time.
     With `thin`, every thin-th state of each chain: (n_kept, n, 1, 28, 28), to watch long runs."""
-    training.check_count("n (images to generate)", n)
+    checks.check_count("n (images to generate)", n)
     sampler.check()
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -276,7 +276,7 @@ def ood_auc(energy_in, energy_out) -> float:
 def digit_classifier(images, labels, *, epochs: int = 3, seed: int = 0, device="cpu") -> nn.Module:
     """A small MLP (784-256-10) trained for a few epochs on grey-level images: it labels generated samples, so that
     how good they are is a number (the fraction labelled with confidence > 0.9), not an impression."""
-    data.check_grey_levels(images, "the classifier's images", n_pixels=784)
+    checks.check_grey_levels(images, "the classifier's images", n_pixels=784)
     with torch.random.fork_rng(devices=[]):  # the initial weights from `seed`, leaving the global generator alone
         torch.manual_seed(seed)
         net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)).to(device)

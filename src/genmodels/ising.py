@@ -3,10 +3,11 @@
 H(s) = -Σ_<ij> s_i s_j (J = 1, nearest neighbours, periodic boundaries) on an L×L lattice of spins s_i = ±1, with the
 Boltzmann distribution p(s) = exp(-H(s)/T) / Z (k_B = 1). In the lecture's order: the model (energy, magnetisation,
 and the map of spins to an RBM's visible units), exact results (every one of the 2^(L²) states for L ≤ 4; Onsager's
-infinite lattice), Monte Carlo (checkerboard Metropolis; Wolff clusters near T_c; burn-in and thinning from the
-measured autocorrelation time), thermodynamics with error bars, and the exact KL divergence of an RBM from the
-Boltzmann distribution. Spins are int8 tensors of shape (..., L, L): many lattices run at once, on any device.
-Monte Carlo speed is measured by benchmarks/ising.py.
+infinite lattice), Monte Carlo (the textbook checkerboard Metropolis sweep, whose fast form lives in ising_fast;
+Wolff clusters; burn-in and thinning from the measured autocorrelation time), thermodynamics with error bars, and the
+exact KL divergence of an RBM from the Boltzmann distribution. Spins are int8 tensors of shape (..., L, L): many
+lattices run at once, on any device. Input checks live in genmodels.checks; Monte Carlo speed is measured by
+benchmarks/ising.py.
 """
 
 from __future__ import annotations
@@ -19,47 +20,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import langevin
+from . import ising_fast, mcmc
+from .checks import check_lattice_size, check_spins, check_temperature
 from .rbm import RBM, binary_states, log_probabilities
 
 __all__ = ["CRITICAL_TEMPERATURE", "MAX_EXACT_SIZE", "check_spins", "energy", "magnetisation", "spins_to_visible",
            "visible_to_spins", "ExactIsing", "all_states", "boltzmann_log_probabilities", "exact", "exact_samples",
-           "onsager_energy", "onsager_magnetisation", "metropolis", "wolff", "MonteCarlo", "sample", "thermodynamics",
-           "rbm_samples", "exact_kl_divergence"]
+           "onsager_energy", "onsager_magnetisation", "checkerboard", "metropolis_half_sweep", "metropolis", "wolff",
+           "MonteCarlo", "AUTO_RULES", "auto_method", "sample", "thermodynamics", "rbm_samples",
+           "exact_kl_divergence"]
 
 CRITICAL_TEMPERATURE = 2 / math.log(1 + math.sqrt(2))  # Onsager (1944): T_c = 2/ln(1 + √2) ≈ 2.269185
 MAX_EXACT_SIZE = 4  # 2^16 states; L = 5 would be 2^25
-
-
-# --- input checks -------------------------------------------------------------------------------------------------
-
-
-def _check_size(L: int) -> int:
-    if int(L) != L or L < 2:
-        raise ValueError(f"the lattice size L must be an integer of at least 2, got L={L}; use L=4 for exact "
-                         "results, L=8 or more for Monte Carlo")
-    return int(L)
-
-
-def _check_temperature(temperature: float) -> float:
-    if not math.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"the temperature must be positive and finite, got T={temperature}; the critical "
-                         f"temperature is T_c = {CRITICAL_TEMPERATURE:.6f}")
-    return float(temperature)
-
-
-def check_spins(spins) -> torch.Tensor:
-    """`spins` as an int8 tensor of ±1 with shape (..., L, L), L ≥ 2; a clear error for anything else."""
-    spins = spins if torch.is_tensor(spins) else torch.as_tensor(np.asarray(spins))
-    if spins.ndim < 2 or spins.shape[-1] != spins.shape[-2]:
-        raise ValueError(f"spins must have shape (..., L, L), got {tuple(spins.shape)}; reshape visible units with "
-                         "visible_to_spins(v)")
-    _check_size(spins.shape[-1])
-    bad = spins[(spins != 1) & (spins != -1)]
-    if len(bad):
-        raise ValueError(f"spins must be +1 or -1, got values such as {sorted(set(bad.unique()[:5].tolist()))}; "
-                         "turn an RBM's visible units (0/1) into spins with visible_to_spins(v)")
-    return spins.to(torch.int8)
 
 
 # --- the model ----------------------------------------------------------------------------------------------------
@@ -114,7 +86,7 @@ class ExactIsing:
 def all_states(L: int, device=None) -> torch.Tensor:
     """The 2^(L²) spin configurations of an L×L lattice, (2^(L²), L, L) int8, in the order of rbm.binary_states
     of their visible units (first site most significant)."""
-    L = _check_size(L)
+    L = check_lattice_size(L)
     if L > MAX_EXACT_SIZE:
         raise ValueError(f"exact enumeration of an {L}×{L} lattice needs 2^{L * L} states; use L ≤ {MAX_EXACT_SIZE}, "
                          "or Monte Carlo (ising.sample) for larger lattices")
@@ -123,8 +95,8 @@ def all_states(L: int, device=None) -> torch.Tensor:
 
 def boltzmann_log_probabilities(L: int, temperature: float, device=None) -> torch.Tensor:
     """log p(s) = -H(s)/T - log Z for every state of all_states(L), in float64, with log Z = logsumexp(-H/T).
-    Taught in 07_ising_rbm."""
-    log_weights = -_all_energies(_check_size(L)).to(device) / _check_temperature(temperature)
+    exact_kl_divergence uses it (07_ising_rbm)."""
+    log_weights = -_all_energies(check_lattice_size(L)).to(device) / check_temperature(temperature)
     return log_weights - torch.logsumexp(log_weights, 0)
 
 
@@ -137,7 +109,7 @@ def _all_energies(L: int) -> torch.Tensor:
 def exact(L: int, temperature: float) -> ExactIsing:
     """Sums over all 2^(L²) states: log Z = log Σ_s e^{-H(s)/T}, H = -Σ p log p = log Z + ⟨H⟩/T, and the per-site
     ⟨H⟩/N, (⟨H²⟩ - ⟨H⟩²)/(N T²) and ⟨|m|⟩.  Taught in 07_ising_rbm."""
-    T = _check_temperature(temperature)
+    T = check_temperature(temperature)
     states = all_states(L)
     E, m = energy(states).double(), magnetisation(states).double().abs()
     log_z = torch.logsumexp(-E / T, 0).item()
@@ -197,42 +169,44 @@ def onsager_magnetisation(temperature):
 # --- Monte Carlo: checkerboard Metropolis and Wolff clusters ------------------------------------------------------
 
 
-def _uniform_int32(n: int, generator: torch.Generator | None, device) -> torch.Tensor:
-    """n integers uniform on [-2³¹, 2³¹): two from each random 64-bit word (half the draws of n float uniforms)."""
-    words = torch.empty((n + 1) // 2, dtype=torch.int64, device=device)
-    words.random_(-(2**63), None, generator=generator)  # all 64 bits random
-    return words.view(torch.int32)[:n]
+def checkerboard(L: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two colours of an L×L checkerboard, boolean masks: a site's four neighbours have the other colour."""
+    i, j = torch.meshgrid(torch.arange(L, device=device), torch.arange(L, device=device), indexing="ij")
+    return (i + j) % 2 == 0, (i + j) % 2 == 1
 
 
-def _threshold(p: float) -> int:
-    """t with P(u < t) = p to within 2⁻³² for u uniform on the int32 range."""
-    return min(math.ceil(p * 2**32) - 2**31, 2**31 - 1)
+def metropolis_half_sweep(s: torch.Tensor, T: float, u: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+    """The textbook update of every site of one colour: flipping s_i costs ΔE = 2 s_i h_i, with h_i the sum of its
+    four neighbours; the flip is accepted if u_i < e^{-ΔE/T}, u_i uniform on [0, 1). Returns the new spins."""
+    h = s.roll(1, -1) + s.roll(-1, -1) + s.roll(1, -2) + s.roll(-1, -2)
+    delta_e = (2 * s * h).double()
+    flip = (u < torch.exp(-delta_e / T)) & colour
+    return torch.where(flip, -s, s)
+
+
+def _metropolis_reference(s: torch.Tensor, T: float, sweeps: int, generator) -> torch.Tensor:
+    colours = checkerboard(s.shape[-1], s.device)
+    for _ in range(sweeps):
+        u = torch.rand(s.shape, generator=generator, device=s.device, dtype=torch.float64)  # one uniform per site
+        for colour in colours:
+            s = metropolis_half_sweep(s, T, u, colour)
+    return s
 
 
 def _metropolis_sweeps(s: torch.Tensor, T: float, sweeps: int, generator) -> torch.Tensor:
-    L = s.shape[-1]
-    i, j = torch.meshgrid(torch.arange(L, device=s.device), torch.arange(L, device=s.device), indexing="ij")
-    colours = [(i + j) % 2 == c for c in (0, 1)]  # the checkerboard: a site's four neighbours have the other colour
-    t2, t4 = _threshold(math.exp(-4 / T)), _threshold(math.exp(-8 / T))  # u < e^{-2·sh/T} for sh = 2, 4
-    for _ in range(sweeps):
-        u = _uniform_int32(s.numel(), generator, s.device).view(s.shape)  # one uniform per site per sweep
-        largest_accepted = 2 * (u < t2).to(torch.int8) + 2 * (u < t4).to(torch.int8)  # r(u) ∈ {0, 2, 4}
-        for colour in colours:
-            h = s.roll(1, -1) + s.roll(-1, -1) + s.roll(1, -2) + s.roll(-1, -2)  # local field, in {-4, ..., 4}
-            flip = (s * h <= largest_accepted) & colour
-            s = s - 2 * s * flip
-    return s
+    if ising_fast.applies(s):  # the same update, with half the random bits and no exponential
+        return ising_fast.metropolis_sweeps(s, T, sweeps, generator, checkerboard(s.shape[-1], s.device))
+    return _metropolis_reference(s, T, sweeps, generator)
 
 
 def metropolis(spins, temperature: float, sweeps: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
     """`sweeps` checkerboard Metropolis sweeps of every lattice in `spins` (..., L, L), L even.
 
-    Flipping s_i costs ΔE = 2 s_i h_i, with h_i the sum of its four neighbours; the flip is accepted if u_i < e^{-ΔE/T}.
-    Sites of one colour of the checkerboard have no neighbours of their colour, so all of them are updated at once,
-    then the other colour. Since s_i h_i ∈ {-4, -2, 0, 2, 4}, the test reads s_i h_i ≤ r(u_i), where r(u) is the
-    largest of 0, 2, 4 with u < e^{-2r/T}: exact, with no exponential per site. Returns the new spins.
+    Sites of one colour of the checkerboard have no neighbours of their colour, so all of them are updated at once
+    (metropolis_half_sweep), then the other colour; each site draws one uniform per sweep. On the CPU and CUDA the
+    sweep runs as genmodels.ising_fast (the same flips from the same uniforms, faster). Returns the new spins.
     Taught in 07_ising_rbm."""
-    s, T = check_spins(spins), _check_temperature(temperature)
+    s, T = check_spins(spins), check_temperature(temperature)
     if s.shape[-1] % 2:
         raise ValueError(f"checkerboard Metropolis needs an even L (with odd L a site and its periodic neighbour "
                          f"share a colour); got L={s.shape[-1]}: use an even L, or wolff()")
@@ -265,13 +239,14 @@ def wolff(spins, temperature: float, steps: int = 1, generator: torch.Generator 
     tested once), and the whole cluster flips; the move is always accepted. Near T_c the clusters span the lattice and
     decorrelate it in a few steps, where single spin flips slow down critically. Returns the new spins.
     Taught in 07_ising_rbm."""
-    return _wolff_steps(check_spins(spins), _check_temperature(temperature), steps, generator)
+    return _wolff_steps(check_spins(spins), check_temperature(temperature), steps, generator)
 
 
 @dataclass
 class MonteCarlo:
     """What `sample` returns: `spins` (n_samples, n_lattices, L, L) int8, kept every `thin` steps after `burn_in`
-    steps, and τ, the integrated autocorrelation time (in steps) of the energy and |m| measured on the pilot run."""
+    steps, and τ, the integrated autocorrelation time (in steps) of the energy and |m| measured on the pilot run;
+    `why` says how the method was chosen."""
 
     spins: torch.Tensor
     temperature: float
@@ -279,6 +254,26 @@ class MonteCarlo:
     tau: float
     burn_in: int
     thin: int
+    why: str = "asked for"
+
+
+# method="auto": a fixed rule per device type, so that results do not depend on timings taken at run time. On a CPU,
+# notebook 07 measures the cost per independent sample of both at T_c (τ times the cost of a step): Metropolis's
+# checkerboard sweep is a few tensor operations, where a Wolff step takes one round of operations per layer of its
+# cluster, and Metropolis costs less at the lattice sizes of the course (8 to 32). On a GPU the rule is the
+# textbook's (Wolff near T_c, where Metropolis slows down critically); it has not been timed there.
+AUTO_RULES = {
+    "cpu": "Metropolis at every temperature (cheaper per independent sample on a CPU; Wolff for odd L)",
+    "gpu": "Wolff within 25 % of T_c, Metropolis elsewhere (the textbook rule; Wolff for odd L)",
+}
+
+
+def auto_method(L: int, temperature: float, device) -> tuple[str, str]:
+    """The method that method="auto" takes for an L×L lattice at T on `device`, and the rule it followed."""
+    kind = "cpu" if torch.device(device).type == "cpu" else "gpu"
+    near_critical = 0.75 * CRITICAL_TEMPERATURE <= temperature <= 1.25 * CRITICAL_TEMPERATURE
+    method = "wolff" if L % 2 or (kind == "gpu" and near_critical) else "metropolis"
+    return method, f"auto on {torch.device(device).type}: {AUTO_RULES[kind]}"
 
 
 def _observables(s: torch.Tensor) -> torch.Tensor:
@@ -291,12 +286,15 @@ def sample(L: int, temperature: float, n_lattices: int = 100, n_samples: int = 1
     """Equilibrium samples of `n_lattices` independent L×L lattices, `n_samples` from each.
 
     From random spins, a pilot run of `pilot` steps measures τ = max(τ_energy, τ_|m|) on its second half
-    (langevin.integrated_autocorrelation_time); burn-in lasts max(pilot, 20τ) steps, and one state in every ⌈τ⌉ is
-    kept. A step is a Metropolis sweep or a Wolff cluster flip; method="auto" takes Wolff within 25 % of T_c, where
-    Metropolis slows down critically, and Metropolis elsewhere.  Taught in 07_ising_rbm."""
-    L, T = _check_size(L), _check_temperature(temperature)
+    (mcmc.integrated_autocorrelation_time); burn-in lasts max(pilot, 20τ) steps, and one state in every ⌈τ⌉ is
+    kept. A step is a Metropolis sweep or a Wolff cluster flip. method="auto" follows a fixed rule per device type
+    (AUTO_RULES; the result's `why` states it): on a CPU, Metropolis at every temperature; on a GPU, Wolff within
+    25 % of T_c and Metropolis elsewhere; Wolff for an odd L everywhere.  Taught in 07_ising_rbm."""
+    L, T = check_lattice_size(L), check_temperature(temperature)
+    device = torch.device(device) if device is not None else (generator.device if generator else torch.device("cpu"))
+    why = "asked for"
     if method == "auto":
-        method = "wolff" if 0.75 * CRITICAL_TEMPERATURE <= T <= 1.25 * CRITICAL_TEMPERATURE else "metropolis"
+        method, why = auto_method(L, T, device)
     steps = {"metropolis": _metropolis_sweeps, "wolff": _wolff_steps}.get(method)
     if steps is None:
         raise ValueError(f"method must be 'metropolis', 'wolff' or 'auto', got {method!r}")
@@ -304,21 +302,20 @@ def sample(L: int, temperature: float, n_lattices: int = 100, n_samples: int = 1
         raise ValueError(f"checkerboard Metropolis needs an even L, got L={L}; use an even L or method='wolff'")
     if n_lattices < 1 or n_samples < 4 or pilot < 8:
         raise ValueError(f"need n_lattices >= 1, n_samples >= 4 and pilot >= 8; got {n_lattices}, {n_samples}, {pilot}")
-    device = torch.device(device) if device is not None else (generator.device if generator else torch.device("cpu"))
     generator = generator or torch.Generator(device=device).manual_seed(seed)
     s = 2 * torch.randint(2, (n_lattices, L, L), generator=generator, device=device, dtype=torch.int8) - 1
     trace = []
     for _ in range(pilot):
         s = steps(s, T, 1, generator)
         trace.append(_observables(s))
-    tau = langevin.integrated_autocorrelation_time(torch.stack(trace[pilot // 2:])).max().item()
+    tau = mcmc.integrated_autocorrelation_time(torch.stack(trace[pilot // 2:])).max().item()
     burn_in, thin = max(pilot, math.ceil(20 * tau)), math.ceil(tau)
     s = steps(s, T, burn_in - pilot, generator)
     kept = []
     for _ in range(n_samples):
         s = steps(s, T, thin, generator)
         kept.append(s)
-    return MonteCarlo(torch.stack(kept), T, method, tau, burn_in, thin)
+    return MonteCarlo(torch.stack(kept), T, method, tau, burn_in, thin, why)
 
 
 # --- thermodynamics with error bars -------------------------------------------------------------------------------
@@ -327,17 +324,17 @@ def sample(L: int, temperature: float, n_lattices: int = 100, n_samples: int = 1
 def thermodynamics(spins, temperature: float, n_groups: int = 10) -> dict[str, tuple[float, float]]:
     """Per-site energy ⟨H⟩/N, ⟨|m|⟩ and specific heat c = N (⟨e²⟩ - ⟨e⟩²)/T² (e = H/N) from chains of samples
     (n_steps, n_chains, L, L), each as (value, standard error). Errors of the means come from the measured
-    autocorrelation time (langevin.monte_carlo_error); that of c from the spread of c over `n_groups` groups of
+    autocorrelation time (mcmc.monte_carlo_error); that of c from the spread of c over `n_groups` groups of
     independent chains.  Taught in 07_ising_rbm."""
-    s, T = check_spins(spins), _check_temperature(temperature)
+    s, T = check_spins(spins), check_temperature(temperature)
     if s.ndim != 4 or s.shape[1] < 2:
         raise ValueError(f"spins must be chains (n_steps, n_chains, L, L) with n_chains >= 2, got {tuple(s.shape)}")
     n = s.shape[-1] ** 2
     e, m = (energy(s) / n).double(), magnetisation(s).abs().double()
     groups = torch.tensor_split(e, min(n_groups, e.shape[1]), dim=1)
     c = torch.stack([n * g.var() / T**2 for g in groups])
-    return {"energy": (e.mean().item(), langevin.monte_carlo_error(e).item()),
-            "abs_magnetisation": (m.mean().item(), langevin.monte_carlo_error(m).item()),
+    return {"energy": (e.mean().item(), mcmc.monte_carlo_error(e).item()),
+            "abs_magnetisation": (m.mean().item(), mcmc.monte_carlo_error(m).item()),
             "specific_heat": (n * e.var().item() / T**2, c.std().item() / math.sqrt(len(c)))}
 
 

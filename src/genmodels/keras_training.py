@@ -1,5 +1,5 @@
 """How the Keras models of the course train and report: one convention for vae_keras and rbm_keras.
-Taught in 06_vae_keras and 02_rbm_keras.
+Used by rbm_keras (02_rbm_keras) and vae_keras (06_vae_keras).
 
 The progress modes are those of genmodels.training ("bar": Keras' progress bar; "plain": one line per epoch, no
 carriage returns or timings, so a notebook's output keeps its shape from run to run; "none": silent). `fit` is
@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .training import check_count, check_progress
+from .checks import check_count, check_progress
 
 __all__ = ["EpochLog", "EvaluateEachEpoch", "fit", "batched"]
 

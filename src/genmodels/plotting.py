@@ -134,7 +134,7 @@ def plot_latent_codes(codes, labels, title: str | None = None, ax=None) -> None:
 def autoencoder_diagram(variational: bool = False, ax=None) -> None:
     """The autoencoder as a picture: x (784 pixels) -> encoder f(x; W) -> code h -> decoder g(h; V) -> x̃, the layers
     drawn as bars whose heights follow their sizes. variational=True draws the VAE's encoder instead, which outputs
-    μ(x) and σ(x) and samples h = μ + σ·ε, ε ~ N(0, I).  Taught in the lecture (week13), part 3."""
+    μ(x) and σ(x) and samples h = μ + σ·ε, ε ~ N(0, I).  Taught in week13, part 3."""
     from matplotlib.patches import FancyArrowPatch, Polygon, Rectangle
 
     own_figure = ax is None

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import data, rbm_fast, training
+from . import checks, rbm_fast, training
 
 __all__ = ["RBM", "fit", "cd_step_fn", "check_cd_settings", "log_partition_exact", "log_partition_ais", "AISEstimate",
            "ais_betas", "log_likelihood", "log_probabilities", "pseudo_log_likelihood", "reconstruction_error",
@@ -167,13 +167,13 @@ class RBM(nn.Module):
 
     def check(self, v) -> torch.Tensor:
         """`v` as a float tensor (N, n_visible) on the model's device; a clear error for the wrong shape or for values
-        other than 0 and 1 (genmodels.data.check_binary)."""
+        other than 0 and 1 (genmodels.checks.check_binary)."""
         return self._check(v)[0]
 
     def _check(self, v):
         """check(v), and the fraction of examples with each pixel on, from the same pass."""
-        v = data.flatten_examples(training.as_tensor(v, self.W.device), self.n_visible, "RBM input")
-        return v, data.check_binary(v, "RBM input", pixel_means=True)
+        v = checks.flatten_examples(training.as_tensor(v, self.W.device), self.n_visible, "RBM input")
+        return v, checks.check_binary(v, "RBM input", pixel_means=True)
 
     def get_extra_state(self):
         return {"n_updates": self.n_updates}
@@ -193,9 +193,8 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
     """A `step_fn` for genmodels.training.train: one CD-k (or PCD-k) update of `rbm` per batch, `rbm.sgd_step` with
     μ = momentum[0] for the first `momentum_switch` updates, then momentum[1]. Reports the reconstruction error
     Σ_i (v_i - v⁻_i)² of one batch in `monitor_every` (CD only: PCD's negatives are not reconstructions); batches are
-    random, so its epoch mean estimates the mean over all examples.  Taught in 01_rbm_pytorch."""
-    if not all(0 <= mu < 1 for mu in momentum):
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+    random, so its epoch mean estimates the mean over all examples. rbm.fit trains with it."""
+    momentum = checks.check_momentum(momentum)
     if monitor_every < 1:
         raise ValueError(f"monitor_every must be a positive number of batches, got {monitor_every}")
     fast = rbm_fast.applies(rbm)
@@ -217,13 +216,12 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
 def check_cd_settings(*, k: int, batch_size: int, lr: float, momentum) -> None:
     """The settings of CD training that must make sense before it starts (rbm.fit and rbm_keras.fit): a clear
     ValueError for a count below 1, a learning rate that is not positive or far too large, a momentum outside [0, 1)."""
-    training.check_count("k (Gibbs steps per update)", k)
-    training.check_count("batch_size", batch_size)
-    if training.check_rate("lr", lr) > 1:
+    checks.check_count("k (Gibbs steps per update)", k)
+    checks.check_count("batch_size", batch_size)
+    if checks.check_rate("lr", lr) > 1:
         raise ValueError(f"lr={lr} is far above what CD training tolerates (about 0.001 to 0.1, Hinton's guide §4): "
                          "the weights blow up or the hidden units saturate; pass a smaller lr")
-    if not all(0 <= mu < 1 for mu in momentum):
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+    checks.check_momentum(momentum)
 
 
 def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: int = 1, persistent: bool = False,
@@ -235,7 +233,7 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
     __tracebackhide__ = True  # a mistake in the call shows the student's line and the message (IPython, pytest)
     check_cd_settings(k=k, batch_size=batch_size, lr=lr, momentum=momentum)
     if persistent:
-        training.check_count("the number of persistent chains (n_chains)", len(rbm.chains))
+        checks.check_count("the number of persistent chains (n_chains)", len(rbm.chains))
     x, pixel_means = rbm._check(x)  # one pass over the data
     if init_bias and not (checkpoint is not None and resume and Path(checkpoint).exists()):
         rbm._set_base_rates(pixel_means)  # as init_visible_bias(x) would
@@ -265,7 +263,7 @@ def log_partition_exact(rbm: RBM, over: str = "smaller", max_units: int = MAX_EX
                         chunk: int = 1 << 16) -> float:
     """log Z by summing over every state of one layer, in float64:
     over hidden: log Z = log Σ_h exp(c·h + Σ_i softplus(b_i + W_i:·h)); over visible: log Σ_v exp(-F(v)).
-    `over="smaller"` picks the cheaper layer.  Taught in 01_rbm_pytorch."""
+    `over="smaller"` picks the cheaper layer.  Taught in week13 (and used in 07_ising_rbm)."""
     if over == "smaller":
         over = "hidden" if rbm.n_hidden <= rbm.n_visible else "visible"
     if over not in ("hidden", "visible"):
@@ -305,8 +303,8 @@ def log_partition_ais(rbm: RBM, n_betas: int = 14500, n_runs: int = 100,
         log p*_β(v) = (1-β) b_A·v + β b·v + Σ_j softplus(β (c_j + v·W_:j))
     with one Gibbs sweep at each β. log Z = log Z_0 + log mean(w), with log w = Σ_k [log p*_βk - log p*_βk-1](v_k).
     Taught in 01_rbm_pytorch."""
-    training.check_count("n_betas (the number of temperatures)", n_betas, minimum=3)
-    training.check_count("n_runs (a standard error needs two runs at least)", n_runs, minimum=2)
+    checks.check_count("n_betas (the number of temperatures)", n_betas, minimum=3)
+    checks.check_count("n_runs (a standard error needs two runs at least)", n_runs, minimum=2)
     betas = torch.tensor(ais_betas(n_betas), dtype=torch.float64)
     rbm = _with_float64(rbm)
     W, b, c, bA = rbm.W, rbm.b, rbm.c, rbm.base_bias
@@ -341,7 +339,8 @@ def log_likelihood(rbm: RBM, v, log_z: float | None = None) -> float:
 @torch.no_grad()
 def log_probabilities(rbm: RBM, chunk: int = 1 << 16) -> torch.Tensor:
     """log p(v) = -F(v) - log Z for every visible state, in the order of binary_states: the model's whole
-    distribution, exactly, in float64 on the CPU (at most 2**MAX_EXACT_UNITS states).  Taught in 07_ising_rbm."""
+    distribution, exactly, in float64 on the CPU (at most 2**MAX_EXACT_UNITS states).
+    ising.exact_kl_divergence uses it (07_ising_rbm)."""
     if rbm.n_visible > MAX_EXACT_UNITS:
         raise ValueError(f"the exact distribution lists 2**{rbm.n_visible} visible states, too many (limit: "
                          f"2**{MAX_EXACT_UNITS}); use log_likelihood on data instead")

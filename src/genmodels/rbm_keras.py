@@ -24,9 +24,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import data, keras_training
+from . import checks, keras_training
 from . import rbm as torch_rbm
-from .training import check_progress
 
 __all__ = ["RBM", "MomentumSGD", "fit", "to_pytorch", "from_pytorch", "log_partition_exact", "log_partition_ais",
            "log_likelihood", "pseudo_log_likelihood", "reconstruction_error", "bernoulli"]
@@ -184,14 +183,14 @@ class RBM(keras.Model):
 
     def check(self, v):
         """`v` as a float32 array (N, n_visible); a clear error for the wrong shape or for values other than 0 and 1
-        (genmodels.data.check_binary, as on the PyTorch side)."""
+        (genmodels.checks.check_binary, as on the PyTorch side)."""
         return self._check(v)[0]
 
     def _check(self, v):
         """check(v), and the fraction of examples with each pixel on, from the same pass."""
         v = np.asarray(v if isinstance(v, np.ndarray) else ops.convert_to_numpy(v), dtype="float32")
-        v = data.flatten_examples(v, self.n_visible, "RBM input")
-        return v, data.check_binary(v, "RBM input", pixel_means=True)
+        v = checks.flatten_examples(v, self.n_visible, "RBM input")
+        return v, checks.check_binary(v, "RBM input", pixel_means=True)
 
     def get_config(self):
         return {**super().get_config(), "n_visible": self.n_visible, "n_hidden": self.n_hidden,
@@ -210,9 +209,7 @@ class MomentumSGD(keras.optimizers.Optimizer):
     def __init__(self, learning_rate=0.1, momentum=(0.5, 0.9), momentum_switch=0, weight_decay=2e-4,
                  name="momentum_sgd", **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay or None, name=name, **kwargs)
-        if not all(0 <= mu < 1 for mu in momentum):
-            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-        self.momentum, self.momentum_switch = tuple(float(mu) for mu in momentum), int(momentum_switch)
+        self.momentum, self.momentum_switch = checks.check_momentum(momentum), int(momentum_switch)
 
     def build(self, variables):
         if self.built:
@@ -240,7 +237,7 @@ def fit(model: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k
     logs; `backup_dir` lets an interrupted fit resume (Keras' BackupAndRestore). Returns Keras' History.
     Taught in 02_rbm_keras."""
     torch_rbm.check_cd_settings(k=k, batch_size=batch_size, lr=lr, momentum=momentum)
-    check_progress(progress)
+    checks.check_progress(progress)
     x, pixel_means = model._check(x)  # one pass over the data
     if init_bias:
         model._set_base_rates(pixel_means)  # as init_visible_bias(x) would; a backup, if any, overwrites it

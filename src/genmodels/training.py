@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import numbers
 import os
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checks import check_count, check_progress, check_rate  # re-exported: their home is genmodels.checks
 from .device import amp_dtype
 
 __all__ = ["train", "History", "TrainingDiverged", "TrainingInterrupted", "as_tensor", "batches", "check_progress",
@@ -273,35 +273,6 @@ def _format_values(values: dict[str, float], decimals: dict[str, int]) -> str:
 
 def _format_seconds(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
-
-
-def check_progress(progress: str) -> str:
-    """`progress` if it is one of the ways training reports: "bar", "plain" or "none"."""
-    if progress not in ("bar", "plain", "none"):
-        raise ValueError(f"progress must be 'bar', 'plain' or 'none', got {progress!r}")
-    return progress
-
-
-def check_count(name: str, value, minimum: int = 1) -> int:
-    """`value` as an int, or a ValueError naming `name` unless it is a whole number >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        got = (f"the float {value!r}; write {int(value)}" if isinstance(value, float) and value.is_integer()
-               else f"{value!r} ({type(value).__name__})")
-        raise ValueError(f"{name} must be a whole number, got {got}")
-    if value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value}")
-    return int(value)
-
-
-def check_rate(name: str, value) -> float:
-    """`value` as a float (numbers and 0-d tensors), or a ValueError naming `name` unless it is positive and finite."""
-    try:
-        number = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"{name} must be a positive, finite number, got {value!r}") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a positive, finite number, got {value}")
-    return number
 
 
 def _run_epoch(batch_step, tensors, as_tuple, batch_size, generator, epoch, bar) -> dict[str, float]:

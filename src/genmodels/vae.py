@@ -23,10 +23,12 @@ from torch import nn
 from torch.distributions import Bernoulli, Independent, MultivariateNormal, Normal, kl_divergence
 
 from . import plotting, training
-from .data import binarize_stochastic, check_binary, check_grey_levels
+from .checks import check_binary, check_count, check_grey_levels, check_rate
+from .data import binarize_stochastic
 
 __all__ = ["kl_standard_normal", "kl_gaussians", "bernoulli_log_likelihood", "gaussian_log_likelihood",
-           "MLPEncoder", "MLPDecoder", "ConvEncoder", "ConvDecoder", "VAE", "mlp_vae", "conv_vae", "Autoencoder",
+           "GaussianEncoder", "MLPEncoder", "MLPDecoder", "ConvEncoder", "ConvDecoder", "VAE", "mlp_vae", "conv_vae",
+           "Autoencoder",
            "mlp_autoencoder", "conv_autoencoder", "LinearGaussianVAE", "ConditionalLinearGaussian", "elbo_terms",
            "elbo", "reparameterised_gradient", "score_function_gradient", "vae_loss", "autoencoder_loss", "fit",
            "on_device", "batched", "reconstruct", "generate", "latent_codes", "latent_manifold", "evaluate_elbo",
@@ -54,14 +56,15 @@ def kl_gaussians(mu_q, log_var_q, mu_p, log_var_p):
 def bernoulli_log_likelihood(x, logits):
     """log p(x | h) = Σ_pixels [x log σ(l) + (1 - x) log(1 - σ(l))] for binary x and decoder logits l, computed
     stably as minus the binary cross-entropy with logits, summed over all but the first axis (nats per example).
-    Taught in 05_vae_pytorch."""
+    Taught in 06_vae_keras."""
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(-1)
 
 
 def gaussian_log_likelihood(x, mean, noise_std):
     """log p(x | h) = log N(x; f(h), σ²I) = -||x - f(h)||² / (2σ²) - (d/2) log(2πσ²) for the decoder's mean f(h)
     and a fixed noise_std σ, summed over all but the first axis (nats per example). For σ fixed, maximising it is
-    minimising the squared error; 1/(2σ²) sets its weight against the KL term of the ELBO.  Taught in week13."""
+    minimising the squared error; 1/(2σ²) sets its weight against the KL term of the ELBO.
+    The lecture's Gaussian decoder (week13); tests/test_lecture_formulas.py checks it."""
     d = x[0].numel()
     noise_std = torch.as_tensor(noise_std, dtype=x.dtype, device=x.device)
     squared_error = (x - mean).square().flatten(1).sum(-1)
@@ -76,17 +79,17 @@ def _sum_latent(dist, value):
 # --- the model: encoder Q(h|x), decoder p(x|h), prior p(h) --------------------------------------------------------
 
 
-class MLPEncoder(nn.Module):
-    """Q(h|x) = N(μ(x), diag σ²(x)): 784 -> 400 (ReLU) -> (μ, log σ²), as in pytorch/examples."""
+class GaussianEncoder(nn.Module):
+    """Q(h|x) = N(μ(x), diag σ²(x)): a network's `features(x)`, then two linear heads, μ and log σ², so that
+    σ = exp(½ log σ²). Subclasses build their network, then the heads (`add_heads`, so that the layers are
+    initialised in the order data flows through them), and define `features`."""
 
-    def __init__(self, latent_dim=20, hidden=400, n_pixels=784):
-        super().__init__()
-        self.hidden = nn.Linear(n_pixels, hidden)
-        self.mu = nn.Linear(hidden, latent_dim)
-        self.log_var = nn.Linear(hidden, latent_dim)
+    def add_heads(self, n_features: int, latent_dim: int) -> None:
+        self.mu = nn.Linear(n_features, check_count("latent_dim", latent_dim))
+        self.log_var = nn.Linear(n_features, latent_dim)
 
     def features(self, x):
-        return F.relu(self.hidden(x.flatten(1)))
+        raise NotImplementedError
 
     def code(self, x):
         """The deterministic code μ(x) (what a plain autoencoder uses)."""
@@ -97,18 +100,31 @@ class MLPEncoder(nn.Module):
         return Normal(self.mu(f), (0.5 * self.log_var(f)).exp(), validate_args=False)  # checks would sync a GPU
 
 
+class MLPEncoder(GaussianEncoder):
+    """Q(h|x) = N(μ(x), diag σ²(x)): 784 -> 400 (ReLU) -> (μ, log σ²), as in pytorch/examples."""
+
+    def __init__(self, latent_dim=20, hidden=400, n_pixels=784):
+        super().__init__()
+        self.hidden = nn.Linear(n_pixels, hidden)
+        self.add_heads(hidden, latent_dim)
+
+    def features(self, x):
+        return F.relu(self.hidden(x.flatten(1)))
+
+
 class MLPDecoder(nn.Module):
     """Logits of p(x|h) = Π Bernoulli(x_i | σ(l_i(h))): latent -> 400 (ReLU) -> 784."""
 
     def __init__(self, latent_dim=20, hidden=400, n_pixels=784):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_pixels))
+        self.net = nn.Sequential(nn.Linear(check_count("latent_dim", latent_dim), hidden), nn.ReLU(),
+                                 nn.Linear(hidden, n_pixels))
 
     def forward(self, h):
         return self.net(h).view(-1, *IMAGE_SHAPE)
 
 
-class ConvEncoder(nn.Module):
+class ConvEncoder(GaussianEncoder):
     """Q(h|x) as in the keras.io VAE: Conv 32 and 64 (3x3, stride 2, ReLU) -> Dense 16 (ReLU) -> (μ, log σ²)."""
 
     def __init__(self, latent_dim=2, hidden=16):
@@ -118,18 +134,10 @@ class ConvEncoder(nn.Module):
             nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
             nn.Flatten(), nn.Linear(64 * 7 * 7, hidden), nn.ReLU(),
         )
-        self.mu = nn.Linear(hidden, latent_dim)
-        self.log_var = nn.Linear(hidden, latent_dim)
+        self.add_heads(hidden, latent_dim)
 
     def features(self, x):
         return self.net(x.view(-1, 1, *IMAGE_SHAPE))
-
-    def code(self, x):
-        return self.mu(self.features(x))
-
-    def forward(self, x) -> Normal:
-        f = self.features(x)
-        return Normal(self.mu(f), (0.5 * self.log_var(f)).exp(), validate_args=False)  # checks would sync a GPU
 
 
 class ConvDecoder(nn.Module):
@@ -138,7 +146,7 @@ class ConvDecoder(nn.Module):
     def __init__(self, latent_dim=2):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, 64 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+            nn.Linear(check_count("latent_dim", latent_dim), 64 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
             nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # 7 -> 14
             nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # 14 -> 28
             nn.ConvTranspose2d(32, 1, 3, padding=1),
@@ -153,7 +161,7 @@ class VAE(nn.Module):
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int):
         super().__init__()
-        self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
+        self.encoder, self.decoder, self.latent_dim = encoder, decoder, check_count("latent_dim", latent_dim)
 
     def prior(self) -> Normal:
         p = next(self.parameters())
@@ -203,6 +211,24 @@ def conv_autoencoder(latent_dim=2, hidden=16) -> Autoencoder:
 
 
 # --- a linear-Gaussian VAE (probabilistic PCA): log p(x) and p(h|x) exact -----------------------------------------
+# One derivation serves both models below. For h ~ N(0, I) and x | h ~ N(Wh + c, s²I), with any offset c:
+#     p(x)   = N(c, WWᵀ + s²I)                            (x is a linear map of Gaussians, plus Gaussian noise)
+#     p(h|x) = N(M⁻¹Wᵀ(x - c), s²M⁻¹),  M = WᵀW + s²I      (complete the square in h, or Bayes for Gaussians)
+
+
+def _linear_gaussian_marginal(W, offset, noise_std) -> MultivariateNormal:
+    """p(x) = N(c, WWᵀ + s²I) for h ~ N(0, I), x | h ~ N(Wh + c, s²I); c = offset of shape (d,) or (N, d)."""
+    eye = torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
+    return MultivariateNormal(offset, W @ W.T + noise_std**2 * eye)
+
+
+def _linear_gaussian_posterior(W, offset, noise_std, x) -> MultivariateNormal:
+    """p(h|x) = N(M⁻¹Wᵀ(x - c), s²M⁻¹) with M = WᵀW + s²I, for the same model; x (N, d)."""
+    eye = torch.eye(W.shape[1], dtype=W.dtype, device=W.device)
+    M = W.T @ W + noise_std**2 * eye
+    mean = torch.linalg.solve(M, W.T @ (x - offset).T).T
+    return MultivariateNormal(mean, noise_std**2 * torch.linalg.inv(M))
+
 
 
 class LinearGaussianVAE(nn.Module):
@@ -233,15 +259,11 @@ class LinearGaussianVAE(nn.Module):
 
     def log_marginal(self, x):
         """Exact log p(x) = log N(x; b, WWᵀ + s²I)."""
-        cov = self.W @ self.W.T + self.noise_std**2 * torch.eye(len(self.b), dtype=self.W.dtype, device=self.W.device)
-        return MultivariateNormal(self.b, cov).log_prob(x)
+        return _linear_gaussian_marginal(self.W, self.b, self.noise_std).log_prob(x)
 
     def true_posterior(self, x) -> MultivariateNormal:
         """p(h|x) = N(M⁻¹Wᵀ(x - b), s²M⁻¹) with M = WᵀW + s²I."""
-        eye = torch.eye(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
-        M = self.W.T @ self.W + self.noise_std**2 * eye
-        mean = torch.linalg.solve(M, self.W.T @ (x - self.b).T).T
-        return MultivariateNormal(mean, self.noise_std**2 * torch.linalg.inv(M))
+        return _linear_gaussian_posterior(self.W, self.b, self.noise_std, x)
 
     @torch.no_grad()
     def sample(self, n, generator: torch.Generator | None = None):
@@ -254,8 +276,9 @@ class LinearGaussianVAE(nn.Module):
 
 class ConditionalLinearGaussian(nn.Module):
     """A conditional latent-variable model of y given x, for checking the lecture's conditional ELBO:
-    p(h|x) = N(Ax, I), p(y|h, x) = N(Wh + Bx + b, s²I), so that, in closed form,
-    p(y|x) = N((WA + B)x + b, WWᵀ + s²I) and p(h|y, x) = N(Ax + M⁻¹Wᵀ(y - (WA + B)x - b), s²M⁻¹), M = WᵀW + s²I.
+    p(h|x) = N(Ax, I), p(y|h, x) = N(Wh + Bx + b, s²I). With u = h - Ax ~ N(0, I), y = Wu + c(x) + noise and
+    c(x) = (WA + B)x + b: the unconditional model above with offset c(x), so p(y|x) = N(c(x), WWᵀ + s²I) and
+    p(h|y, x) = N(Ax + M⁻¹Wᵀ(y - c(x)), s²M⁻¹), M = WᵀW + s²I.
     x (N, m), y (N, d), h (..., N, k).  Checked in tests/test_lecture_formulas.py, shown in week13."""
 
     def __init__(self, A, W, B, b, noise_std):
@@ -275,19 +298,17 @@ class ConditionalLinearGaussian(nn.Module):
         return Independent(Normal(h @ self.W.T + x @ self.B.T + self.b, self.noise_std), 1).log_prob(y)
 
     def _offset(self, x):
+        """c(x) = (WA + B)x + b, the mean of y given x."""
         return x @ (self.W @ self.A + self.B).T + self.b
 
     def log_marginal(self, y, x):
-        """Exact log p(y|x) = log N(y; (WA + B)x + b, WWᵀ + s²I)."""
-        eye = torch.eye(len(self.b), dtype=self.W.dtype, device=self.W.device)
-        return MultivariateNormal(self._offset(x), self.W @ self.W.T + self.noise_std**2 * eye).log_prob(y)
+        """Exact log p(y|x) = log N(y; c(x), WWᵀ + s²I)."""
+        return _linear_gaussian_marginal(self.W, self._offset(x), self.noise_std).log_prob(y)
 
     def true_posterior(self, y, x) -> MultivariateNormal:
-        """p(h|y, x) = N(Ax + M⁻¹Wᵀ(y - (WA + B)x - b), s²M⁻¹) with M = WᵀW + s²I."""
-        eye = torch.eye(self.latent_dim, dtype=self.W.dtype, device=self.W.device)
-        M = self.W.T @ self.W + self.noise_std**2 * eye
-        mean = x @ self.A.T + torch.linalg.solve(M, self.W.T @ (y - self._offset(x)).T).T
-        return MultivariateNormal(mean, self.noise_std**2 * torch.linalg.inv(M))
+        """p(h|y, x) = N(Ax + M⁻¹Wᵀ(y - c(x)), s²M⁻¹): the posterior of u = h - Ax, shifted by Ax."""
+        u = _linear_gaussian_posterior(self.W, self._offset(x), self.noise_std, y)
+        return MultivariateNormal(u.mean + x @ self.A.T, u.covariance_matrix)
 
 
 # --- the ELBO, its gradient estimators, the training step ----------------------------------------------------------
@@ -378,7 +399,7 @@ def fit(model, x, *, epochs, batch_size=128, lr=1e-3, x_test=None, checkpoint=No
         check_grey_levels(x, "the training images", n_pixels=784)
     else:
         check_binary(x, "the training images (binarize=False)")
-    training.check_rate("lr", lr)
+    check_rate("lr", lr)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     is_vae = isinstance(model, VAE)

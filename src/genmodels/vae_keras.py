@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .data import check_binary, check_grey_levels
+from .checks import check_binary, check_grey_levels
 from .keras_training import batched
 from .keras_training import fit as keras_fit
 from .plotting import latent_grid
@@ -165,7 +165,7 @@ def conv_vae(latent_dim=2, hidden=16, binarize=True, seed=None, lr=1e-3) -> VAE:
 
 def elbo_terms(outputs):
     """The two terms of the ELBO per example from the model's outputs: (log p(x|h) at one reparameterised sample
-    h ~ Q(h|x), the closed-form KL(Q(h|x) || p(h))).  Taught in 06_vae_keras."""
+    h ~ Q(h|x), the closed-form KL(Q(h|x) || p(h))).  Taught in week13."""
     return (bernoulli_log_likelihood(outputs["x"], outputs["logits"]),
             kl_standard_normal(outputs["mu"], outputs["log_var"]))
 
