@@ -85,7 +85,7 @@ def frechet_distance_from_moments(mu_x, sigma_x, mu_y, sigma_y) -> float:
 
 
 def frechet_distance(features_x, features_y) -> float:
-    """The Fréchet distance between two sets of features (N_X, d) and (N_Y, d).  Taught in 08_yardstick."""
+    """The Fréchet distance between two sets of features (N_X, d) and (N_Y, d); notebook 08's table uses it."""
     return frechet_distance_from_moments(*moments(features_x), *moments(features_y))
 
 
