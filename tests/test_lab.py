@@ -229,3 +229,23 @@ def test_notebook_01_runs_clean_in_the_quick_profile(page):
     assert len(training) == 1 and training[0]["text"].count("epoch ") >= 1, [c["source"][:80] for c in cells]
     assert 1 <= training[0]["outputs"] <= MAX_TRAINING_OUTPUTS, (
         f"the training cell shows {training[0]['outputs']} outputs: {training[0]['text'][:500]!r}")
+
+
+def test_the_root_listing_leaves_out_the_build_tools_files_and_keeps_build(tmp_path):
+    """`make lab`'s contents manager, on a folder laid out like the repository's root: node_modules, templates and
+    the npm and jupytext settings are left out at the root only; _build/, README.md and the notebooks stay."""
+    import asyncio
+    import runpy
+
+    config = runpy.run_path(str(LAB_CONFIG / "jupyter_server_config.py"),
+                            init_globals={"c": type("Config", (), {"ServerApp": type("ServerApp", (), {})()})()})
+    for folder in ("node_modules", "templates", "_build", "notebooks", "notebooks/templates"):
+        (tmp_path / folder).mkdir()
+    for name in ("package.json", "package-lock.json", "jupytext.toml", "README.md", "notebooks/jupytext.toml"):
+        (tmp_path / name).write_text("{}")
+    manager = config["NotebookTwinsHidden"](root_dir=str(tmp_path))
+    listed = {path: {e["name"] for e in asyncio.run(manager.get(path))["content"]} for path in ("", "notebooks")}
+    assert listed[""] == {"_build", "notebooks", "README.md"}, listed
+    assert listed["notebooks"] == {"templates", "jupytext.toml"}, listed  # only the root is tidied
+    assert config["ROOT_HIDDEN"] == {"node_modules", "templates", "package.json", "package-lock.json",
+                                     "jupytext.toml"}

@@ -234,8 +234,9 @@ def fit(model: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k
     """Train `model` on binary data `x` by CD-k (or PCD-k with persistent=True) with `model.fit`, as rbm.fit does:
     visible biases from the data's pixel log-odds, momentum from momentum[0] to momentum[1] after `momentum_epochs`
     epochs. `x_test` adds Keras' validation metrics (val_recon_error); `evaluate()` adds its numbers to each epoch's
-    logs; `backup_dir` lets an interrupted fit resume (Keras' BackupAndRestore). Returns Keras' History.
-    Taught in 02_rbm_keras."""
+    logs; `backup_dir` lets a stopped or diverged fit resume (Keras' BackupAndRestore, through keras_training.fit).
+    Returns Keras' History.  Taught in 02_rbm_keras."""
+    __tracebackhide__ = True  # a mistake in the call shows the student's line and the message (IPython, pytest)
     torch_rbm.check_cd_settings(k=k, batch_size=batch_size, lr=lr, momentum=momentum)
     checks.check_progress(progress)
     x, pixel_means = model._check(x)  # one pass over the data
@@ -244,12 +245,9 @@ def fit(model: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k
     model.k, model.persistent = k, persistent
     updates_per_epoch = math.ceil(len(x) / batch_size)
     model.compile(optimizer=MomentumSGD(lr, momentum, momentum_epochs * updates_per_epoch, weight_decay))
-    callbacks = list(callbacks)
-    if backup_dir is not None:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
     return keras_training.fit(model, x, epochs=epochs, batch_size=batch_size, evaluate=evaluate, progress=progress,
                               validation_data=None if x_test is None else (model.check(x_test),),
-                              callbacks=callbacks, seed=seed)
+                              callbacks=callbacks, seed=seed, backup_dir=backup_dir)
 
 
 # --- weights both ways -------------------------------------------------------------------------------------------

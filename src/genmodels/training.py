@@ -28,7 +28,7 @@ from .checks import check_count, check_progress, check_rate  # re-exported: thei
 from .device import amp_dtype
 
 __all__ = ["train", "History", "TrainingDiverged", "TrainingInterrupted", "as_tensor", "batches", "check_progress",
-           "check_count", "check_rate", "save_checkpoint", "load_checkpoint"]
+           "check_count", "check_rate", "save_checkpoint", "load_checkpoint", "stop", "describe_non_finite"]
 
 
 @dataclass
@@ -303,6 +303,12 @@ def _non_finite(model, values: dict[str, float]) -> str | None:
     state = [(name, t) for name, t in model.state_dict().items() if torch.is_tensor(t) and t.is_floating_point()]
     finite = torch.stack([t.isfinite().all() for _, t in state]).tolist() if state else []
     tensors = [f"non-finite values in {name}" for (name, _), ok in zip(state, finite, strict=True) if not ok]
+    return describe_non_finite(metrics, tensors)
+
+
+def describe_non_finite(metrics: list[str], tensors: list[str]) -> str | None:
+    """"loss = nan; 2 more metrics and 3 tensors of the model are not finite either" (None when both lists are empty):
+    the first non-finite value named, the rest counted."""
     if not metrics and not tensors:
         return None
     n_metrics, n_tensors = max(len(metrics) - 1, 0), len(tensors) - (0 if metrics else 1)
@@ -312,12 +318,15 @@ def _non_finite(model, values: dict[str, float]) -> str | None:
     return (metrics + tensors)[0] + (f"; {' and '.join(more)} {verb} not finite either" if more else "")
 
 
-def _diverged_message(found: str, epoch: int, good: int, checkpoint, saved_epoch, resume: bool) -> str:
-    """What diverged, where the model is now, and the advice that works from there (see the tests)."""
+def _diverged_message(found: str, epoch: int, good: int, checkpoint, saved_epoch, resume: bool,
+                      store: str | None = None) -> str:
+    """What diverged, where the model is now, and the advice that works from there (see the tests). `store` names
+    the file or folder that holds saved_epoch (default: the checkpoint)."""
+    store = store or f"the checkpoint {checkpoint}"
     if good == 0:
         where, advice = "their initial values", "run the same call again"
     elif checkpoint is not None and saved_epoch == good and resume:
-        where = f"the end of epoch {good}, which the checkpoint {checkpoint} holds"
+        where = f"the end of epoch {good}, which {store} holds"
         advice = f"run the same call again: it resumes from epoch {good} with the new rate"
     else:
         where = f"the end of epoch {good}"
@@ -329,14 +338,16 @@ def _diverged_message(found: str, epoch: int, good: int, checkpoint, saved_epoch
             "data would do this too.)")
 
 
-def _interrupted_message(done: int, checkpoint, saved_epoch, resume: bool) -> str:
-    """What an interrupted run keeps, and how to go on from it."""
+def _interrupted_message(done: int, checkpoint, saved_epoch, resume: bool, store: str | None = None,
+                         argument: str = "checkpoint") -> str:
+    """What an interrupted run keeps, and how to go on from it. `store` names the file or folder that holds
+    saved_epoch (default: the checkpoint), `argument` the one that asks for it."""
     stopped = f"Interrupted during epoch {done + 1}: the model keeps the training done so far"
     if checkpoint is None:
-        return f"{stopped}; nothing was saved to resume from (pass checkpoint=... for that)."
+        return f"{stopped}; nothing was saved to resume from (pass {argument}=... for that)."
     if saved_epoch is None:
-        return f"{stopped}; no epoch was finished, so {Path(checkpoint).name} holds nothing of this run."
-    held = f"the checkpoint {checkpoint} holds epoch {saved_epoch}"
+        return f"{stopped}; no epoch was finished, so {store or Path(checkpoint).name} holds nothing of this run."
+    held = f"{store or f'the checkpoint {checkpoint}'} holds epoch {saved_epoch}"
     if resume:
         return f"{stopped}; {held}: run the same call again to resume from there."
     return (f"{stopped}; {held}. With resume=False the same call starts again at epoch 1: pass resume=True to resume "

@@ -24,6 +24,7 @@ from .checks import check_binary, check_grey_levels
 from .keras_training import batched
 from .keras_training import fit as keras_fit
 from .plotting import latent_grid
+from .training import check_rate
 
 __all__ = ["IMAGE_SHAPE", "kl_standard_normal", "kl_gaussians", "bernoulli_log_likelihood", "Sampling", "Binarize",
            "conv_encoder", "conv_decoder", "VAE", "conv_vae", "elbo_terms", "elbo", "fit", "reconstruct", "generate",
@@ -176,16 +177,22 @@ def elbo(model, x):
     return reconstruction - kl
 
 
-def fit(model, x, *, epochs, batch_size=128, x_test=None, progress="bar", callbacks=(), seed=0):
+def fit(model, x, *, epochs, batch_size=128, lr=None, x_test=None, backup_dir=None, progress="bar", callbacks=(),
+        seed=0):
     """Train with `model.fit` on grey-level images `x` in [0, 1] (binarised afresh at each step); with `x_test`
-    (already binary) report the test loss (-ELBO) after each epoch as `val_loss`. progress "plain" prints one line per
-    epoch (quick profile, stable outputs), "bar" shows Keras' progress bar, "none" prints nothing (the conventions of
-    genmodels.keras_training). Returns Keras' History."""
+    (already binary) report the test loss (-ELBO) after each epoch as `val_loss`. `lr`, if given, is the optimiser's
+    learning rate from now on (else the one conv_vae compiled); `backup_dir` lets a stopped or diverged fit resume.
+    progress "plain" prints one line per epoch (quick profile, stable outputs), "bar" shows Keras' progress bar,
+    "none" prints nothing (the conventions of genmodels.keras_training). Returns Keras' History."""
+    __tracebackhide__ = True  # a mistake in the call shows the student's line and the message (IPython, pytest)
     check_grey_levels(x, "the training images", n_pixels=784)
     if x_test is not None:
         check_binary(x_test, "x_test")
+    if lr is not None:
+        model.optimizer.learning_rate = check_rate("lr", lr)
     return keras_fit(model, x, epochs=epochs, batch_size=batch_size, progress=progress, callbacks=callbacks, seed=seed,
-                     validation_data=None if x_test is None else (np.asarray(x_test, dtype="float32"),))
+                     validation_data=None if x_test is None else (np.asarray(x_test, dtype="float32"),),
+                     backup_dir=backup_dir)
 
 
 # --- what a trained model does: reconstruct, generate, embed -------------------------------------------------------

@@ -1,0 +1,132 @@
+"""The Keras side after a student's mistake, on every backend (each in its own process): a divergence in the first
+epoch and in a later one, and a stop with and without a backup; each message's advice followed literally."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BACKENDS = ["tensorflow", "torch", "jax"]
+
+SCRIPT = textwrap.dedent("""
+    import json, sys, tempfile
+    import keras
+    import numpy as np
+    from keras import ops
+    from genmodels import vae_keras
+
+    out = {"backend": keras.backend.backend()}
+    x = np.random.default_rng(0).random((256, 28, 28)).astype("float32")
+    backup = tempfile.mkdtemp() + "/backup"
+
+    def weights(model):
+        return [ops.convert_to_numpy(v.value) for v in model.weights]
+
+    def run(cell, *args, **kwargs):
+        "A cell: what it printed last, and the error it ended with, as a notebook shows them."
+        try:
+            cell(*args, **kwargs)
+            return {"error": None}
+        except BaseException as err:
+            return {"error": type(err).__name__, "message": str(err)}
+
+    class Poison(keras.callbacks.Callback):
+        "A weight turns NaN at the end of epoch 2: a later-epoch divergence, the same on every backend."
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.weights[0].assign(np.full(self.model.weights[0].shape, np.nan, "float32"))
+
+    class Stop(keras.callbacks.Callback):
+        "The stop button, pressed in epoch 2."
+        def __init__(self):
+            super().__init__()
+            self.epochs = 0
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs += 1
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epochs == 1 and batch == 1:
+                raise KeyboardInterrupt
+
+    # 1. lr=10 in the fit cell, then the same cell with lr=1e-3 (the model cell is not run again)
+    model = vae_keras.conv_vae(latent_dim=2, seed=0)
+    initial = weights(model)
+    out["epoch_1"] = run(vae_keras.fit, model, x, epochs=2, batch_size=64, lr=10.0, progress="none")
+    out["epoch_1"]["restored"] = all(np.array_equal(a, b) for a, b in zip(initial, weights(model)))
+    history = vae_keras.fit(model, x, epochs=2, batch_size=64, lr=1e-3, progress="none")
+    out["epoch_1"]["after"] = history.history["loss"]
+
+    # 2. a divergence in epoch 3 of a run with a backup, then the same call with a lower rate
+    model = vae_keras.conv_vae(latent_dim=2, seed=0)
+    out["later"] = run(vae_keras.fit, model, x, epochs=4, batch_size=64, lr=1e-2, backup_dir=backup,
+                       progress="none", callbacks=[Poison()])
+    out["later"]["finite"] = all(np.isfinite(w).all() for w in weights(model))
+    history = vae_keras.fit(model, x, epochs=4, batch_size=64, lr=1e-3, backup_dir=backup, progress="plain")
+    out["later"]["epochs_run"] = history.epoch
+    out["later"]["after"] = history.history["loss"]
+
+    # 3. a stop in epoch 2 with a backup, then the same call; and without one
+    model = vae_keras.conv_vae(latent_dim=2, seed=0)
+    out["stop"] = run(vae_keras.fit, model, x, epochs=3, batch_size=64, backup_dir=backup, progress="none",
+                      callbacks=[Stop()])
+    out["stop"]["epochs_run"] = vae_keras.fit(model, x, epochs=3, batch_size=64, backup_dir=backup,
+                                              progress="plain").epoch
+    out["stop_without_backup"] = run(vae_keras.fit, model, x, epochs=3, batch_size=64, progress="none",
+                                     callbacks=[Stop()])
+    print(json.dumps(out))
+""")
+
+_runs = {}
+
+
+def run_backend(backend):
+    """The script's results on one backend (run once, cached), with the lines it printed."""
+    if backend not in _runs:
+        pytest.importorskip(backend if backend != "torch" else "torch")
+        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO / "src")}
+        run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        *lines, result = run.stdout.strip().splitlines()
+        _runs[backend] = {**json.loads(result), "lines": lines}
+    return _runs[backend]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_first_epoch_divergence_puts_back_the_initial_weights_and_a_lower_rate_trains(backend):
+    result = run_backend(backend)["epoch_1"]
+    assert result["error"] == "TrainingDiverged" and result["restored"], result
+    assert result["message"].startswith("training diverged in epoch 1: loss = nan")
+    assert ("The model and its optimiser are back at their initial values. A learning rate too large is the likely "
+            "cause: lower it and run the same call again.") in result["message"]
+    assert all(v == v and v < 1e4 for v in result["after"]), result["after"]  # finite, and a likelihood's size
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_later_divergence_keeps_the_backup_of_the_last_good_epoch_and_a_lower_rate_resumes_from_it(backend):
+    result = run_backend(backend)
+    later = result["later"]
+    assert later["error"] == "TrainingDiverged" and later["finite"], later
+    assert later["message"].startswith("training diverged in epoch 2: non-finite values in ")
+    assert "back at the end of epoch 1, which the backup in " in later["message"]
+    assert "run the same call again: it resumes from epoch 1 with the new rate" in later["message"]
+    assert later["epochs_run"] == [1, 2, 3] and all(v == v for v in later["after"])
+    resumed = [line for line in result["lines"] if line.startswith("Resumed from the backup")]
+    assert resumed[0].endswith("after epoch 1, with the learning rate 0.01 -> 0.001"), result["lines"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_stop_says_what_the_backup_holds_and_the_same_call_resumes(backend):
+    result = run_backend(backend)
+    stop = result["stop"]
+    assert stop["error"] == "TrainingInterrupted", stop
+    assert stop["message"].startswith("Interrupted during epoch 2: the model keeps the training done so far; the "
+                                      "backup in ")
+    assert stop["message"].endswith(" holds epoch 1: run the same call again to resume from there.")
+    assert stop["epochs_run"] == [1, 2]  # epochs 2 and 3, counted from 0 by Keras
+    assert result["stop_without_backup"]["message"] == (
+        "Interrupted during epoch 2: the model keeps the training done so far; nothing was saved to resume from "
+        "(pass backup_dir=... for that).")
