@@ -10,7 +10,8 @@ export PATH := $(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 
 NOTEBOOKS := $(sort $(wildcard week13/*.ipynb)) $(sort $(wildcard notebooks/*.ipynb))
-SCRIPTS := $(NOTEBOOKS:.ipynb=.py)
+EXERCISES := $(sort $(wildcard exercises/solutions/*.ipynb))  # solution notebooks: tested by make test, not run by make run
+SCRIPTS := $(NOTEBOOKS:.ipynb=.py) $(EXERCISES:.ipynb=.py)
 BENCHMARKS := $(sort $(wildcard benchmarks/*.py))
 EXECUTE := jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=1800 \
 	--ExecutePreprocessor.kernel_name=python3
@@ -40,7 +41,7 @@ CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-quic --no-firs
 	--disable-component-update --disable-sync --allow-file-access-from-files \
 	--host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 
-.PHONY: venv run lab test test-latest baseline bench sync lint clean slides html handout
+.PHONY: venv run lab test test-latest baseline bench sync lint clean slides html handout exercises
 
 ifeq ($(VENV),$(LATEST_VENV))
 venv:  # built by make test-latest, newest releases: never install the pins into it
@@ -108,7 +109,7 @@ lab: venv
 ## test: lint, the package tests and the notebooks' nbval regression tests, in the quick profile
 test: venv
 	ruff check .
-	GENMODELS_PROFILE=quick pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env --nbval-cell-timeout=900
+	GENMODELS_PROFILE=quick pytest tests $(NOTEBOOKS) $(EXERCISES) --nbval-lax --nbval-current-env --nbval-cell-timeout=900
 
 ## test-latest: the same tests against the newest release of every dependency (pins dropped), in .venv-latest;
 ## report in _build/latest/report.md. Not part of .ci/run: its results change with the day
@@ -117,12 +118,18 @@ test-latest:
 
 ## baseline: re-execute the notebooks in place in the quick profile (the outputs nbval compares against)
 baseline: venv sync
-	@for nb in $(NOTEBOOKS); do echo "== $$nb"; GENMODELS_PROFILE=quick $(EXECUTE) --inplace $$nb || exit 1; done
+	@for nb in $(NOTEBOOKS) $(EXERCISES); do echo "== $$nb"; GENMODELS_PROFILE=quick $(EXECUTE) --inplace $$nb || exit 1; done
 
 ## bench: every benchmark script; each writes _build/bench/NAME.json
 bench: venv
 	@mkdir -p _build/bench
 	@for script in $(BENCHMARKS); do echo "== $$script"; python $$script || exit 1; done
+
+## exercises: the student versions of the exercise notebooks, exercises/NN_name.py and .ipynb, generated from the
+## solutions in exercises/solutions/ (stubs for the solution code, no worked answers, no outputs); make test fails
+## when a committed student version is out of date
+exercises: venv
+	python exercises/generate.py
 
 ## sync: bring each .py/.ipynb pair up to date with whichever twin is newer
 sync: venv

@@ -168,7 +168,7 @@ plotting.plot_history(history, ["test_pseudo_ll", "test_recon_error"])
 # Both monitors are cheap proxies: the pseudo-likelihood conditions on all other pixels, and the reconstruction
 # error measures one up-down pass, not the model's distribution. In the full profile, watch epoch 6, where the
 # momentum rises to 0.9: both monitors get worse for a while, because the parameters now move faster than the
-# persistent chains can follow (exercise 4).
+# persistent chains can follow (exercise 15 in `exercises/01_rbm`).
 #
 # ## What the hidden units learned, and what the model generates
 #
@@ -203,7 +203,8 @@ profile.note(f"{n_hidden} hidden units, {epochs} epochs on {len(x_train):,} imag
 # Read the range with care. The mean of the importance weights estimates $Z/Z_0$ without bias, so its logarithm
 # underestimates $\log Z$ on average (Jensen's inequality), and the test log-likelihood above leans high. When the
 # lower end prints as `-inf`, three standard errors exceed the mean weight itself: a few runs carry most of the
-# weight, and the estimate needs more runs or more temperatures (exercise 2).
+# weight, and the estimate needs more runs or more temperatures (exercise 13
+# in `exercises/01_rbm`).
 #
 # For reference, published figures for binarised **MNIST** with 500 hidden units, from Salakhutdinov & Murray (2008),
 # "On the quantitative analysis of deep belief networks", ICML: CD-1 ≈ −125.5 nats, CD-25 ≈ −86.3 nats per test
@@ -219,11 +220,11 @@ profile.note(f"{n_hidden} hidden units, {epochs} epochs on {len(x_train):,} imag
 #   otherwise by AIS, whose spread you should report.
 #
 # ## Exercises
-# 1. Train with CD-1 (`persistent=False`, `lr=0.05`) and with PCD; compare their AIS test log-likelihoods.
-# 2. Vary `n_betas` in AIS (1,000; 5,000; 14,500): how do the estimate and its spread change?
-# 3. Replace `softplus` in `free_energy` by `log(1 + exp(x))` and train: when do the first NaNs appear?
-# 4. Keep the momentum at 0.5 (`momentum=(0.5, 0.5)`) or halve `lr` in the full profile: does the jump at
-#    epoch 6 go away, and what happens to the AIS log-likelihood?
+# The exercises for this notebook are in `exercises/01_rbm.ipynb` (open it in `make lab`): write the energy, the two
+# conditionals, the free energy (stably), a Gibbs step, the CD statistics, the PCD chain update, the AIS weights and
+# log Z, and the pseudo-likelihood yourself, each checked as you go; and answer this notebook's questions (CD-1
+# against PCD, the number of AIS temperatures, `log(1 + exp(x))` in the free energy, the momentum jump) by running
+# code. Worked answers: `exercises/solutions/01_rbm.ipynb`.
 #
 # Next: Langevin sampling of energy-based models, where the sampler follows the gradient of the energy instead of
 # taking Gibbs steps.

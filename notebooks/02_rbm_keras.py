@@ -295,13 +295,10 @@ for name, (minus_f, recon) in {keras.backend.backend(): here, there: map(float, 
 #   Code that gets these wrong still trains, silently worse.
 #
 # ## Exercises
-# 1. Run this notebook with `KERAS_BACKEND=torch` or `KERAS_BACKEND=jax` (set before starting Jupyter). What changes
-#    besides the speed? (`python benchmarks/rbm_keras.py` compares one epoch on each backend.)
-# 2. Train with the reference code's averaged free energy (multiply the learning rate of W and c by
-#    $1/n_{\text{hidden}}$ in a copy of `MomentumSGD`): how far does the test log-likelihood fall?
-# 3. Draw the negative samples with shared thresholds (one row of uniforms per batch) and train: what happens to
-#    the pseudo-likelihood and to the samples?
-# 4. Train with CD-1 (`persistent=False`, `lr=0.05`) and compare its AIS log-likelihood with PCD's.
+# The exercises for this notebook are in `exercises/01_rbm.ipynb` (open it in `make lab`): write the free energy in
+# `keras.ops` (and the rest of the RBM in PyTorch), checked as you go; and answer this notebook's questions (another
+# backend, the reference code's averaged free energy, shared thresholds, CD-1 against PCD) by running code. Worked
+# answers: `exercises/solutions/01_rbm.ipynb`.
 #
 # ## Further
 # Keras 3's guide *Customizing what happens in fit()*; Hinton, *A practical guide to training restricted Boltzmann

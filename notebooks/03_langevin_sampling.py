@@ -291,13 +291,11 @@ print("identical chains for E and E + 123:", torch.equal(plain.samples, shifted.
 # - Langevin needs $\nabla\log p$ only: exactly what an energy-based model offers.
 #
 # ## Exercises
-# 1. Run the lecture's rule on the correlated Gaussian and compare its covariance with $\Sigma/2$. Which target
-#    $p^\beta$ would noise $c\sqrt{\eta}$ sample, for general $c$?
-# 2. Increase the step size of MALA on the banana until the acceptance drops below 0.2. What happens to the ESS per
-#    step?
-# 3. Run SGLD with batch size 1 and a constant step $\epsilon = 0.01$. How far is it from the exact posterior, and
-#    why? (Compare the minibatch gradient noise with the injected noise.)
-# 4. Raise the double well's barrier to 8. How many steps does a chain need, on average, to change wells?
+# The exercises for this notebook are in `exercises/03_langevin.ipynb` (open it in `make lab`): write the ULA step,
+# MALA's acceptance probability, the SGLD step and its schedule, the autocorrelation and the effective sample size
+# yourself, each checked as you go; and answer this notebook's questions (the lecture's rule and $\Sigma/2$, MALA's
+# step size and the ESS, SGLD with a batch of one, a higher barrier) by running code. Worked answers:
+# `exercises/solutions/03_langevin.ipynb`.
 #
 # References: M. Welling and Y. W. Teh, *Bayesian learning via stochastic gradient Langevin dynamics*, ICML 2011;
 # G. O. Roberts and R. L. Tweedie, *Exponential convergence of Langevin distributions and their discrete

@@ -221,8 +221,8 @@ print(f"ROC AUC of the energy as an out-of-distribution score, {dataset.name} te
 # other data set gets a higher energy than a test image of ours (0.5: chance, 1: perfect). Noise sits far up; the
 # samples sit low, often lower than the data, since the chains were descending $E$. An AUC can also fall below 0.5:
 # likelihood-based models are known to give simpler images from another data set *higher* density than their own
-# test images (Nalisnick et al. 2019, "Do deep generative models know what they don't know?"); exercise 4 asks
-# whether this model, trained on Fashion-MNIST and scored on MNIST, does so.
+# test images (Nalisnick et al. 2019, "Do deep generative models know what they don't know?"); exercise 8
+# in `exercises/04_energy_based_model` asks whether this model, trained on Fashion-MNIST and scored on MNIST, does so.
 #
 # ## What long-run chains do
 #
@@ -293,11 +293,10 @@ for name, settings in runs.items():
 #   separate (its AUC can fall below 0.5).
 #
 # ## Exercises
-# 1. Train with the tutorial's settings, `ebm.ANCHOR_TRAINING` (60 epochs, 60 steps) on a GPU; compare the
-#    classifier's figures.
-# 2. Train with the noise matched to the step ($\sigma = \sqrt{2\eta}$, small $\eta$): what happens to the samples
-#    and to the energies?
-# 3. Set `restart` to 0 and to 0.5 in `ebm.EnergyModel`: how do the buffer's images and the samples from noise change?
-# 4. Swap the roles: train on Fashion-MNIST and score MNIST. Is the AUC symmetric?
+# The exercises for this notebook are in `exercises/04_energy_based_model.ipynb` (open it in `make lab`): write the
+# contrastive loss, a replay-buffer draw, the sampler's temperature and a Langevin step on images yourself, each
+# checked as you go; and answer this notebook's questions (the tutorial's settings, noise matched to the step, the
+# restart fraction, the swapped data sets) with small runs that show the effect. Worked answers:
+# `exercises/solutions/04_energy_based_model.ipynb`.
 #
 # Next: variational autoencoders (05), which have a likelihood bound we can compute, and samples in one pass.

@@ -271,11 +271,11 @@ profile.note(f"{epochs} epochs on {len(dataset.x_train):,} images", "the bounds 
 #
 # The keras.io architecture: two stride-2 convolutions (32 and 64 filters, 28 → 14 → 7), a dense layer, then
 # $\boldsymbol\mu$ and $\log\boldsymbol\sigma^2$; the decoder mirrors it with transposed convolutions. keras.io uses a
-# 2-D latent space and a dense layer of 16; the latent size is a parameter, and we use 20 to compare with the MLP.
-# A 16-unit layer would then be narrower than the 20-D code it feeds, a bottleneck before the bottleneck, so we widen
-# it to 256 (`hidden=256`; exercise 5 puts keras.io's 16 back). Convolutions are slower on a CPU, so both models are
-# compared on the first images of the test set (and the quick profile trains the convolutional model on 2,000 images
-# for one epoch only: a smoke test, not a result).
+# 2-D latent space and a dense layer of 16; the latent size is a parameter, and we use 20 to compare with the MLP. A
+# 16-unit layer would then be narrower than the 20-D code it feeds, a bottleneck before the bottleneck, so we widen it
+# to 256 (`hidden=256`; exercise 12 in `exercises/05_vae` puts keras.io's 16 back). Convolutions are slower on a CPU, so
+# both models are compared on the first images of the test set (and the quick profile trains the convolutional model on
+# 2,000 images for one epoch only: a smoke test, not a result).
 
 # %%
 torch.manual_seed(seed)
@@ -340,13 +340,10 @@ plotting.show_images(vae.latent_manifold(vae2, n=15), ncols=15, title="decoder m
 # - The KL term is what turns an autoencoder's latent space into one you can sample from.
 #
 # ## Exercises
-# 1. Train the MLP VAE with `latent_dim` 2, 5, 20, 50. How do the ELBO, the IWAE bound and their gap change?
-# 2. Drop the KL term (train only the reconstruction term with `rsample`). What happens to the samples?
-# 3. Compute the IWAE bound for K = 1, 10, 100, 1000 on 200 test images and plot it against log K.
-# 4. Replace the Bernoulli decoder by a Gaussian $N(f(\mathbf h), \sigma^2 I)$ on grey levels (the lecture's
-#    choice). How does $\sigma$ change the balance between the two terms of the ELBO?
-# 5. Train `vae.conv_vae(latent_dim=20, hidden=16)`, keras.io's dense layer, as long as the model above, and compare
-#    their IWAE bounds on the same test images: what does the narrow layer cost?
+# The exercises for this notebook are in `exercises/05_vae.ipynb` (open it in `make lab`): write the two Gaussian KL
+# divergences, the reparameterised sample, the Bernoulli log-likelihood, the ELBO and the IWAE bound yourself, each
+# checked as you go; and answer this notebook's questions (the size of the code, no KL term, IWAE against K, a
+# Gaussian decoder, keras.io's narrow layer) by running code. Worked answers: `exercises/solutions/05_vae.ipynb`.
 #
 # ## Further
 # Kingma & Welling, *Auto-Encoding Variational Bayes* (2014); Doersch, *Tutorial on Variational Autoencoders* (2016),

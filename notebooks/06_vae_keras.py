@@ -206,11 +206,10 @@ profile.note(f"{epochs} epoch(s) on {n_train:,} images", "both models trained on
 # - A 2-D latent space is easy to look at and costly in likelihood.
 #
 # ## Exercises
-# 1. Run this notebook with `KERAS_BACKEND=torch` (set in the environment before starting Jupyter). Does anything
-#    change besides the speed?
-# 2. Train with `latent_dim = 16`. How much does the test ELBO improve, and what happens to the KL term?
-# 3. Put the keras.io loss back (sigmoid outputs, binary cross-entropy on grey levels): what does the "loss" measure
-#    now, and why can it not be compared with the ELBO in nats?
+# The exercises for this notebook are in `exercises/05_vae.ipynb` (open it in `make lab`): write keras.io's `Sampling`
+# layer (and the ELBO's pieces in PyTorch), checked as you go; and answer this notebook's questions (another backend,
+# a 16-dimensional code, keras.io's loss on grey levels) by running code. Worked answers:
+# `exercises/solutions/05_vae.ipynb`.
 #
 # ## Further
 # keras.io, *Variational AutoEncoder* (F. Chollet, https://keras.io/examples/generative/vae/); Keras 3's guide

@@ -298,13 +298,11 @@ plt.show()
 #   correlations are long, it needs more hidden units, and second moments (the specific heat) show the errors first.
 #
 # ## Exercises
-# 1. Train the $L = 4$ RBMs with CD-1 instead of CD-10, and with PCD. Which one lowers the exact KL fastest below
-#    $T_c$, and why do persistent chains struggle with a two-spike distribution?
-# 2. Add 128 and 256 hidden units at $T_c$ for $L = 8$. How does the error in $c(T_c)$ fall with $\alpha = n_h/n_v$?
-# 3. Measure $\tau$ of Metropolis at $T_c$ for $L = 8, 16, 32$ and fit $\tau \propto L^z$. Do the same for Wolff,
-#    counting a step as $\langle|C|\rangle/N$ sweeps ($|C|$ the cluster size).
-# 4. Use the RBM's samples as a Monte Carlo proposal, accepted with the Metropolis-Hastings ratio (exact for $L = 4$,
-#    where $q$ is known). How often is it accepted at $T = 3$, and at $T_c$?
+# The exercises for this notebook are in `exercises/07_ising.ipynb` (open it in `make lab`): write the energy, the
+# magnetisation, the local field, a checkerboard Metropolis half-sweep, the exact log Z of a 3×3 lattice and the
+# Boltzmann distribution yourself, each checked as you go; and answer this notebook's questions (CD-1, CD-10 and PCD
+# below $T_c$, hidden units at $T_c$, critical slowing down, the RBM as a proposal) by running code. Worked answers:
+# `exercises/solutions/07_ising.ipynb`.
 #
 # References: L. Onsager, *Crystal statistics. I.*, Phys. Rev. 65, 117 (1944); C. N. Yang, Phys. Rev. 85, 808
 # (1952); U. Wolff, *Collective Monte Carlo updating for spin systems*, Phys. Rev. Lett. 62, 361 (1989);

@@ -27,14 +27,14 @@ Models
     vae_keras       06_vae_keras: keras.io's convolutional VAE in Keras 3
     ising           07_ising_rbm: the 2-D Ising model, its samplers, exact enumeration, Onsager's results
     ising_fast      the checkerboard Metropolis sweep made fast (ising.metropolis uses it; benchmarks/ising.py)
-Exercises (the notebooks in exercises/, one per part of the week)
-    exercises       one check per implementation exercise, naming the student's mistake: check_free_energy,
-                    check_ula_step, check_sgld_step, check_elbo, check_iwae_bound, check_ising_energy, ...
 Measuring samples (taught in 08_yardstick)
     judge           the classifier every model's samples are measured by: train_judge, features, probabilities,
                     accuracy
     measures        frechet_distance, precision_recall, classifier_score, classes_covered, nearest_neighbour_ratio,
                     Yardstick, measure_rows, the reference rows (with_noise, blurred, independent_pixels)
+Exercises (the notebooks in exercises/, one per part of the week)
+    exercises       one check per implementation exercise, naming the student's mistake: check_free_energy,
+                    check_ula_step, check_sgld_step, check_elbo, check_iwae_bound, check_ising_energy, ...
 
 One vocabulary in every notebook and the lecture: `dataset` is what data.load_data returns (dataset.x_train, ...);
 `x_train`, `x_test` the images a model trains and is evaluated on (binary once binarised, by data.binarize_once);
