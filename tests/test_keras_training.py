@@ -130,3 +130,31 @@ def test_a_stop_says_what_the_backup_holds_and_the_same_call_resumes(backend):
     assert result["stop_without_backup"]["message"] == (
         "Interrupted during epoch 2: the model keeps the training done so far; nothing was saved to resume from "
         "(pass backup_dir=... for that).")
+
+
+def test_a_keras_divergence_and_bad_input_end_in_tracebacks_of_at_most_15_lines_in_a_notebook(tmp_path):
+    """As IPython shows them in a notebook (TensorFlow, the default backend): the student's line, a short frame of
+    the package and the message, not pages of Keras."""
+    import re
+
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    cells = ["import numpy as np\nfrom genmodels import vae_keras\n"
+             "images = np.random.default_rng(0).random((256, 28, 28), dtype=np.float32)\n"
+             "model = vae_keras.conv_vae(latent_dim=2, seed=0)",
+             "history = vae_keras.fit(model, images * 255, epochs=2, batch_size=64, progress='none')",
+             "history = vae_keras.fit(model, images, epochs=2, batch_size=64, lr=10.0, progress='none')"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    env = {"KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(REPO / "src")}
+    client = NotebookClient(notebook, timeout=300, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": tmp_path}})
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        client.execute()
+    errors = [[o for o in cell.outputs if o.output_type == "error"] for cell in notebook.cells[1:]]
+    assert [[e.ename for e in cell] for cell in errors] == [["ValueError"], ["TrainingDiverged"]], errors
+    for cell in errors:
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(cell[0].traceback)).splitlines()
+        assert len(lines) <= 15 and "keras/src" not in "\n".join(lines[:-1]), "\n".join(lines)

@@ -1,13 +1,17 @@
-"""A student's first hour in `make lab`: JupyterLab lists each notebook without its .py twin, and notebook 01 runs
-top to bottom in it (quick profile) with no error, no stderr and a training cell of few outputs.
+"""A student's first hours in `make lab`: JupyterLab lists each notebook without its .py twin, and notebook 01 runs
+top to bottom in it (quick profile) with no error, no stderr and a training cell of few outputs; an exercise filled
+in wrongly names the mistake and, fixed, passes; a training cell's mistakes (bad input, a divergence, the stop
+button) end in short errors whose advice, followed, works. What the student read lands in _build/test_lab/said.txt.
 
 JupyterLab runs on a free loopback port with a token, on a temporary copy of the notebook, with temporary Jupyter
 config, data, runtime and settings folders: nothing in the repository changes. Chromium (Debian's) is driven by
 Playwright; any request that leaves loopback fails the test. Screenshots land in _build/test_lab/.
 """
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,6 +32,9 @@ NOTEBOOK = "notebooks/01_rbm_pytorch.ipynb"  # the notebook the test runs
 FIRST = "notebooks/00_data_and_setup.ipynb"  # the one `make lab` opens
 SCREENSHOTS = REPO / "_build" / "test_lab"
 TRAINING_CELL = "rbm.fit("  # the source of the cell that trains
+EXERCISE = "exercises/03_langevin.ipynb"  # the student version a student fills in
+MISTAKES = "trial/mistakes.ipynb"  # notebook 05's first cells, written by the test, where a student makes mistakes
+MAX_ERROR_LINES = 15  # what a student's mistake may print: their line, a short frame and the message
 MAX_TRAINING_OUTPUTS = 2  # one bar and one block of epoch lines (consecutive prints merge), not outputs per epoch
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 CHROMIUM_FLAGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -68,8 +75,11 @@ def lab():
         root = tmp / "course"
         (root / "notebooks").mkdir(parents=True)
         shutil.copy(REPO / "jupytext.toml", root)
-        for twin in (NOTEBOOK, NOTEBOOK.replace(".ipynb", ".py")):
+        (SCREENSHOTS / "said.txt").unlink(missing_ok=True)
+        (root / "exercises").mkdir()
+        for twin in (NOTEBOOK, NOTEBOOK.replace(".ipynb", ".py"), EXERCISE, EXERCISE.replace(".ipynb", ".py")):
             shutil.copy(REPO / twin, root / twin)
+        write_the_mistakes_notebook(root / MISTAKES)
         for name, value in SETTINGS.items():
             (tmp / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / "settings" / name).write_text(json.dumps(value))
@@ -114,9 +124,10 @@ def lab():
             shutil.copy(tmp / "lab.log", SCREENSHOTS / "lab.log")  # the server's side, for when something failed
 
 
-@pytest.fixture(scope="module")
-def page(lab):
-    """Chromium on notebook 01 in JupyterLab, with every request that leaves loopback refused and recorded."""
+@contextlib.contextmanager
+def lab_page(lab, path: str, workspace: str):
+    """Chromium on `path` in JupyterLab, in a workspace of its own (only that notebook open), with every request that
+    leaves loopback refused and recorded."""
     browser_path = chromium()
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install the dev extra (playwright)")
     base, token = lab
@@ -136,14 +147,21 @@ def page(lab):
         page = context.new_page()
         page.on("websocket", lambda ws: None if is_loopback(ws.url) else left_loopback.append(ws.url))
         page.set_default_timeout(120_000)
-        page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
+        page.goto(f"{base}/lab/workspaces/{workspace}/tree/{path}?token={token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell")
         yield page
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=SCREENSHOTS / "end.png")
+        page.screenshot(path=SCREENSHOTS / f"{workspace}-end.png")
         context.close()
         browser.close()
     assert not left_loopback, f"the page asked for addresses outside loopback: {left_loopback[:5]}"
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    """Chromium on notebook 01 in JupyterLab."""
+    with lab_page(lab, NOTEBOOK, "notebook01") as page:
+        yield page
 
 
 def test_file_browser_lists_the_notebook_and_hides_its_py_twin(page):
@@ -193,23 +211,31 @@ def menu(page, title: str, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
 
 
+def wait_until_done(page, what: str, limit_s: float) -> list[dict]:
+    """Wait until a run has started, no cell waits or runs ([*]) and the kernel is idle (done, or stopped at an
+    error); returns the cells as CELLS reads them."""
+    start = time.monotonic()
+    while True:
+        accept_the_kernel_dialog(page)
+        cells = page.evaluate(CELLS)
+        prompts = [c["prompt"] for c in cells]
+        idle = page.evaluate(IDLE)
+        if idle and any(p.strip("[]:").isdigit() for p in prompts) and not any("*" in p for p in prompts):
+            return cells
+        if time.monotonic() - start > limit_s:
+            page.screenshot(path=SCREENSHOTS / "timeout.png")
+            pytest.fail(f"{what} did not finish within {limit_s:.0f} s: prompts {prompts}")
+        time.sleep(0.5)
+
+
 def test_notebook_01_runs_clean_in_the_quick_profile(page):
     wait_for_the_kernel(page)
     menu(page, "Edit", "Clear Outputs of All Cells")  # the committed outputs and counts go: what follows is this run's
     page.wait_for_function(f"() => ({CELLS})().every(c => !/\\d/.test(c.prompt) && c.outputs === 0)")
     menu(page, "Run", "Run All Cells")
     start = time.monotonic()
-    while True:  # the run has started, no cell waits or runs ([*]) and the kernel is idle: done, or stopped at an error
-        accept_the_kernel_dialog(page)
-        cells = page.evaluate(CELLS)
-        prompts = [c["prompt"] for c in cells]
-        idle = page.evaluate(IDLE)
-        if idle and any(p.strip("[]:").isdigit() for p in prompts) and not any("*" in p for p in prompts):
-            break
-        if time.monotonic() - start > 600:
-            page.screenshot(path=SCREENSHOTS / "timeout.png")
-            pytest.fail(f"notebook 01 did not finish within 10 minutes: prompts {prompts}")
-        time.sleep(1)
+    cells = wait_until_done(page, "notebook 01", 600)
+    prompts = [c["prompt"] for c in cells]
     print(f"notebook 01: {len(cells)} code cells ran in {time.monotonic() - start:.0f} s")
     training = [c for c in cells if TRAINING_CELL in c["source"]]
     training_cell = page.locator(".jp-Notebook .jp-CodeCell", has_text=TRAINING_CELL).first
@@ -249,3 +275,165 @@ def test_the_root_listing_leaves_out_the_build_tools_files_and_keeps_build(tmp_p
     assert listed["notebooks"] == {"templates", "jupytext.toml"}, listed  # only the root is tidied
     assert config["ROOT_HIDDEN"] == {"node_modules", "templates", "package.json", "package-lock.json",
                                      "jupytext.toml"}
+
+
+# --- a student's mistakes, tried as a student makes them ----------------------------------------------------------
+
+MISTAKE_CELLS = [  # notebook 05's first cells (its setup, data and model), then the cells a student gets wrong
+    'import genmodels\nfrom genmodels import data, vae\n\nprofile, device = genmodels.setup("quick", None, 0)',
+    "dataset = data.load_data(profile)\nx_test = data.binarize_once(dataset.x_test)",
+    "model = vae.mlp_vae(latent_dim=20).to(device)",
+    "history = vae.fit(model, dataset.x_train * 255, epochs=2, x_test=x_test, progress=profile.progress)",
+    "history = vae.fit(model, dataset.x_train, epochs=2, lr=10, x_test=x_test, progress=profile.progress)",
+    'history = vae.fit(model, dataset.x_train, epochs=12, x_test=x_test, checkpoint="vae.pt", resume=True,\n'
+    '                  progress=profile.progress)',
+]
+
+
+def write_the_mistakes_notebook(path: Path) -> None:
+    import nbformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in MISTAKE_CELLS])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(notebook, path)
+
+
+def code_cell(page, n: int):
+    return page.locator(".jp-Notebook .jp-CodeCell").nth(n)
+
+
+def type_into(page, n: int, source: str) -> None:
+    """Replace cell n's code, as a student pasting over it would (select all in the cell, paste)."""
+    code_cell(page, n).locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(source)
+
+
+def run(page, n: int, what: str, cells: int = 1, limit_s: float = 300) -> list[dict]:
+    """Click into cell n and press Shift-Enter `cells` times (cell n and the ones after it), then wait."""
+    code_cell(page, n).locator(".cm-content").click()
+    for _ in range(cells):
+        page.keyboard.press("Shift+Enter")
+    time.sleep(1)
+    return wait_until_done(page, what, limit_s)
+
+
+def error_lines(cell: dict) -> list[str]:
+    return [line for line in "\n".join(cell["stderr_full"]).splitlines() if line.strip()]
+
+
+def shot(page, n: int, name: str) -> None:
+    code_cell(page, n).scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    code_cell(page, n).screenshot(path=SCREENSHOTS / f"{name}.png")
+
+
+def record(name: str, text: str) -> None:
+    """What the student read, for the closing note: _build/test_lab/said.txt."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with (SCREENSHOTS / "said.txt").open("a") as said:
+        said.write(f"== {name}\n{text.strip()}\n")
+
+
+FULL_CELLS = (CELLS.replace(".map(o => o.textContent.slice(0, 300))", ".map(o => o.textContent)")
+              .replace("stderr:", "stderr_full:").replace("textContent.slice(0, 2000)", "textContent"))
+
+
+def read(page) -> list[dict]:
+    return page.evaluate(FULL_CELLS)
+
+
+ULA_WRONG = ("def ula_step(x, grad_log_p, step_size, noise):\n"
+             "    return x + step_size * grad_log_p + math.sqrt(step_size) * noise")
+ULA_RIGHT = ("def ula_step(x, grad_log_p, step_size, noise):\n"
+             "    return x + step_size * grad_log_p + math.sqrt(2 * step_size) * noise")
+
+
+def test_a_student_fills_in_an_exercise_wrongly_then_rightly_and_run_all_reaches_the_end(lab):
+    """The student version of exercises/03: Run All on it untouched reaches the end, every check saying "not done
+    yet"; the ULA step written with √η noise is named as that mistake, in a short error; fixed, the check passes."""
+    with lab_page(lab, EXERCISE, "exercise03") as page:
+        wait_for_the_kernel(page)
+        menu(page, "Run", "Run All Cells")
+        cells = wait_until_done(page, "exercises/03_langevin", 300)
+        page.screenshot(path=SCREENSHOTS / "exercise03-run-all.png")
+        prompts = [c["prompt"].strip("[]:") for c in cells]
+        checks = [c for c in cells if "exercises.check_" in c["source"]]
+        assert prompts == [str(n) for n in range(1, len(cells) + 1)], prompts  # every cell ran, in order
+        assert not [c["stderr"] for c in cells if c["stderr"]], [c["stderr"] for c in cells if c["stderr"]]
+        assert checks and all("not done yet" in c["text"] for c in checks), [c["text"] for c in checks]
+        record("Run All, untouched", "\n".join(c["text"] for c in checks))
+
+        stub = next(i for i, c in enumerate(cells) if "def ula_step" in c["source"])
+        type_into(page, stub, ULA_WRONG)
+        cells = run(page, stub, "the ULA check", cells=2)
+        shot(page, stub + 1, "exercise03-ula-wrong")
+        wrong = error_lines(read(page)[stub + 1])
+        record("the ULA step with sqrt(eta) noise", "\n".join(wrong))
+        message = next(i for i, line in enumerate(wrong) if line.startswith("WrongAnswer: the ULA step: "))
+        assert "your noise is √η: the chain samples p²" in wrong[message], wrong
+        traceback = "\n".join(wrong[:message])  # the message itself shows one input, the expected and the value got
+        assert message <= 10 and "exercises.py" not in traceback, traceback
+
+        type_into(page, stub, ULA_RIGHT)
+        cells = run(page, stub, "the ULA check", cells=2)
+        shot(page, stub + 1, "exercise03-ula-right")
+        right = read(page)[stub + 1]
+        record("the ULA step fixed", right["text"])
+        assert not right["stderr_full"] and right["text"].startswith("✓ the ULA step: matches the package"), right
+
+
+def test_a_students_mistakes_in_a_training_cell_end_in_short_true_advice_that_works(lab):
+    """Notebook 05's fit cell as a student gets it wrong in JupyterLab: grey levels times 255, then lr=10 (diverges
+    in epoch 1), then lr=1e-3 in the same cell (the advice, followed: it trains); then the stop button during a
+    resumable fit, and the same cell again (the advice: it resumes). Each error fits in MAX_ERROR_LINES lines."""
+    with lab_page(lab, MISTAKES, "mistakes") as page:
+        wait_for_the_kernel(page)
+        cells = run(page, 0, "the first three cells", cells=3)
+        assert not [c["stderr"] for c in cells if c["stderr"]], [c["stderr"] for c in cells]
+
+        bad_input, diverging, resumable = 3, 4, 5
+        run(page, bad_input, "the bad-input cell")
+        shot(page, bad_input, "mistakes-bad-input")
+        lines = error_lines(read(page)[bad_input])
+        record("grey levels times 255", "\n".join(lines))
+        assert any("ValueError" in line for line in lines) and len(lines) <= MAX_ERROR_LINES, "\n".join(lines)
+
+        run(page, diverging, "the diverging cell")
+        shot(page, diverging, "mistakes-lr-10")
+        lines = error_lines(read(page)[diverging])
+        record("lr=10", "\n".join(lines))
+        message = "\n".join(lines)
+        assert "training diverged in epoch 1" in message and "back at their initial values" in message, message
+        assert "lower it and run the same call again" in message and len(lines) <= MAX_ERROR_LINES, message
+
+        type_into(page, diverging, MISTAKE_CELLS[diverging].replace("lr=10", "lr=1e-3"))
+        run(page, diverging, "the cell with lr=1e-3")
+        shot(page, diverging, "mistakes-lr-1e-3")
+        after = read(page)[diverging]
+        record("the same cell with lr=1e-3", after["text"][-600:])
+        assert not after["stderr_full"] and "epoch 2/2" in after["text"], after
+
+        code_cell(page, resumable).locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        deadline = time.monotonic() + 300
+        while "epoch 3/12" not in read(page)[resumable]["text"]:  # two epochs done and saved
+            assert time.monotonic() < deadline, read(page)[resumable]["text"][-500:]
+            time.sleep(0.2)
+        menu(page, "Kernel", "Interrupt Kernel")
+        wait_until_done(page, "the interrupted cell", 120)
+        shot(page, resumable, "mistakes-stop")
+        lines = error_lines(read(page)[resumable])
+        message = "\n".join(lines)
+        record("the stop button during epoch 3 or later", message)
+        assert "TrainingInterrupted" in message and "run the same call again to resume from there" in message, message
+        assert len(lines) <= MAX_ERROR_LINES, message
+        held = int(re.search(r"holds epoch (\d+)", message)[1])
+
+        run(page, resumable, "the same cell again")
+        shot(page, resumable, "mistakes-resumed")
+        again = read(page)[resumable]
+        record("the same cell again", again["text"][:300] + " ... " + again["text"][-200:])
+        assert f"Resumed from vae.pt after epoch {held}" in again["text"] and "epoch 12/12" in again["text"], again
+        assert not again["stderr_full"], again["stderr_full"]

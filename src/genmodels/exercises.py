@@ -3,13 +3,14 @@
     check_free_energy(free_energy)   # prints one line when it is right; names the mistake when it is a known one
 
 Each check calls the student's function on fixed inputs (several shapes, fixed seeds, values where a naive formula
-breaks, such as hidden inputs above 88 where exp overflows in float32; the random numbers a random function needs
-are passed in as arguments), compares the result with the package's own implementation, and on success prints one
-line saying what was verified. On failure it raises an AssertionError whose message comes first: it names the mistake
-when it is a known one (the reference beside a few known wrong versions: "your noise is √η: the chain samples p²"),
-else it shows one input, the expected and the returned value. An unfilled stub (NotImplementedError) is not an error:
-the check prints "exercise 3: not done yet" and the notebook carries on. Check frames set __tracebackhide__, which
-IPython and pytest honour, so a failure shows the student's code and the message, not pages of this module.
+breaks, such as hidden inputs above 88 where exp overflows in float32; the random numbers a random function needs are
+passed in as arguments), compares the result with the package's own implementation, and on success prints one line
+saying what was verified. On failure it raises WrongAnswer, an AssertionError whose message comes first: it names the
+mistake when it is a known one (the reference beside a few known wrong versions: "your noise is √η: the chain samples
+p²"), else it shows one input, the expected and the returned value. An unfilled stub (NotImplementedError) is not an
+error: the check prints "exercise 3: not done yet" and the notebook carries on. Check frames set __tracebackhide__,
+which IPython and pytest honour, and the mistake is raised afresh from one short frame (training.stop), so a failure
+shows the student's line and the message, not pages of this module.
 
 The checks are grouped by exercise notebook, in its order: 01_rbm, 03_langevin, 04_energy_based_model, 05_vae,
 07_ising. These are not the package's input checks (which live with the code they guard): they grade code.
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ebm, ising, langevin, rbm, vae
+from .training import stop
 
 __all__ = [
     # 01_rbm
@@ -47,7 +49,7 @@ __all__ = [
     # 07_ising
     "check_ising_energy", "check_magnetisation", "check_local_field", "check_metropolis_half_sweep",
     "check_exact_log_z", "check_boltzmann_log_probabilities",
-    "TIME_LIMIT_S", "SLOWER_THAN_REFERENCE",
+    "WrongAnswer", "TIME_LIMIT_S", "SLOWER_THAN_REFERENCE",
 ]
 
 TIME_LIMIT_S = 2.0  # a student's function may always take this long per call ...
@@ -145,34 +147,34 @@ def _as_numbers(value, exercise: Exercise):
     """The result as float64 NumPy (or a tuple of them), after checking its type; an AssertionError otherwise."""
     __tracebackhide__ = True
     if value is None:
-        raise AssertionError(f"{exercise.title}: your function returned None: did you forget `return`?")
+        raise WrongAnswer(f"{exercise.title}: your function returned None: did you forget `return`?")
     if exercise.returns == "tensors":
         if not isinstance(value, (tuple, list)):
-            raise AssertionError(f"{exercise.title}: return a tuple of tensors (see the exercise); got {_show(value)}")
+            raise WrongAnswer(f"{exercise.title}: return a tuple of tensors (see the exercise); got {_show(value)}")
         return tuple(_as_numbers(v, _single(exercise)) for v in value)
     if exercise.returns == "tensor":
         if isinstance(value, np.ndarray):
-            raise AssertionError(f"{exercise.title}: you returned a NumPy array where a torch tensor is needed (the "
+            raise WrongAnswer(f"{exercise.title}: you returned a NumPy array where a torch tensor is needed (the "
                                  "model trains on it, on any device, through autograd): compute it with torch "
                                  "operations (torch.sigmoid, F.softplus, x @ W, ...), without .numpy()")
         if not torch.is_tensor(value):
-            raise AssertionError(f"{exercise.title}: return a torch tensor; got {type(value).__name__} {_show(value)}")
+            raise WrongAnswer(f"{exercise.title}: return a torch tensor; got {type(value).__name__} {_show(value)}")
         return value.detach().cpu().double().numpy()
     if exercise.returns == "keras":
         if isinstance(value, np.ndarray):
-            raise AssertionError(f"{exercise.title}: you returned a NumPy array: write it with keras.ops, which "
+            raise WrongAnswer(f"{exercise.title}: you returned a NumPy array: write it with keras.ops, which "
                                  "returns the backend's tensor, so that it runs inside fit and on every backend")
         import keras
 
         return np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
     if torch.is_tensor(value):
         if value.numel() != 1:
-            raise AssertionError(f"{exercise.title}: return one number; got {_show(value)}")
+            raise WrongAnswer(f"{exercise.title}: return one number; got {_show(value)}")
         value = value.item()
     try:
         return np.float64(value)
     except (TypeError, ValueError):
-        raise AssertionError(f"{exercise.title}: return a number; got {type(value).__name__} {_show(value)}") from None
+        raise WrongAnswer(f"{exercise.title}: return a number; got {type(value).__name__} {_show(value)}") from None
 
 
 def _single(exercise: Exercise) -> Exercise:
@@ -211,7 +213,7 @@ def _numbers(value) -> str:
 def _expect_function(student, exercise: Exercise) -> None:
     __tracebackhide__ = True
     if isinstance(student, type) or not callable(student):
-        raise AssertionError(f"{exercise.title}: the check expects your function itself, e.g. "
+        raise WrongAnswer(f"{exercise.title}: the check expects your function itself, e.g. "
                              f"check(my_function), not its result; got {type(student).__name__} {_show(student)}")
     try:
         signature = inspect.signature(student)
@@ -221,7 +223,7 @@ def _expect_function(student, exercise: Exercise) -> None:
         signature.bind(*exercise.parameters)
     except TypeError:
         name = getattr(student, "__name__", "your function")
-        raise AssertionError(f"{exercise.title}: your function's signature is {name}{signature}, but the check "
+        raise WrongAnswer(f"{exercise.title}: your function's signature is {name}{signature}, but the check "
                              f"calls it as {exercise.call}: give it these parameters, in this order") from None
 
 
@@ -241,15 +243,34 @@ def _call_student(student, args, exercise: Exercise):
         raise _NotDone(_not_done_label(error, exercise.title)) from None
     for name, old, new in zip(exercise.parameters, before, args, strict=False):
         if not _same(old, new):
-            raise AssertionError(f"{exercise.title}: your function changed its input `{name}` in place (an "
+            raise WrongAnswer(f"{exercise.title}: your function changed its input `{name}` in place (an "
                                  "in-place operation such as x += ..., x[i] = ..., x.add_(...) on an argument); the "
                                  "caller's data must stay as they were: work on a copy, x = x.clone(), or write "
                                  "x = x + ...")
     return result, seconds
 
 
+class WrongAnswer(AssertionError):
+    """A mistake a check found (an assertion in the student's own code stays an AssertionError, with its frames)."""
+
+
+def _reported(check, *args) -> None:
+    """Run `check`; a mistake it finds is raised afresh from training.stop's short frame, so that the student sees
+    their line and the message, not the source lines of the check (IPython never hides the last frame)."""
+    __tracebackhide__ = True
+    try:
+        check(*args)
+    except WrongAnswer as wrong:
+        stop(WrongAnswer(str(wrong)))
+
+
 def _verify(student, exercise: Exercise) -> None:
     """The whole check of one exercise; prints the success line or the not-done line, raises on a mistake."""
+    __tracebackhide__ = True
+    _reported(_verify_all, student, exercise)
+
+
+def _verify_all(student, exercise: Exercise) -> None:
     __tracebackhide__ = True
     _expect_function(student, exercise)
     state = torch.random.get_rng_state()
@@ -261,7 +282,7 @@ def _verify(student, exercise: Exercise) -> None:
             torch.manual_seed(2)
             second = _as_numbers(_call_student(student, _clone(args), exercise)[0], exercise)
             if _shapes(first) == _shapes(second) and not _close(first, second, exercise):
-                raise AssertionError(f"{exercise.title}: {exercise.deterministic}")
+                raise WrongAnswer(f"{exercise.title}: {exercise.deterministic}")
         notes = []
         for case in exercise.cases:
             _verify_case(student, exercise, case)
@@ -288,7 +309,7 @@ def _verify_case(student, exercise: Exercise, case: Case) -> None:
     result, seconds = _call_student(student, student_args, exercise)
     limit = max(TIME_LIMIT_S, SLOWER_THAN_REFERENCE * reference_seconds)
     if seconds > limit:
-        raise AssertionError(f"{exercise.title}: your function took {seconds:.2g} s on one input where the package "
+        raise WrongAnswer(f"{exercise.title}: your function took {seconds:.2g} s on one input where the package "
                              f"takes {reference_seconds:.2g} s: is there a Python loop over examples or units? Use "
                              "whole-tensor operations (x @ W, .sum(dim), broadcasting)")
     got = _as_numbers(result, exercise)
@@ -296,9 +317,9 @@ def _verify_case(student, exercise: Exercise, case: Case) -> None:
     if _shapes(got) != _shapes(expected):
         for mistake in exercise.mistakes:
             if _matches(mistake, args, got, exercise):
-                raise AssertionError(f"{exercise.title}: {mistake.message} (a shape error: your result has shape "
+                raise WrongAnswer(f"{exercise.title}: {mistake.message} (a shape error: your result has shape "
                                      f"{_shapes(got)}, the expected shape is {_shapes(expected)})\n{shown}")
-        raise AssertionError(f"{exercise.title}: your result has shape {_shapes(got)}, the expected shape is "
+        raise WrongAnswer(f"{exercise.title}: your result has shape {_shapes(got)}, the expected shape is "
                              f"{_shapes(expected)}: a sum or mean over the wrong axis, or a missing one? "
                              f"(reduce with dim=-1 for one value per example)\n{shown}")
     if _close(got, expected, exercise):
@@ -306,18 +327,18 @@ def _verify_case(student, exercise: Exercise, case: Case) -> None:
             outputs = result if isinstance(result, (tuple, list)) else (result,)
             if not all(torch.is_tensor(t) and t.requires_grad for t in outputs):
                 names = ", ".join(exercise.parameters[i] for i in exercise.grad)
-                raise AssertionError(f"{exercise.title}: the values are right, but autograd cannot differentiate "
+                raise WrongAnswer(f"{exercise.title}: the values are right, but autograd cannot differentiate "
                                      f"your result with respect to {names} (it has no grad_fn): avoid .detach(), "
                                      ".item(), .numpy(), torch.tensor(...) of a result and torch.no_grad() inside "
                                      "the function")
         return
     for mistake in exercise.mistakes:
         if _matches(mistake, args, got, exercise):
-            raise AssertionError(f"{exercise.title}: {mistake.message}\n{shown}")
+            raise WrongAnswer(f"{exercise.title}: {mistake.message}\n{shown}")
     if not np.all([np.isfinite(g).all() for g in (got if isinstance(got, tuple) else (got,))]):
-        raise AssertionError(f"{exercise.title}: your result holds NaN or infinite values where the expected one "
+        raise WrongAnswer(f"{exercise.title}: your result holds NaN or infinite values where the expected one "
                              f"is finite{': ' + case.note if case.note else ''}\n{shown}")
-    raise AssertionError(f"{exercise.title}: not the expected values {shown}")
+    raise WrongAnswer(f"{exercise.title}: not the expected values {shown}")
 
 
 def _matches(mistake: Mistake, args, got, exercise: Exercise) -> bool:
@@ -1289,21 +1310,26 @@ def check_sampling_layer(Sampling) -> None:
     returns h = μ + exp(½ log σ²) ε with ε ~ N(0, I) drawn by keras.random.normal from a keras.random.SeedGenerator.
     Checked on 20,000 draws: their mean and standard deviation, and that draws differ from call to call."""
     __tracebackhide__ = True
+    _reported(_check_sampling_layer, Sampling)
+
+
+def _check_sampling_layer(Sampling) -> None:
+    __tracebackhide__ = True
     import keras
 
     title = "the Keras Sampling layer"
     if not isinstance(Sampling, type):
-        raise AssertionError(f"{title}: the check expects your class itself (check_sampling_layer(Sampling)), not "
+        raise WrongAnswer(f"{title}: the check expects your class itself (check_sampling_layer(Sampling)), not "
                              f"an instance or a call of it; got {type(Sampling).__name__}")
     if not issubclass(Sampling, keras.layers.Layer):
-        raise AssertionError(f"{title}: Sampling must subclass keras.layers.Layer (class Sampling(layers.Layer))")
+        raise WrongAnswer(f"{title}: Sampling must subclass keras.layers.Layer (class Sampling(layers.Layer))")
     try:
         layer = Sampling(seed=0)
     except NotImplementedError as error:
         print(f"{_not_done_label(error, title)}: not done yet")
         return
     except (TypeError, ValueError):  # Keras refuses an unknown keyword with a ValueError
-        raise AssertionError(f"{title}: Sampling(seed=0) failed: give __init__ a seed argument, (self, seed=None, "
+        raise WrongAnswer(f"{title}: Sampling(seed=0) failed: give __init__ a seed argument, (self, seed=None, "
                              "**kwargs), and pass **kwargs to super().__init__") from None
     mu = np.tile(np.array([[0.0, 3.0, -1.0]], dtype=np.float32), (20000, 1))
     log_var = np.tile(np.log(np.array([[1.0, 4.0, 0.25]], dtype=np.float32)), (20000, 1))
@@ -1313,30 +1339,30 @@ def check_sampling_layer(Sampling) -> None:
         print(f"{_not_done_label(error, title)}: not done yet")
         return
     if isinstance(h, np.ndarray):
-        raise AssertionError(f"{title}: call returned a NumPy array: use keras.ops and keras.random, which return "
+        raise WrongAnswer(f"{title}: call returned a NumPy array: use keras.ops and keras.random, which return "
                              "the backend's tensors (and run inside fit)")
     h = np.asarray(keras.ops.convert_to_numpy(h), dtype=np.float64)
     if h.shape != mu.shape:
-        raise AssertionError(f"{title}: h must have μ's shape {mu.shape}; got {h.shape}")
+        raise WrongAnswer(f"{title}: h must have μ's shape {mu.shape}; got {h.shape}")
     std, mean = h.std(0), h.mean(0)
     expected = np.array([1.0, 2.0, 0.5])  # 4 standard errors of the standard deviation at 20,000 draws: ±2.8%
     shown = f"\n  for σ = {expected.tolist()}, μ = [0, 3, -1]: your draws have std {np.round(std, 3).tolist()}, mean " \
             f"{np.round(mean, 3).tolist()}"
     if np.allclose(std, expected**2, rtol=0.03):
-        raise AssertionError(f"{title}: σ = exp(½ log σ²), not exp(log σ²) (the variance): your draws spread too "
+        raise WrongAnswer(f"{title}: σ = exp(½ log σ²), not exp(log σ²) (the variance): your draws spread too "
                              f"much where σ > 1 and too little where σ < 1{shown}")
     if np.allclose(std, np.sqrt(expected), rtol=0.03):
-        raise AssertionError(f"{title}: σ = exp(½ log σ²); you took exp(¼ log σ²) (√σ){shown}")
+        raise WrongAnswer(f"{title}: σ = exp(½ log σ²); you took exp(¼ log σ²) (√σ){shown}")
     if np.allclose(std, 0, atol=1e-6):
-        raise AssertionError(f"{title}: the draws do not vary: add σ times keras.random.normal(shape, "
+        raise WrongAnswer(f"{title}: the draws do not vary: add σ times keras.random.normal(shape, "
                              f"seed=self.seed_generator){shown}")
     if not np.allclose(std, expected, rtol=0.03):
-        raise AssertionError(f"{title}: the standard deviation of your draws is not σ = exp(½ log σ²){shown}")
+        raise WrongAnswer(f"{title}: the standard deviation of your draws is not σ = exp(½ log σ²){shown}")
     if not np.allclose(mean, mu[0], atol=4 * expected / math.sqrt(len(mu))):
-        raise AssertionError(f"{title}: the mean of your draws is not μ: h = μ + σ ε{shown}")
+        raise WrongAnswer(f"{title}: the mean of your draws is not μ: h = μ + σ ε{shown}")
     again = np.asarray(keras.ops.convert_to_numpy(layer((mu[:5], log_var[:5]))))
     if np.allclose(again, np.asarray(keras.ops.convert_to_numpy(layer((mu[:5], log_var[:5]))))):
-        raise AssertionError(f"{title}: two calls gave the same draws: pass the layer's keras.random.SeedGenerator "
+        raise WrongAnswer(f"{title}: two calls gave the same draws: pass the layer's keras.random.SeedGenerator "
                              "as seed= (a fixed integer seed repeats the same ε at every step)")
     print(f"✓ {title}: 20,000 draws have mean μ and standard deviation exp(½ log σ²) for σ = 1, 2, 0.5; fresh "
           "noise at every call")
