@@ -114,7 +114,7 @@ test: venv
 ## test-latest: the same tests against the newest release of every dependency (pins dropped), in .venv-latest;
 ## report in _build/latest/report.md. Not part of .ci/run: its results change with the day
 test-latest:
-	$(PYTHON) tools/latest.py --venv $(LATEST_VENV) $(NOTEBOOKS)
+	$(PYTHON) tools/latest.py --venv $(LATEST_VENV) $(NOTEBOOKS) $(EXERCISES)
 
 ## baseline: re-execute the notebooks in place in the quick profile (the outputs nbval compares against)
 baseline: venv sync
