@@ -22,7 +22,7 @@ Models
     mcmc            03_langevin_sampling, 07_ising_rbm: autocorrelation, integrated_autocorrelation_time,
                     effective_sample_size, monte_carlo_error, plot_traces
     targets         03_langevin_sampling: densities with known answers (CorrelatedGaussian, MixturePosterior, ...)
-    ebm             04_energy_based_model: EnergyModel, Sampler, fit, generate, energy, ood_auc, digit_classifier
+    ebm             04_energy_based_model: EnergyModel, Sampler, fit, generate, energy, ood_auc
     vae             05_vae_pytorch: VAE, mlp_vae, conv_vae, fit, elbo, iwae_log_likelihood, latent_manifold
     vae_keras       06_vae_keras: keras.io's convolutional VAE in Keras 3
     ising           07_ising_rbm: the 2-D Ising model, its samplers, exact enumeration, Onsager's results

@@ -25,7 +25,7 @@ from . import checks, langevin, training
 
 __all__ = ["EnergyModel", "Sampler", "ANCHOR", "GENERATE", "INPUT_SHAPE", "temperature", "to_model_range", "to_images",
            "langevin_sample", "negative_samples", "contrastive_loss", "loss_fn", "fit", "ANCHOR_TRAINING", "energy",
-           "generate", "ood_auc", "digit_classifier", "label_report"]
+           "generate", "ood_auc"]
 
 INPUT_SHAPE = (1, 28, 28)  # what the energy network takes: one channel of 28×28 pixels
 
@@ -268,35 +268,3 @@ def ood_auc(energy_in, energy_out) -> float:
     below = torch.searchsorted(e_in, e_out, right=False)  # in-distribution energies < each out-energy
     ties = torch.searchsorted(e_in, e_out, right=True) - below
     return float((below + ties / 2).sum() / (len(e_in) * len(e_out)))
-
-
-# --- judging samples by a classifier ------------------------------------------------------------------------------
-
-
-def digit_classifier(images, labels, *, epochs: int = 3, seed: int = 0, device="cpu") -> nn.Module:
-    """A small MLP (784-256-10) trained for a few epochs on grey-level images: it labels generated samples, so that
-    how good they are is a number (the fraction labelled with confidence > 0.9), not an impression."""
-    checks.check_grey_levels(images, "the classifier's images", n_pixels=784)
-    with torch.random.fork_rng(devices=[]):  # the initial weights from `seed`, leaving the global generator alone
-        torch.manual_seed(seed)
-        net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)).to(device)
-    x = torch.as_tensor(images).float().reshape(len(images), 784)
-    y = torch.as_tensor(labels).long()
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-
-    def loss(batch):
-        xb, yb = batch
-        return nn.functional.cross_entropy(net(xb), yb), {}
-
-    training.train(net, (x, y), epochs=epochs, batch_size=128, loss_fn=loss, optimizer=optimizer, progress="none",
-                   seed=seed)
-    return net.eval()
-
-
-@torch.no_grad()
-def label_report(classifier: nn.Module, images, confidence: float = 0.9) -> tuple[float, list[int]]:
-    """(fraction of images the classifier labels with probability > confidence, count of images per label)."""
-    x = torch.as_tensor(images).float().reshape(len(images), 784).to(next(classifier.parameters()).device)
-    p = torch.softmax(classifier(x), -1).cpu()
-    confident = float((p.max(-1).values > confidence).float().mean())
-    return confident, torch.bincount(p.argmax(-1), minlength=p.shape[-1]).tolist()
