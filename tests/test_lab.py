@@ -124,12 +124,21 @@ def lab():
             shutil.copy(tmp / "lab.log", SCREENSHOTS / "lab.log")  # the server's side, for when something failed
 
 
-@contextlib.contextmanager
-def lab_page(lab, path: str, workspace: str):
-    """Chromium on `path` in JupyterLab, in a workspace of its own (only that notebook open), with every request that
-    leaves loopback refused and recorded."""
+@pytest.fixture(scope="module")
+def chromium_browser():
+    """One headless Chromium for the module (Playwright's sync API allows one at a time in a thread)."""
     browser_path = chromium()
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install the dev extra (playwright)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@contextlib.contextmanager
+def lab_page(browser, lab, path: str, workspace: str):
+    """A page on `path` in JupyterLab, in a workspace of its own (only that notebook open), with every request that
+    leaves loopback refused and recorded."""
     base, token = lab
     left_loopback = []
 
@@ -140,27 +149,26 @@ def lab_page(lab, path: str, workspace: str):
             left_loopback.append(route.request.url)
             route.abort()
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        context.route("**/*", guard)
-        page = context.new_page()
-        page.on("websocket", lambda ws: None if is_loopback(ws.url) else left_loopback.append(ws.url))
-        page.set_default_timeout(120_000)
-        page.goto(f"{base}/lab/workspaces/{workspace}/tree/{path}?token={token}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell")
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.route("**/*", guard)
+    page = context.new_page()
+    page.on("websocket", lambda ws: None if is_loopback(ws.url) else left_loopback.append(ws.url))
+    page.set_default_timeout(120_000)
+    page.goto(f"{base}/lab/workspaces/{workspace}/tree/{path}?token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    try:
         yield page
+    finally:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=SCREENSHOTS / f"{workspace}-end.png")
         context.close()
-        browser.close()
     assert not left_loopback, f"the page asked for addresses outside loopback: {left_loopback[:5]}"
 
 
 @pytest.fixture(scope="module")
-def page(lab):
+def page(chromium_browser, lab):
     """Chromium on notebook 01 in JupyterLab."""
-    with lab_page(lab, NOTEBOOK, "notebook01") as page:
+    with lab_page(chromium_browser, lab, NOTEBOOK, "notebook01") as page:
         yield page
 
 
@@ -361,10 +369,10 @@ ULA_RIGHT = ("def ula_step(x, grad_log_p, step_size, noise):\n"
              "    return x + step_size * grad_log_p + math.sqrt(2 * step_size) * noise")
 
 
-def test_a_student_fills_in_an_exercise_wrongly_then_rightly_and_run_all_reaches_the_end(lab):
+def test_a_student_fills_in_an_exercise_wrongly_then_rightly_and_run_all_reaches_the_end(chromium_browser, lab):
     """The student version of exercises/03: Run All on it untouched reaches the end, every check saying "not done
     yet"; the ULA step written with √η noise is named as that mistake, in a short error; fixed, the check passes."""
-    with lab_page(lab, EXERCISE, "exercise03") as page:
+    with lab_page(chromium_browser, lab, EXERCISE, "exercise03") as page:
         wait_for_the_kernel(page)
         menu(page, "Run", "Run All Cells")
         cells = wait_until_done(page, "exercises/03_langevin", 300)
@@ -395,11 +403,11 @@ def test_a_student_fills_in_an_exercise_wrongly_then_rightly_and_run_all_reaches
         assert not right["stderr_full"] and right["text"].startswith("✓ the ULA step: matches the package"), right
 
 
-def test_a_students_mistakes_in_a_training_cell_end_in_short_true_advice_that_works(lab):
+def test_a_students_mistakes_in_a_training_cell_end_in_short_true_advice_that_works(chromium_browser, lab):
     """Notebook 05's fit cell as a student gets it wrong in JupyterLab: grey levels times 255, then lr=10 (diverges
     in epoch 1), then lr=1e-3 in the same cell (the advice, followed: it trains); then the stop button during a
     resumable fit, and the same cell again (the advice: it resumes). Each error fits in MAX_ERROR_LINES lines."""
-    with lab_page(lab, MISTAKES, "mistakes") as page:
+    with lab_page(chromium_browser, lab, MISTAKES, "mistakes") as page:
         wait_for_the_kernel(page)
         cells = run(page, 0, "the first three cells", cells=3)
         assert not [c["stderr"] for c in cells if c["stderr"]], [c["stderr"] for c in cells]
