@@ -30,6 +30,8 @@ profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODE
 seed = 0
 
 # %%
+import genmodels  # noqa: I001 (first: it loads what must come before TensorFlow; see genmodels/__init__.py)
+
 import math
 
 import keras
@@ -37,7 +39,6 @@ import torch
 import torch.nn.functional as F
 from keras import ops
 
-import genmodels
 from genmodels import data, exercises, rbm, rbm_keras
 
 profile, device = genmodels.setup(profile, "cpu", seed)

@@ -26,6 +26,8 @@ profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODE
 seed = 0
 
 # %%
+import genmodels  # noqa: I001 (first: it loads what must come before TensorFlow; see genmodels/__init__.py)
+
 import math
 
 import keras
@@ -34,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from keras import layers, ops
 
-import genmodels
 from genmodels import data, exercises, training, vae, vae_keras
 
 profile, device = genmodels.setup(profile, "cpu", seed)
