@@ -129,7 +129,7 @@ bench: venv
 ## solutions in exercises/solutions/ (stubs for the solution code, no worked answers, no outputs); make test fails
 ## when a committed student version is out of date
 exercises: venv
-	python exercises/generate.py
+	python tools/generate_exercises.py
 
 ## sync: bring each .py/.ipynb pair up to date with whichever twin is newer
 sync: venv

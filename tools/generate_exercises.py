@@ -18,7 +18,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "exercises"  # the student versions; the solutions below it
 SOLUTIONS = HERE / "solutions"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 HEADING = re.compile(r"^###\s+(Exercise\s+\d+)\s*:\s*(.+?)\s*$", re.M)
