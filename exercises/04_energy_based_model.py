@@ -100,7 +100,7 @@ dataset = data.load_data(profile, verbose=False)
 n_images = profile.pick(quick=64, full=None)
 x_train, x_test = dataset.x_train[:n_images], dataset.x_test[:profile.pick(quick=64, full=2000)]
 small = profile.pick(quick=dict(channels=(4, 8, 8, 8), hidden=8, buffer_size=128), full={})
-sampler = replace(ebm.ANCHOR, n_steps=profile.pick(quick=5, full=60))
+sampler = replace(ebm.TUTORIAL_SAMPLER, n_steps=profile.pick(quick=5, full=60))
 epochs = profile.pick(quick=1, full=20)
 
 
@@ -111,7 +111,7 @@ def train_ebm(images=x_train, sampler=sampler, **model_settings):
 
 # %% [markdown]
 # ### Exercise 5: the tutorial's settings (notebook 04, exercise 1)
-# Train with `ebm.ANCHOR_TRAINING` (60 epochs, 60 Langevin steps) on a GPU and compare the classifier's figures.
+# Train with `ebm.TUTORIAL_TRAINING` (60 epochs, 60 Langevin steps) on a GPU and compare the classifier's figures.
 
 # %%
 # exercise 5: your code here (the tutorial's settings (notebook 04, exercise 1))

@@ -159,7 +159,7 @@ def evaluate():
 
 
 history = rbm.fit(model, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True, evaluate=evaluate,
-                checkpoint=checkpoint_path(f"01_rbm_{profile.name}.pt"), resume=False, progress=profile.progress)
+                  checkpoint=checkpoint_path(f"01_rbm_{profile.name}.pt"), resume=False, progress=profile.progress)
 
 # %%
 plotting.plot_history(history, ["test_pseudo_ll", "test_recon_error"])

@@ -202,7 +202,7 @@ def evaluate():
 
 
 history = rbm_keras.fit(model, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True, evaluate=evaluate,
-                 progress=profile.progress, seed=seed)
+                        progress=profile.progress, seed=seed)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
@@ -235,7 +235,7 @@ plotting.show_images(samples.reshape(-1, 28, 28), ncols=16, title="persistent ch
 # %%
 torch_rbm = rbm.RBM(784, n_hidden, n_chains=100, generator=torch.Generator().manual_seed(seed), device=device)
 rbm.fit(torch_rbm, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True,
-      checkpoint=checkpoint_path(f"02_rbm_keras_twin_{profile.name}.pt"), resume=False, progress=profile.progress)
+        checkpoint=checkpoint_path(f"02_rbm_keras_twin_{profile.name}.pt"), resume=False, progress=profile.progress)
 n_betas, n_runs = profile.pick(quick=2000, full=14500), profile.pick(quick=50, full=100)
 for name, module, trained in (("Keras", rbm_keras, model), ("PyTorch", rbm, torch_rbm)):
     ais = module.log_partition_ais(trained, n_betas=n_betas, n_runs=n_runs,

@@ -32,7 +32,7 @@
 profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # None picks CUDA, then Apple MPS, then the CPU
 seed = 0
-epochs = None  # None: 2 (quick) or 4 (full); the UvA tutorial trains 60 (ebm.ANCHOR_TRAINING)
+epochs = None  # None: 2 (quick) or 4 (full); the UvA tutorial trains 60 (ebm.TUTORIAL_TRAINING)
 n_steps = None  # Langevin steps per update while training; None: 10 (quick) or 20 (full); the tutorial takes 60
 n_train = None  # training images; None: 2,048 (quick) or the whole training split (full)
 lr = 5e-4  # Adam's learning rate (β1 = 0); the tutorial takes 1e-4 for a run 15 times longer
@@ -122,19 +122,20 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters; replay buffer
 # noise, and moves them by Langevin steps on $E$,
 # $$x \leftarrow \operatorname{clamp}\big(x - \eta\, \operatorname{clamp}(\nabla_x E(x), \pm 0.03) + \sigma w,\
 #   -1,\ 1\big), \qquad w \sim N(0, I),$$
-# with the tutorial's $\eta = 10$ and $\sigma = 0.005$ (`ebm.ANCHOR`; `langevin.ula` runs it, with a projection
-# and a gradient clamp). Generalising notebook 03's result (its exercise on the noise scale): for small steps
+# with the tutorial's $\eta = 10$ and $\sigma = 0.005$ (`ebm.TUTORIAL_SAMPLER`; `langevin.ula` runs it, with a
+# projection and a gradient clamp). Generalising notebook 03's result (its exercise on the noise scale): for small steps
 # $x' = x - \eta\nabla E + \sigma w$ samples $e^{-E/T}$ with the temperature $T = \sigma^2 / (2\eta)$; ULA proper
 # has $\sigma = \sqrt{2\eta}$, i.e. $T = 1$.
 
 # %% tags=["nbval-check-output"]
-anchor = ebm.ANCHOR
-print(f"tutorial: eta = {anchor.step_size:g}, sigma = {anchor.noise:g} -> T = sigma^2/(2 eta) = "
-      f"{anchor.temperature:.3g}")
-print(f"sampling e^(-E) (T = 1) with eta = {anchor.step_size:g} needs sigma = sqrt(2 eta) = "
-      f"{math.sqrt(2 * anchor.step_size):.2f}: {math.sqrt(2 * anchor.step_size) / anchor.noise:.0f} times more noise")
-print(f"at T = {anchor.temperature:.3g}, an energy difference of 0.001 is a probability ratio of "
-      f"e^({0.001 / anchor.temperature:.0f})")
+tutorial = ebm.TUTORIAL_SAMPLER
+print(f"tutorial: eta = {tutorial.step_size:g}, sigma = {tutorial.noise:g} -> T = sigma^2/(2 eta) = "
+      f"{tutorial.temperature:.3g}")
+print(f"sampling e^(-E) (T = 1) with eta = {tutorial.step_size:g} needs sigma = sqrt(2 eta) = "
+      f"{math.sqrt(2 * tutorial.step_size):.2f}: "
+      f"{math.sqrt(2 * tutorial.step_size) / tutorial.noise:.0f} times more noise")
+print(f"at T = {tutorial.temperature:.3g}, an energy difference of 0.001 is a probability ratio of "
+      f"e^({0.001 / tutorial.temperature:.0f})")
 sampler = ebm.Sampler(n_steps=n_steps)  # the tutorial's settings, with fewer steps per update
 print(f"training sampler: {sampler}")
 
@@ -278,8 +279,8 @@ for name, settings in runs.items():
 #   the epoch, and keeps the checkpoint of the last good epoch (with its replay buffer), so you can lower the
 #   learning rate and resume from there; a sampler that meets NaN energies mid-epoch stops the same way.
 #
-# Two bugs in the anchors are worth knowing. Foster's Keras port keeps the buffer in a Python list, which forces
-# eager execution, and, when the last batch is short (96 images against 128 samples), splits the batch in halves
+# Two bugs in Foster's Keras port are worth knowing. It keeps the buffer in a Python list, which forces eager
+# execution, and, when the last batch is short (96 images against 128 samples), splits the batch in halves
 # that mix data and samples, so the "positive" phase contains samples. `ebm.loss_fn` draws exactly as many chains
 # as the batch has images.
 #

@@ -46,8 +46,9 @@ def test_usual_settings_only_lower_the_energy():
     """The tutorial's η = 10, σ = 0.005 (T = 1.25e-6) on E = x²/(2·20): the mean energy falls at every step until
     the chains sit at the bottom, with the variance of the AR(1) chain x' = x/2 + σw, σ²/0.75 = 3.3e-5 (12,544
     pixels: 1.3 % standard error, 5 % allowed), a millionth of the Gaussian's variance 20: descent, not sampling."""
-    assert ebm.ANCHOR.temperature == pytest.approx(1.25e-6)
-    states = ebm.langevin_sample(quadratic(20.0), torch.rand(16, 1, 28, 28) * 2 - 1, ebm.ANCHOR, seed=2, thin=1)
+    assert ebm.TUTORIAL_SAMPLER.temperature == pytest.approx(1.25e-6)
+    states = ebm.langevin_sample(quadratic(20.0), torch.rand(16, 1, 28, 28) * 2 - 1, ebm.TUTORIAL_SAMPLER, seed=2,
+                                 thin=1)
     energies = torch.stack([quadratic(20.0)(s).mean() for s in states])
     floor = energies[-20:].mean()  # where the noise balances the pull: 784 · 3.3e-5 / 40 per chain
     falling = energies[energies > 2 * floor]  # the first steps, each shrinking the energy about four times

@@ -113,7 +113,7 @@ dataset = data.load_data(profile, verbose=False)
 n_images = profile.pick(quick=64, full=None)
 x_train, x_test = dataset.x_train[:n_images], dataset.x_test[:profile.pick(quick=64, full=2000)]
 small = profile.pick(quick=dict(channels=(4, 8, 8, 8), hidden=8, buffer_size=128), full={})
-sampler = replace(ebm.ANCHOR, n_steps=profile.pick(quick=5, full=60))
+sampler = replace(ebm.TUTORIAL_SAMPLER, n_steps=profile.pick(quick=5, full=60))
 epochs = profile.pick(quick=1, full=20)
 
 
@@ -124,12 +124,12 @@ def train_ebm(images=x_train, sampler=sampler, **model_settings):
 
 # %% [markdown]
 # ### Exercise 5: the tutorial's settings (notebook 04, exercise 1)
-# Train with `ebm.ANCHOR_TRAINING` (60 epochs, 60 Langevin steps) on a GPU and compare the classifier's figures.
+# Train with `ebm.TUTORIAL_TRAINING` (60 epochs, 60 Langevin steps) on a GPU and compare the classifier's figures.
 
 # %%
 ### BEGIN SOLUTION
-print("the tutorial's settings:", {k: v for k, v in ebm.ANCHOR_TRAINING.items() if k != "sampler"},
-      f"with {ebm.ANCHOR.n_steps} Langevin steps per batch")
+print("the tutorial's settings:", {k: v for k, v in ebm.TUTORIAL_TRAINING.items() if k != "sampler"},
+      f"with {ebm.TUTORIAL_SAMPLER.n_steps} Langevin steps per batch")
 model = train_ebm()
 e_data, e_noise = ebm.energy(model, x_test).mean(), ebm.energy(model, torch.rand(len(x_test), 28, 28)).mean()
 print(f"after {epochs} epoch(s) of {len(x_train)} images with {sampler.n_steps} steps: mean energy of test images "
@@ -149,7 +149,7 @@ print(f"after {epochs} epoch(s) of {len(x_train)} images with {sampler.n_steps} 
 # %%
 ### BEGIN SOLUTION
 matched = replace(sampler, step_size=1e-3, noise=(2 * 1e-3) ** 0.5)
-print(f"temperatures: the tutorial's {ebm.ANCHOR.temperature:.2g}, matched {matched.temperature:.2g}")
+print(f"temperatures: the tutorial's {ebm.TUTORIAL_SAMPLER.temperature:.2g}, matched {matched.temperature:.2g}")
 for name, chosen in (("tutorial", sampler), ("matched", matched)):
     model = train_ebm(sampler=chosen)
     samples = ebm.generate(model, 32, chosen)

@@ -23,9 +23,9 @@ from torch import nn
 
 from . import checks, langevin, training
 
-__all__ = ["EnergyModel", "Sampler", "ANCHOR", "GENERATE", "INPUT_SHAPE", "temperature", "to_model_range", "to_images",
-           "langevin_sample", "negative_samples", "contrastive_loss", "loss_fn", "fit", "ANCHOR_TRAINING", "energy",
-           "generate", "ood_auc"]
+__all__ = ["EnergyModel", "Sampler", "TUTORIAL_SAMPLER", "GENERATE", "INPUT_SHAPE", "temperature", "to_model_range",
+           "to_images", "langevin_sample", "negative_samples", "contrastive_loss", "loss_fn", "fit",
+           "TUTORIAL_TRAINING", "energy", "generate", "ood_auc"]
 
 INPUT_SHAPE = (1, 28, 28)  # what the energy network takes: one channel of 28×28 pixels
 
@@ -90,8 +90,8 @@ def to_images(x: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class Sampler:
     """Settings of Langevin on images: x' = clamp(x - η clamp(∇E(x), ±grad_clamp) + σ w, -1, 1), n_steps times.
-    The UvA tutorial (ANCHOR) takes η = 10 and σ = 0.005, i.e. the temperature σ²/(2η) = 1.25e-6: noisy gradient
-    descent on E, not a sampler of e^(-E). noise = √(2η) makes it ULA at temperature 1."""
+    The UvA tutorial (TUTORIAL_SAMPLER) takes η = 10 and σ = 0.005, i.e. the temperature σ²/(2η) = 1.25e-6: noisy
+    gradient descent on E, not a sampler of e^(-E). noise = √(2η) makes it ULA at temperature 1."""
 
     n_steps: int = 60
     step_size: float = 10.0
@@ -111,8 +111,8 @@ class Sampler:
         return self
 
 
-ANCHOR = Sampler()  # UvA tutorial 8 (and Foster ch. 7) while training
-GENERATE = replace(ANCHOR, n_steps=256)  # and the tutorial's generation from noise
+TUTORIAL_SAMPLER = Sampler()  # UvA tutorial 8 (and Foster ch. 7) while training
+GENERATE = replace(TUTORIAL_SAMPLER, n_steps=256)  # and the tutorial's generation from noise
 
 
 def temperature(step_size: float, noise: float) -> float:
@@ -120,7 +120,7 @@ def temperature(step_size: float, noise: float) -> float:
     return noise**2 / (2 * step_size)
 
 
-def langevin_sample(energy_fn, x0: torch.Tensor, sampler: Sampler = ANCHOR, *, generator=None, seed: int = 0,
+def langevin_sample(energy_fn, x0: torch.Tensor, sampler: Sampler = TUTORIAL_SAMPLER, *, generator=None, seed: int = 0,
                     thin: int | None = None) -> torch.Tensor:
     """Run `sampler` on the chains x0 (n_chains, 1, 28, 28) in [-1, 1] under the energy `energy_fn(x) -> (n,)`:
     genmodels.langevin.ula on log p = -E with step η, noise scale σ/√η, the gradient clamped and every state
@@ -134,7 +134,7 @@ def langevin_sample(energy_fn, x0: torch.Tensor, sampler: Sampler = ANCHOR, *, g
 
 
 @torch.no_grad()
-def negative_samples(model: EnergyModel, n: int, sampler: Sampler = ANCHOR, generator=None) -> torch.Tensor:
+def negative_samples(model: EnergyModel, n: int, sampler: Sampler = TUTORIAL_SAMPLER, generator=None) -> torch.Tensor:
     """The negative phase's samples: n chains drawn from the replay buffer (a fraction model.restart of them
     restarted from uniform noise), moved by `sampler` under the model's energy, and written back to the buffer."""
     checks.check_count("the number of chains", n)
@@ -168,7 +168,7 @@ def contrastive_loss(energy_data: torch.Tensor, energy_samples: torch.Tensor, al
     return contrastive + regulariser, metrics
 
 
-def loss_fn(model: EnergyModel, sampler: Sampler = ANCHOR, alpha: float = 0.1, data_noise: float = 0.005,
+def loss_fn(model: EnergyModel, sampler: Sampler = TUTORIAL_SAMPLER, alpha: float = 0.1, data_noise: float = 0.005,
             generator=None):
     """A `loss_fn` for genmodels.training.train: batch (n, 1, 28, 28) in [-1, 1] → (loss, metrics). The data get
     a little noise (σ = data_noise, clamped to [-1, 1]); as many negative samples as data, whatever the batch size."""
@@ -190,16 +190,18 @@ def loss_fn(model: EnergyModel, sampler: Sampler = ANCHOR, alpha: float = 0.1, d
     return loss
 
 
-ANCHOR_TRAINING = dict(epochs=60, batch_size=128, lr=1e-4, alpha=0.1, sampler=ANCHOR, lr_decay=0.97, grad_clip=0.1)
+TUTORIAL_TRAINING = dict(epochs=60, batch_size=128, lr=1e-4, alpha=0.1, sampler=TUTORIAL_SAMPLER, lr_decay=0.97,
+                         grad_clip=0.1)
 
 
 def fit(model: EnergyModel, images, *, epochs: int, batch_size: int = 128, lr: float = 1e-4, alpha: float = 0.1,
-        sampler: Sampler = ANCHOR, lr_decay: float = 0.97, grad_clip: float | None = 0.1, data_noise: float = 0.005,
-        evaluate=None, checkpoint=None, resume: bool = True, progress: str = "bar", seed: int = 0, amp=None):
+        sampler: Sampler = TUTORIAL_SAMPLER, lr_decay: float = 0.97, grad_clip: float | None = 0.1,
+        data_noise: float = 0.005, evaluate=None, checkpoint=None, resume: bool = True, progress: str = "bar",
+        seed: int = 0, amp=None):
     """Train `model` on grey-level images in [0, 1] with the contrastive loss, Adam (β1 = 0, β2 = 0.999), the
     gradient norm clipped to grad_clip and the learning rate multiplied by lr_decay after each epoch, through the
     course's training loop (its divergence guard, checkpoints with the replay buffer, resume). Returns the
-    History.  Taught in 04_energy_based_model; ANCHOR_TRAINING holds the UvA tutorial's settings."""
+    History.  Taught in 04_energy_based_model; TUTORIAL_TRAINING holds the UvA tutorial's settings."""
     __tracebackhide__ = True  # a mistake in the call shows the student's line and the message (IPython, pytest)
     x = to_model_range(images)
     checks.check_count("batch_size", batch_size)
