@@ -12,17 +12,13 @@ fastest backend, at most 2× the PyTorch RBM's epoch. Writes _build/bench/rbm_ke
 """
 
 import argparse
-import importlib.util
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import genmodels  # noqa: F401  (silences TensorFlow in the workers)
-from genmodels import data
+from genmodels import data, keras_backends
 from genmodels.paths import BUILD_DIR
 
 V, H, B = 784, 500, 100
@@ -85,12 +81,11 @@ def main():
     dataset, x = load_images()
     results = {"dataset": dataset, "shape": [len(x), V, H], "batch_size": B, "target_ratio": TARGET, "keras": {}}
     for backend in BACKENDS:  # one process per backend, the PyTorch RBM between them
-        if not importlib.util.find_spec(backend):
+        if backend not in keras_backends.installed_backends():
             results["keras"][backend] = {"missing": True}
             continue
-        env = {**os.environ, "KERAS_BACKEND": backend}
-        run = subprocess.run([sys.executable, __file__, "--worker", "--epochs", str(args.epochs)], env=env,
-                             capture_output=True, text=True)
+        run = keras_backends.run_on_backend(backend, Path(__file__), "--worker", "--epochs", args.epochs,
+                                            timeout=None)
         if run.returncode:
             results["keras"][backend] = {"error": run.stderr.strip().splitlines()[-1:]}
             continue

@@ -253,33 +253,18 @@ profile.note(f"{n_hidden} hidden units, {epochs} epochs on {len(x_train):,} imag
 #
 # ## The same model on another backend
 #
-# Keras fixes its backend when it is first imported, so we run the same code on another backend in a fresh
-# process: it loads the trained weights and prints the mean test free energy and reconstruction error, computed by
-# the same `keras.ops` code on that backend's kernels.
+# Keras fixes its backend when it is first imported, so the same code runs on another backend in a fresh process:
+# `keras_backends.run_on_backend` sends it the trained weights and brings back the mean test free energy and the
+# reconstruction error, computed by the same `keras.ops` code on that backend's kernels.
 
 # %%
-import importlib.util
-import subprocess
-import sys
-import tempfile
+from genmodels import keras_backends
 
-other = next(b for b in ("jax", "torch", "tensorflow") if b != keras.backend.backend() and importlib.util.find_spec(b))
-script = """import sys, numpy as np, genmodels, keras
-from genmodels import rbm_keras
-saved = np.load(sys.argv[1])
-model, x = rbm_keras.RBM(*saved["W"].shape), saved["x"]
-for name in ("W", "b", "c"):
-    getattr(model, name).assign(saved[name])
-print(keras.backend.backend(), rbm_keras.log_likelihood(model, x, log_z=0.0),
-      rbm_keras.reconstruction_error(model, x))"""
-with tempfile.TemporaryDirectory() as tmp:
-    np.savez(f"{tmp}/rbm.npz", W=model.W.numpy(), b=model.b.numpy(), c=model.c.numpy(), x=x_test)
-    run = subprocess.run([sys.executable, "-c", script, f"{tmp}/rbm.npz"], capture_output=True, text=True,
-                         env={**os.environ, "KERAS_BACKEND": other})
-print(run.stderr or "", end="")
-here = (rbm_keras.log_likelihood(model, x_test, log_z=0.0), rbm_keras.reconstruction_error(model, x_test))
-there, *numbers = run.stdout.split()
-for name, (minus_f, recon) in {keras.backend.backend(): here, there: map(float, numbers)}.items():
+other = keras_backends.other_backend()  # JAX, else PyTorch, else TensorFlow: one that is not this one
+trained = rbm_keras.to_pytorch(model)  # the trained weights, in a form that travels to the other process
+there = keras_backends.run_on_backend(other, rbm_keras.scores_from_weights, trained, x_test)
+here = rbm_keras.scores_from_weights(trained, x_test)
+for name, (minus_f, recon) in {keras.backend.backend(): here, there.backend: there.value}.items():
     print(f"{name:>10}: mean -F(v) over the test set {minus_f:.2f}, reconstruction error {recon:.3f}")
 
 # %% [markdown]

@@ -2,12 +2,8 @@
 the same CD update, and `fit` trains it on every backend (TensorFlow, PyTorch, JAX), each in its own process."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +11,8 @@ import torch
 
 from genmodels import rbm as R
 from genmodels import rbm_keras as RK
+from genmodels.keras_backends import run_on_backend
 
-REPO = Path(__file__).resolve().parents[1]
 BACKENDS = ["tensorflow", "torch", "jax"]
 
 # Everything a backend must show, in one fresh process per backend (Keras fixes its backend at import).
@@ -114,10 +110,8 @@ _runs = {}
 def run_backend(backend):
     """The backend script's results (run once per backend and cached), with its stdout lines and stderr."""
     if backend not in _runs:
-        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO / "src"), "GENMODELS_PROFILE": "quick"}
-        env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # `import genmodels` must set it itself
-        run = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT], capture_output=True, text=True, env=env,
-                             timeout=300)
+        run = run_on_backend(backend, BACKEND_SCRIPT, timeout=300,  # `import genmodels` must set TF_CPP_... itself
+                             env={"GENMODELS_PROFILE": "quick", "TF_CPP_MIN_LOG_LEVEL": None})
         assert run.returncode == 0, run.stderr[-3000:]
         *lines, result = run.stdout.strip().splitlines()
         _runs[backend] = {**json.loads(result), "lines": lines, "stderr": run.stderr}

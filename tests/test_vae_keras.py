@@ -1,12 +1,8 @@
 """The Keras VAE (genmodels.vae_keras): its loss terms are the PyTorch ELBO's, and `fit` trains it on every backend."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +11,8 @@ from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from genmodels import vae
 from genmodels import vae_keras as vk
+from genmodels.keras_backends import run_on_backend
 
-REPO = Path(__file__).resolve().parents[1]
 # float32: a sum of 784 per-pixel terms of order 1 (or a few latent terms) agrees to a few ulps of its size
 RTOL, ATOL = 1e-5, 1e-4
 
@@ -126,9 +122,8 @@ FIT_SCRIPT = textwrap.dedent("""
 def test_short_fit_raises_test_elbo_with_stable_silent_output(backend):
     """Fresh process per backend (Keras fixes it at import). Also: progress="plain" prints one line per epoch and
     TensorFlow/Keras write nothing to stderr, so notebook outputs keep their shape from run to run."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO / "src"), "GENMODELS_PROFILE": "quick"}
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # `import genmodels` must set it itself
-    run = subprocess.run([sys.executable, "-c", FIT_SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    run = run_on_backend(backend, FIT_SCRIPT, timeout=300,  # `import genmodels` must set TF_CPP_MIN_LOG_LEVEL itself
+                         env={"GENMODELS_PROFILE": "quick", "TF_CPP_MIN_LOG_LEVEL": None})
     assert run.returncode == 0, run.stderr
     assert run.stderr == "", f"{backend}: wrote to stderr: {run.stderr[:500]}"
     *epoch_lines, result = run.stdout.strip().splitlines()

@@ -13,10 +13,12 @@ Infrastructure (taught in 00_data_and_setup)
     training        the one training loop: train, History, TrainingDiverged, save_checkpoint, load_checkpoint
     plotting        show_images, plot_history, plot_latent_codes, latent_grid
     keras_training  the Keras side's progress output and batched prediction (06_vae_keras)
+    source          a function's code without its docstring, as the lecture's slides show it: show_source
 Models
     rbm             01_rbm_pytorch: RBM, fit, log_partition_exact, log_partition_ais, log_likelihood, binary_states
     rbm_fast        the RBM's training step made fast on x86 CPUs (rbm.fit uses it; benchmarks/rbm.py)
     rbm_keras       02_rbm_keras: the same RBM in Keras 3, on TensorFlow, PyTorch or JAX
+    keras_backends  code run under another Keras backend, in a fresh process: run_on_backend (02_rbm_keras)
     langevin        03_langevin_sampling: ula, mala, step_schedule, sgld, ula_gaussian_stationary_covariance
     _langevin_guard what the samplers say when values turn NaN or infinite (record each step, check once)
     mcmc            03_langevin_sampling, 07_ising_rbm: autocorrelation, integrated_autocorrelation_time,

@@ -28,7 +28,8 @@ from . import checks, keras_training
 from . import rbm as torch_rbm
 
 __all__ = ["RBM", "MomentumSGD", "fit", "to_pytorch", "from_pytorch", "log_partition_exact", "log_partition_ais",
-           "log_likelihood", "pseudo_log_likelihood", "reconstruction_error", "bernoulli"]
+           "log_likelihood", "pseudo_log_likelihood", "reconstruction_error", "scores_from_weights",
+           "bernoulli"]
 
 
 class RBM(keras.Model):
@@ -313,6 +314,13 @@ def reconstruction_error(model: RBM, v) -> float:
     v = model.check(v)
     error = keras_training.batched(lambda b: ops.sum(ops.square(b - model.p_v_given_h(model.p_h_given_v(b))), 1), v)
     return float(error.mean())
+
+
+def scores_from_weights(rbm, v) -> tuple[float, float]:
+    """(mean -F(v), reconstruction error) of data `v` under a Keras RBM holding a genmodels.rbm.RBM's weights, on
+    the backend this Keras runs on: what 02_rbm_keras compares across backends (keras_backends.run_on_backend)."""
+    model = from_pytorch(rbm)
+    return log_likelihood(model, v, log_z=0.0), reconstruction_error(model, v)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
