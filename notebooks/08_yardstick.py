@@ -38,8 +38,6 @@ n = None  # images per row and in the reference; None: 2,000 (quick) or 5,000 (f
 seeds = (0, 1, 2)  # every row is drawn and measured once per seed
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import torch
 
@@ -47,7 +45,6 @@ import genmodels
 from genmodels import data, ebm, judge, measures, plotting, rbm, vae
 from genmodels.paths import checkpoint_path
 
-started = time.perf_counter()
 profile, device = genmodels.setup(profile, device, seed)
 n = n or profile.pick(quick=2000, full=5000)
 gibbs_steps = profile.pick(quick=300, full=1000)  # Gibbs sweeps of the RBM's chains
@@ -69,10 +66,8 @@ print(dataset)
 print(f"classes: {dataset.classes}")
 
 # %%
-tick = time.perf_counter()
 referee = judge.train_judge(dataset, seed=seed, device=device, progress=profile.progress)
 print(referee)
-training_s = time.perf_counter() - tick  # training (when no checkpoint holds the judge), not measuring
 print(f"the judge's test accuracy on {dataset.name}: {judge.accuracy(referee, dataset.x_test, dataset.y_test):.2%}")
 
 # %% [markdown]
@@ -115,7 +110,6 @@ print(f"classifier score: ten classes {measures.classifier_score(confident):.3f}
 # a checkpoint trained with other settings.
 
 # %%
-tick = time.perf_counter()
 x_train_binary = data.binarize_once(dataset.x_train.reshape(len(dataset.x_train), -1))
 rbm_model = rbm.RBM(784, profile.pick(quick=100, full=500), n_chains=100,
                     generator=torch.Generator().manual_seed(seed), device=device)
@@ -133,7 +127,6 @@ torch.manual_seed(seed)
 conv_vae = vae.conv_vae(latent_dim=20, hidden=256).to(device)
 vae.fit(conv_vae, dataset.x_train[:profile.pick(quick=2000, full=None)], epochs=profile.pick(quick=1, full=10),
         seed=seed, checkpoint=checkpoint_path(f"vae_conv_{profile.name}.pt"), progress=profile.progress)
-training_s += time.perf_counter() - tick
 
 # %% [markdown]
 # ## The rows: every model's samples, and a ladder of reference sets
@@ -189,9 +182,7 @@ rows = {
                                               device_generator(1000 + s)).cpu(),
     "conv VAE means": lambda s: vae.generate(conv_vae, n, device_generator(s)).cpu(),
 }
-measuring = time.perf_counter()
 results, examples = measures.measure_rows(yardstick, rows, seeds)
-print(f"{len(rows)} rows x {len(seeds)} seeds measured in {time.perf_counter() - measuring:.0f} s")
 
 # %% [markdown]
 # ## Log-likelihood, where a model has one
@@ -277,9 +268,6 @@ for name, draw in curves.items():
 ax.set(xlabel="1 / N", ylabel="Fréchet distance", title=f"FD against 1/N ({dataset.name}, reference N = {n:,})")
 ax.legend(fontsize=8)
 plt.show()
-total_s = time.perf_counter() - started
-print(f"notebook 08 took {total_s:.0f} s: {training_s:.0f} s training (the judge and models without a checkpoint), "
-      f"{total_s - training_s:.0f} s measuring")
 
 # %% [markdown]
 # The points lie close to straight lines in $1/N$: the bias is real and of the size of the differences between some
@@ -306,4 +294,5 @@ print(f"notebook 08 took {total_s:.0f} s: {training_s:.0f} s training (the judge
 #    $N$ = 2,000?
 # 4. Blur with $\sigma$ = 0.5, 1, 2 pixels and plot precision and recall against $\sigma$.
 #
-# Back to the lecture's last slide, which computes the same measures for the models the lecture trains.
+# Back to the lecture: its slide "One yardstick for the lecture's models" computes the same measures for the models
+# the lecture itself trains.

@@ -201,3 +201,20 @@ def test_blurring_keeps_the_ink_and_spreads_it():
     out = measures.blurred(image, sigma=1.0)
     assert out.sum().item() == pytest.approx(1.0, rel=1e-5)  # a normalised kernel away from the border
     assert out[0, 14, 14] < 0.2 and out[0, 14, 15] > 0.05
+
+
+def test_the_table_shows_the_columns_asked_for_aligned_with_their_titles():
+    results = {"a row": {"fd": [10.0, 12.0], "precision": [0.5, 0.7], "recall": [0.25, 0.25], "score": [9.0, 9.0],
+                         "classes": [10, 10], "nn_ratio": [1.0, 0.9]},
+               "another row": {"fd": [100.0, 100.0], "precision": [0.0, 0.0], "recall": [0.0, 0.0],
+                               "score": [1.0, 1.0], "classes": [1, 1], "nn_ratio": [0.5, 0.5]}}
+    header, rule, first, second = measures.format_table(results, {"a row": "-90.0"}, "nats",
+                                                        columns=("fd", "recall")).splitlines()
+    assert header.split() == ["FD", "(mean", "±", "sd)", "recall", "nats"] and set(rule) == {"-"}
+    assert first.split() == ["a", "row", "11.0", "±", "1.4", "0.250", "-90.0"]
+    assert second.split() == ["another", "row", "100.0", "±", "0.0", "0.000"]
+    assert first.index("0.250") + len("0.250") == header.index("recall") + len("recall")  # right-aligned as titled
+    full = measures.format_table(results).splitlines()[0]
+    assert full.split()[4:] == ["precision", "recall", "score", "classes", "NN", "ratio"]
+    with pytest.raises(ValueError, match=r"unknown columns \['FID'\]: choose from \['fd', 'precision'"):
+        measures.format_table(results, columns=("FID",))

@@ -40,40 +40,9 @@ seed = 0
 import torch
 
 import genmodels
+from genmodels.source import show_source  # the code of a function, without its docstring, for the slides
 
 profile, device = genmodels.setup(profile, device, seed)
-
-# %% slideshow={"slide_type": "skip"}
-import ast
-import inspect
-import io
-import re
-import textwrap
-import tokenize
-
-from IPython.display import Code, display
-
-
-def show_source(obj):
-    """obj's source, highlighted, without docstrings or comments."""
-    text = textwrap.dedent(inspect.getsource(obj))
-    lines = text.splitlines()
-    for token in tokenize.generate_tokens(io.StringIO(text).readline):
-        if token.type == tokenize.COMMENT:
-            row, col = token.start
-            lines[row - 1] = lines[row - 1][:col].rstrip()
-    drop = set()
-    for node in ast.walk(ast.parse(text)):
-        body = getattr(node, "body", None)
-        if (isinstance(body, list) and body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)):
-            first, last = body[0].lineno, body[0].end_lineno
-            drop.update(range(first, last + 1))
-    kept = [line for n, line in enumerate(lines, 1) if n not in drop]
-    code = re.sub(r"\n\s*\n(\s*\n)+", "\n\n", "\n".join(kept))
-    display(Code(code.strip(), language="python"))
-
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Plans for the week
@@ -220,9 +189,9 @@ from genmodels import data, plotting
 dataset = data.load_data(profile)
 x_flat = dataset.x_train.reshape(len(dataset.x_train), -1)
 x_train = data.binarize_once(x_flat)
-model = rbm.RBM(784, profile.pick(quick=100, full=500),
-                device=device)
-history = rbm.fit(model, x_train,
+rbm_model = rbm.RBM(784, profile.pick(quick=100, full=500),
+                    device=device)
+history = rbm.fit(rbm_model, x_train,
                   epochs=profile.pick(quick=5, full=10), k=1,
                   progress=profile.progress, seed=seed)
 
@@ -232,7 +201,7 @@ history = rbm.fit(model, x_train,
 # Each filter is one hidden unit's weights to the 784 pixels, drawn as an image:
 
 # %% slideshow={"slide_type": "fragment"}
-weights = model.W.T[:24].reshape(-1, 28, 28)
+weights = rbm_model.W.T[:24].reshape(-1, 28, 28)
 plotting.show_images(weights, ncols=12, size=1.1, normalize=True,
                      title="weights of 24 hidden units")
 
@@ -791,15 +760,15 @@ show_source(vae.elbo_terms)
 
 # %% slideshow={"slide_type": "fragment"} tags=["remove-output"]
 x_test = data.binarize_once(dataset.x_test)  # the course's one seed
-model = vae.mlp_vae(latent_dim=20).to(device)
-history = vae.fit(model, dataset.x_train,
+vae_model = vae.mlp_vae(latent_dim=20).to(device)
+history = vae.fit(vae_model, dataset.x_train,
                   epochs=profile.pick(quick=6, full=10),
                   x_test=x_test, progress=profile.progress,
                   seed=seed)
 
 # %% slideshow={"slide_type": "fragment"}
 k = profile.pick(quick=50, full=200)
-bounds = vae.likelihood_bounds(model, x_test[:1000], k=k)
+bounds = vae.likelihood_bounds(vae_model, x_test[:1000], k=k)
 print(f"test ELBO {bounds['elbo']:.1f} nats, "
       f"IWAE bound {bounds['iwae']:.1f} nats (1,000 test images)")
 
@@ -809,7 +778,7 @@ print(f"test ELBO {bounds['elbo']:.1f} nats, "
 # $\boldsymbol{h} \sim \mathcal{N}(0, \boldsymbol{I})$, then the decoder's pixel probabilities:
 
 # %% slideshow={"slide_type": "fragment"}
-samples = vae.generate(model, 24,
+samples = vae.generate(vae_model, 24,
                        torch.Generator(device).manual_seed(seed))
 plotting.show_images(samples, ncols=12, size=1.1,
                      title="24 samples of the VAE (PyTorch)")
@@ -867,6 +836,51 @@ plotting.show_images(manifold, ncols=7, size=1.1)
 # been filled. Compare with the PyTorch 2-D VAE in `05_vae_pytorch`.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
+# ## One yardstick for the lecture's models
+#
+# The RBM and the VAEs above, measured alike in the features $\varphi(\boldsymbol{x})$ of one classifier trained on
+# the same images (the *judge*), between a floor (new training images) and a ceiling (uniform noise): the Fréchet
+# distance of Gaussians fitted to $\varphi$ (lower is better), precision and recall ($k = 3$), the classifier score.
+
+# %% slideshow={"slide_type": "skip"}
+from genmodels import judge, measures
+
+referee = judge.train_judge(dataset, seed=seed, device=device,
+                            progress=profile.progress)
+n_judged = profile.pick(quick=1000, full=2000)  # images per row
+yardstick = measures.Yardstick.build(referee, dataset, n_judged)
+
+
+def on_device(s):
+    return torch.Generator(device).manual_seed(s)
+
+
+rows = {
+    "training images (floor)": lambda s: dataset.x_train[n_judged * (s + 1):n_judged * (s + 2)],
+    "RBM p(v|h)": lambda s: rbm_model.sample(n_judged, steps=profile.pick(quick=300, full=1000),
+                                             generator=on_device(s)).cpu(),
+    "VAE means (PyTorch)": lambda s: vae.generate(vae_model, n_judged, on_device(s)).cpu(),
+    "VAE means (Keras, 2-D)": lambda s: vae_keras.generate(keras_vae, n_judged, seed=s),
+    "uniform noise (ceiling)": lambda s: measures.uniform_noise(n_judged, seed=s),
+}
+results, examples = measures.measure_rows(yardstick, rows, seeds=(0, 1, 2))
+
+# %% slideshow={"slide_type": "fragment"} tags=["remove-input"]
+nats = {"VAE means (PyTorch)": f"{bounds['iwae']:.1f} (IWAE)"}
+print(measures.format_table(results, nats, "nats", columns=("fd", "precision", "recall", "score")))
+print(f"N = {n_judged:,} per row, 3 seeds; judge: "
+      f"{judge.accuracy(referee, dataset.x_test, dataset.y_test):.1%} test accuracy")
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# 3 minutes. Lower FD is better, precision asks "do the samples look like data", recall "are the data covered", and
+# the floor is not 0 because two finite samples differ. What each measure misses: FD and precision/recall judge
+# samples, not likelihood (a model that copies its training set scores like the floor; notebook 08's
+# nearest-neighbour ratio catches that), and they see only what the judge's features see; nats judge how probable
+# the model finds new data, not how its samples look. FD is biased upwards by about $c/N$, so rows are compared at
+# one $N$ only. `notebooks/08_yardstick` has the full table: the EBM, the convolutional VAE, noise and blur, the
+# bias against $N$.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## What to take away
 #
 # - An RBM's free energy turns $p(\boldsymbol{v})$ into $e^{-F(\boldsymbol{v})}/Z$; contrastive divergence
@@ -895,5 +909,6 @@ plotting.show_images(manifold, ncols=7, size=1.1)
 # | `05_vae_pytorch` | the ELBO derivation checked in code; MLP and convolutional VAEs; IWAE |
 # | `06_vae_keras` | the keras.io VAE in Keras 3, checked against the PyTorch ELBO |
 # | `07_ising_rbm` | RBMs learning the 2-D Ising model |
+# | `08_yardstick` | all the week's models measured alike: Fréchet distance, precision and recall, nats |
 #
 # All in `notebooks/`; start with `make lab`.

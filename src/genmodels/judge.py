@@ -59,7 +59,7 @@ def _as_input(images, device) -> torch.Tensor:
     return x.detach().float().reshape(len(x), 1, 28, 28).to(device)
 
 
-def train_judge(dataset: data.Data, *, epochs: int = 3, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
+def train_judge(dataset: data.Data, *, epochs: int = 5, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
                 device="cpu", progress: str = "none", checkpoint=None, resume: bool = True) -> Judge:
     """The judge of `dataset` (a data.Data): trained on its training images and labels by cross-entropy with Adam,
     through genmodels.training.train, and cached: by default in _build/checkpoints/judge_<data set>_<n>.pt, with its

@@ -314,20 +314,28 @@ def measure_rows(yardstick: Yardstick, rows: dict, seeds=(0, 1, 2), keep: int = 
     return results, examples
 
 
-def format_table(results: dict, extra: dict | None = None, extra_name: str = "log-likelihood (nats)") -> str:
+def format_table(results: dict, extra: dict | None = None, extra_name: str = "log-likelihood (nats)",
+                 columns=tuple(MEASURES)) -> str:
     """The results of measure_rows as a text table: the Fréchet distance as mean ± sd over the seeds, the other
-    measures as means; `extra[name]`, a string, in a last column (a log-likelihood, say)."""
+    measures as means; `columns` the measures to show, in MEASURES' order (a slide shows fewer); `extra[name]`, a
+    string, in a last column (a log-likelihood, say)."""
+    unknown = set(columns) - set(MEASURES)
+    if unknown:
+        raise ValueError(f"unknown columns {sorted(unknown)}: choose from {list(MEASURES)}")
+    cells = {"precision": ("precision", 11, ".3f"), "recall": ("recall", 8, ".3f"), "score": ("score", 7, ".2f"),
+             "classes": ("classes", 9, ".1f"), "nn_ratio": ("NN ratio", 10, ".2f")}  # title, width, format
+    shown = [m for m in MEASURES if m in columns and m != "fd"]
     width = max(len(name) for name in results) + 2
     several = any(len(v["fd"]) > 1 for v in results.values())
     fd_title = "FD (mean ± sd)" if several else "FD"
-    header = (f"{'':{width}s}{fd_title:>16s}{'precision':>11s}{'recall':>8s}{'score':>7s}{'classes':>9s}"
-              f"{'NN ratio':>10s}" + (f"  {extra_name}" if extra else ""))
+    header = (f"{'':{width}s}" + (f"{fd_title:>16s} " if "fd" in columns else "")
+              + "".join(f"{cells[m][0]:>{cells[m][1]}s}" for m in shown) + (f"  {extra_name}" if extra else ""))
     lines = [header, "-" * len(header)]
     for name, v in results.items():
         fd = torch.tensor(v["fd"], dtype=torch.float64)
         spread = f"± {float(fd.std()):<5.1f}" if len(fd) > 1 else " " * 7  # no sd from one seed
         mean = {m: sum(v[m]) / len(v[m]) for m in v}
-        lines.append(f"{name:{width}s}{float(fd.mean()):>9.1f} {spread}{mean['precision']:>10.3f}"
-                     f"{mean['recall']:>8.3f}{mean['score']:>7.2f}{mean['classes']:>9.1f}{mean['nn_ratio']:>10.2f}"
+        lines.append(f"{name:{width}s}" + (f"{float(fd.mean()):>9.1f} {spread}" if "fd" in columns else "")
+                     + "".join(f"{mean[m]:>{cells[m][1]}{cells[m][2]}}" for m in shown)
                      + (f"  {extra.get(name, '')}" if extra else ""))
     return "\n".join(lines)
