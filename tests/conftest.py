@@ -1,14 +1,12 @@
 import gzip
-import http.server
 import os
-import shutil
 import struct
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from browser import QuietHandler, free_port, serve
 
 from genmodels import data, rbm
 
@@ -61,18 +59,8 @@ def isolated_data(tmp_path, monkeypatch):
 
 
 def closed_port_url() -> str:
-    """A loopback URL nothing listens on: bind a port, then close it."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+    """A loopback URL nothing listens on."""
+    return f"http://127.0.0.1:{free_port()}/"
 
 
 @pytest.fixture
@@ -82,20 +70,13 @@ def file_server(tmp_path):
     root.mkdir()
     requests = []
 
-    class Handler(_QuietHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
+    class Recording(QuietHandler):
         def do_GET(self):
             requests.append(self.path)
             super().do_GET()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/", requests
-    server.shutdown()
-    server.server_close()
+    with serve(root, Recording) as url:
+        yield root, url, requests
 
 
 @pytest.fixture(autouse=True)
@@ -124,13 +105,3 @@ def random_rbm(n_visible, n_hidden, scale=1.0, seed=0):
         model.b.copy_(scale * torch.randn(n_visible, generator=g))
         model.c.copy_(scale * torch.randn(n_hidden, generator=g))
     return model
-
-
-def chromium() -> str:
-    """Debian's Chromium for the browser tests (a failure under CI, which installs it; a skip elsewhere)."""
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("Chromium is needed under CI=true (.ci/run installs Debian's chromium)")
-    pytest.skip("no Chromium here: install Debian's chromium to run this test")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 
 from genmodels import checks, mcmc, rbm, vae
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "genmodels"
 
 

@@ -7,17 +7,16 @@ import math
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import REPO
 
 from genmodels import exercises, vae
 
-REPO = Path(__file__).resolve().parents[1]
 EXERCISES = REPO / "exercises"
 STUDENT_NOTEBOOKS = sorted(EXERCISES.glob("[0-9][0-9]_*.ipynb"))
 SOLUTION_NOTEBOOKS = sorted((EXERCISES / "solutions").glob("[0-9][0-9]_*.ipynb"))

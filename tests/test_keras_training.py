@@ -6,11 +6,10 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 BACKENDS = ["tensorflow", "torch", "jax"]
 
 SCRIPT = textwrap.dedent("""

@@ -14,19 +14,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from conftest import chromium
+from browser import free_port, launch, refuse_outside_loopback
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 LAB_CONFIG = REPO / ".jupyter"  # what `make lab` adds to JUPYTER_CONFIG_PATH
 NOTEBOOK = "notebooks/01_rbm_pytorch.ipynb"  # the notebook the test runs
 FIRST = "notebooks/00_data_and_setup.ipynb"  # the one `make lab` opens
@@ -36,10 +34,6 @@ EXERCISE = "exercises/03_langevin.ipynb"  # the student version a student fills 
 MISTAKES = "trial/mistakes.ipynb"  # notebook 05's first cells, written by the test, where a student makes mistakes
 MAX_ERROR_LINES = 15  # what a student's mistake may print: their line, a short frame and the message
 MAX_TRAINING_OUTPUTS = 2  # one bar and one block of epoch lines (consecutive prints merge), not outputs per epoch
-LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
-CHROMIUM_FLAGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync",
-                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]  # no name but loopback resolves
 SETTINGS = {  # the student's defaults, except: no autosave (nothing is written), every cell in the page (to be read)
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},  # and no news or updates
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
@@ -54,17 +48,6 @@ def test_make_lab_opens_notebook_00_with_the_project_settings():
     assert f'JUPYTER_CONFIG_PATH="{LAB_CONFIG}' in command and "jupyter lab" in command, command
     assert command.rstrip().endswith(f" {FIRST}") and (REPO / FIRST).exists(), command
     assert (LAB_CONFIG / "jupyter_server_config.py").exists()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def is_loopback(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("data", "blob", "about") or parts.hostname in LOOPBACK
 
 
 @pytest.fixture(scope="module")
@@ -127,12 +110,8 @@ def lab():
 @pytest.fixture(scope="module")
 def chromium_browser():
     """One headless Chromium for the module (Playwright's sync API allows one at a time in a thread)."""
-    browser_path = chromium()
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install the dev extra (playwright)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
+    with launch() as browser:
         yield browser
-        browser.close()
 
 
 @contextlib.contextmanager
@@ -140,19 +119,9 @@ def lab_page(browser, lab, path: str, workspace: str):
     """A page on `path` in JupyterLab, in a workspace of its own (only that notebook open), with every request that
     leaves loopback refused and recorded."""
     base, token = lab
-    left_loopback = []
-
-    def guard(route):
-        if is_loopback(route.request.url):
-            route.continue_()
-        else:
-            left_loopback.append(route.request.url)
-            route.abort()
-
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.route("**/*", guard)
+    left_loopback = refuse_outside_loopback(context)
     page = context.new_page()
-    page.on("websocket", lambda ws: None if is_loopback(ws.url) else left_loopback.append(ws.url))
     page.set_default_timeout(120_000)
     page.goto(f"{base}/lab/workspaces/{workspace}/tree/{path}?token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import jupytext
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 PAIRS = sorted(p for folder in ("week13", "notebooks") for p in (REPO / folder).glob("*.py"))
 NOTEBOOKS = sorted(p for folder in ("week13", "notebooks") for p in (REPO / folder).glob("*.ipynb"))
 

@@ -5,12 +5,10 @@ import re
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import yaml
+from conftest import REPO
 from packaging.requirements import Requirement
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def normalised(requirements):

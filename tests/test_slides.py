@@ -6,27 +6,20 @@ page per slide, none blank (poppler-utils' pdfinfo and pdftoppm). Screenshots la
 
 import functools
 import html.parser
-import http.server
 import os
 import re
 import shutil
 import subprocess
-import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from conftest import chromium
+from browser import chromium, launch, refuse_outside_loopback, serve
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DECK = REPO / "_build" / "slides" / "week13.slides.html"
 HANDOUT = REPO / "_build" / "slides" / "week13.pdf"
 SCREENSHOTS = REPO / "_build" / "test_slides"
 SIZES = [(1280, 720), (1024, 768)]  # a 16:9 projector, and an old 4:3 one
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-CHROMIUM_FLAGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync",
-                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]  # no name but loopback resolves
 
 
 @functools.cache
@@ -118,27 +111,14 @@ def test_every_section_of_the_deck_has_speaker_notes():
 def served_deck():
     """The deck, built by `make slides` and served from loopback; yields its URL."""
     make("slides")
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(REPO)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/{DECK.relative_to(REPO).as_posix()}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(REPO) as base:
+        yield base + DECK.relative_to(REPO).as_posix()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+    with launch() as browser:
         yield browser
-        browser.close()
 
 
 # What does not fit on the current slide, measured in the slide's own coordinates (1280 x 720 whatever the screen):
@@ -181,18 +161,8 @@ MEASURE = """() => {
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_right_arrow_visits_every_slide_and_every_slide_fits(served_deck, browser, size):
     width, height = size
-    leaks = []
-
-    def only_loopback(route):
-        parts = urlsplit(route.request.url)
-        if parts.scheme in ("data", "blob", "about") or parts.hostname in LOOPBACK:
-            route.continue_()
-        else:
-            leaks.append(route.request.url)
-            route.abort()
-
     context = browser.new_context(viewport={"width": width, "height": height})
-    context.route("**/*", only_loopback)
+    leaks = refuse_outside_loopback(context)
     page = context.new_page()
     try:
         page.goto(served_deck, wait_until="load")
