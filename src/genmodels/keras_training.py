@@ -165,12 +165,12 @@ def fit(model, x, *, epochs, batch_size, validation_data=None, evaluate=None, pr
                             callbacks=callbacks)
     except KeyboardInterrupt:
         held = backup.epoch_held() if backup is not None else None
-        training.stop(training.TrainingInterrupted(training._interrupted_message(
+        training.stop(training.TrainingInterrupted(training.interrupted_message(
             guard.epochs_done, backup_dir, held, True, store=f"the backup in {backup_dir}", argument="backup_dir")))
     if guard.found is not None:
         guard.restore()
         held = backup.epoch_held() if backup is not None else None
-        diverged = training.TrainingDiverged(training._diverged_message(
+        diverged = training.TrainingDiverged(training.diverged_message(
             guard.found, guard.epoch, guard.epochs_done, backup_dir, held, True, store=f"the backup in {backup_dir}"))
         diverged.history = history
         training.stop(diverged)

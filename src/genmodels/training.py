@@ -28,7 +28,8 @@ from .checks import check_count, check_progress, check_rate  # re-exported: thei
 from .device import amp_dtype
 
 __all__ = ["train", "History", "TrainingDiverged", "TrainingInterrupted", "as_tensor", "batches", "check_progress",
-           "check_count", "check_rate", "save_checkpoint", "load_checkpoint", "stop", "describe_non_finite"]
+           "check_count", "check_rate", "save_checkpoint", "load_checkpoint", "stop", "describe_non_finite",
+           "diverged_message", "interrupted_message"]
 
 
 @dataclass
@@ -226,8 +227,8 @@ def train(
                 snapshot.restore()
                 if checkpoint is not None and run.saved_epoch == history.epochs > 0:
                     run.mark_diverged(checkpoint, epoch)
-                diverged = TrainingDiverged(_diverged_message(found, epoch, history.epochs, checkpoint,
-                                                              run.saved_epoch, resume))
+                diverged = TrainingDiverged(diverged_message(found, epoch, history.epochs, checkpoint,
+                                                             run.saved_epoch, resume))
                 diverged.history = history
                 stop(diverged)
             if scheduler is not None:
@@ -241,7 +242,7 @@ def train(
             snapshot.take()
     except KeyboardInterrupt:
         history.interrupted = True
-        interrupted = TrainingInterrupted(_interrupted_message(history.epochs, checkpoint, run.saved_epoch, resume))
+        interrupted = TrainingInterrupted(interrupted_message(history.epochs, checkpoint, run.saved_epoch, resume))
         interrupted.history = history
         stop(interrupted)  # a fresh traceback: from the student's call to stop(), not into torch's internals
     finally:
@@ -318,7 +319,7 @@ def describe_non_finite(metrics: list[str], tensors: list[str]) -> str | None:
     return (metrics + tensors)[0] + (f"; {' and '.join(more)} {verb} not finite either" if more else "")
 
 
-def _diverged_message(found: str, epoch: int, good: int, checkpoint, saved_epoch, resume: bool,
+def diverged_message(found: str, epoch: int, good: int, checkpoint, saved_epoch, resume: bool,
                       store: str | None = None) -> str:
     """What diverged, where the model is now, and the advice that works from there (see the tests). `store` names
     the file or folder that holds saved_epoch (default: the checkpoint)."""
@@ -338,7 +339,7 @@ def _diverged_message(found: str, epoch: int, good: int, checkpoint, saved_epoch
             "data would do this too.)")
 
 
-def _interrupted_message(done: int, checkpoint, saved_epoch, resume: bool, store: str | None = None,
+def interrupted_message(done: int, checkpoint, saved_epoch, resume: bool, store: str | None = None,
                          argument: str = "checkpoint") -> str:
     """What an interrupted run keeps, and how to go on from it. `store` names the file or folder that holds
     saved_epoch (default: the checkpoint), `argument` the one that asks for it."""
