@@ -23,10 +23,13 @@ def test_enumeration_reproduces_published_4x4_values(T):
         assert getattr(result, name) == pytest.approx(value, abs=2e-6), name  # the values are quoted to 6 decimals
 
 
-def test_boltzmann_probabilities_are_normalised_and_follow_the_energy():
-    log_p = ising.boltzmann_log_probabilities(4, 2.0)
-    assert log_p.exp().sum().item() == pytest.approx(1.0, abs=1e-12)
+def test_boltzmann_probabilities_follow_the_energy_and_the_exact_log_z():
+    """log p(s) = -H(s)/T - log Z, with log Z from ising.exact (its own test checks it against published values)."""
+    T = 2.0
+    log_p = ising.boltzmann_log_probabilities(4, T)
     states = ising.all_states(4)
+    expected = -ising.energy(states).double() / T - ising.exact(4, T).log_z
+    torch.testing.assert_close(log_p.double(), expected, rtol=0, atol=1e-9)
     assert log_p.argmax().item() in (0, len(states) - 1)  # the two ground states, all down and all up
     assert ising.energy(states[[0, -1]]).tolist() == [-32.0, -32.0]
 

@@ -4,7 +4,8 @@ One test per claim, in the lecture's order (the table in the issue "Every formul
 strictly"). Tiny models make every sum exact: RBMs small enough to enumerate every (v, h), a linear-Gaussian VAE
 and a conditional linear-Gaussian model whose log p(x) and log p(y|x) are closed forms. Identities in float64 to
 1e-9; float32 models (the RBM) to 1e-5, the rounding of sums of a few dozen float32 terms. Monte Carlo comparisons
-within 5 standard errors (a false alarm about once in 1.7 million runs; the seeds are fixed).
+within 5 standard errors: a false alarm about once in 1.7 million comparisons, so about once in 50,000 runs for a
+check whose `.all()` compares up to 36 values (the seeds are fixed, so a run that passes always passes).
 """
 
 import math
@@ -56,10 +57,10 @@ def linear_gaussian(seed=0, d=6, k=3, noise_std=0.5):
 
 
 def test_sgld_started_uniformly_in_minus_one_one_forgets_its_start():
-    """The lecture starts SGLD from a uniform draw in [-1, 1]: that start is far from Welling & Teh's mixture
-    posterior (its mass lies mostly outside [-1, 1]² along θ2), yet after the run the chains match the grid posterior
-    as closely as exact draws do. Threshold: 1.25 × the 99th percentile of the total-variation distance of as many
-    exact independent draws (the noise floor), as in test_langevin."""
+    """The lecture starts SGLD from a uniform draw in [-1, 1]²: that square holds 49 % of Welling & Teh's mixture
+    posterior (30 % lies at |θ2| > 1, on a grid), so the start is far from it, yet after the run the chains match the
+    grid posterior as closely as exact draws do. Threshold: 1.25 × the 99th percentile of the total-variation
+    distance of as many exact independent draws (the noise floor), as in test_langevin."""
     posterior = langevin.MixturePosterior()
     n_chains, n_steps = 500, 1500
     threshold = 1.25 * posterior.noise_floor(n_chains, bins=20, seed=6).quantile(0.99).item()
@@ -111,7 +112,6 @@ def test_marginal_is_the_sum_over_h_of_conditional_times_prior():
         total = p_v_given_h @ p_h
         exact = torch.exp(-rbm.free_energy(v).double() - R.log_partition_exact(rbm))
     torch.testing.assert_close(total, exact, rtol=0, atol=1e-6)
-    assert total.sum().item() == pytest.approx(1.0, abs=1e-6)
 
 
 def test_kl_of_data_to_rbm_is_mean_log_f_minus_mean_log_p():
@@ -249,9 +249,10 @@ def test_decoder_noise_variance_weighs_reconstruction_against_kl():
 
 
 def test_gradient_ascent_on_the_elbo_raises_the_exact_log_likelihood():
-    """p(x; Θ) is continuous in Θ, so gradient steps raise it: 300 Adam steps on the single-sample ELBO of a
-    linear-Gaussian VAE (decoder and encoder) raise the exact mean log p(x) of 200 data points by more than a nat,
-    and the ELBO stays below it. Exact-gradient ascent on log p(x) itself raises it at every step."""
+    """p(x; Θ) is continuous in Θ, so gradient steps raise it, though in general it cannot be computed (the lecture
+    says it can: only p(x|h) can, and the ELBO stands in for log p(x)). Here a linear-Gaussian VAE makes log p(x)
+    exact: 300 Adam steps on the single-sample ELBO (decoder and encoder) raise the exact mean log p(x) of 200 data
+    points by more than a nat, and the ELBO stays below it."""
     g = torch.Generator().manual_seed(24)
     teacher = vae.LinearGaussianVAE(2 * torch.randn(6, 3, generator=g, dtype=F64),
                                     torch.randn(6, generator=g, dtype=F64), 0.3)
@@ -271,22 +272,12 @@ def test_gradient_ascent_on_the_elbo_raises_the_exact_log_likelihood():
         elbos = vae.elbo(model, x.repeat(200, 1)).view(200, -1).mean(1)
     assert after > before + 1.0, (before, after)
     assert elbos.mean().item() + Z * elbos.std().item() / math.sqrt(len(elbos)) < after
-    exact, _ = linear_gaussian(seed=27)
-    values = []
-    for _ in range(20):
-        log_px = exact.log_marginal(x).mean()
-        values.append(log_px.item())
-        grads = torch.autograd.grad(log_px, (exact.W, exact.b))
-        with torch.no_grad():
-            exact.W += 0.01 * grads[0]
-            exact.b += 0.01 * grads[1]
-    assert all(b > a for a, b in zip(values, values[1:], strict=False)) and values[-1] > values[0] + 1.0
 
 
 def test_ancestral_samples_have_the_model_covariance_without_a_markov_chain():
     """A VAE samples p(x) directly: h ~ N(0, I), then x ~ p(x|h). For the linear-Gaussian model the draws have the
     exact mean b and covariance WWᵀ + σ²I (each entry within 5 standard errors, √((Σ_ii Σ_jj + Σ_ij²)/n) for a
-    Gaussian), and consecutive draws are uncorrelated (|lag-1 correlation| < 5/√n): there is no chain to burn in."""
+    Gaussian), with no chain to burn in."""
     model, _ = linear_gaussian(seed=28)
     n = 200_000
     x = model.sample(n, generator=torch.Generator().manual_seed(29))
@@ -298,8 +289,6 @@ def test_ancestral_samples_have_the_model_covariance_without_a_markov_chain():
     d = x - b
     se_cov = ((cov.diagonal()[:, None] * cov.diagonal()[None, :] + cov**2) / n).sqrt()
     assert ((d.T @ d / n - cov).abs() < Z * se_cov).all()
-    z = d / cov.diagonal().sqrt()
-    assert ((z[1:] * z[:-1]).mean(0).abs() < Z / math.sqrt(n)).all()
 
 
 def posterior_like_encoder(model):

@@ -94,9 +94,10 @@ def check_binary(x, what="the data", pixel_means=False):
         if n_nan or n_inf:
             raise ValueError(f"{what} contains {n_nan} NaN and {n_inf} infinite values; clean or drop those "
                              "examples first")
-        example = values[(values != 0) & (values != 1)].flat[0]
-        raise ValueError(f"{what} must be binary (0/1); got values in [{values.min():.3g}, {values.max():.3g}], "
-                         f"such as {example:.3g}. "
+        example, low, high = values[(values != 0) & (values != 1)].flat[0], values.min(), values.max()
+        got = (f"grey levels between 0 and 1, such as {example:.3g}" if 0 <= low and high <= 1 else
+               f"values from {low:.3g} to {high:.3g}, such as {example:.3g}")
+        raise ValueError(f"{what} must be binary (0/1); got {got}. "
                          "Binarise it with genmodels.data.binarize_once(x) (stochastic, fixed seed) or "
                          "genmodels.data.binarize(x) (threshold).")
     return sums / len(x) if pixel_means else None
