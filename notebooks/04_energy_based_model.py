@@ -176,7 +176,9 @@ plotting.show_images(from_buffer, ncols=16, title="256 steps from the replay buf
 plotting.show_images(samples[:32], ncols=16, title="256 steps from uniform noise")
 
 # %% [markdown]
-# The buffer's chains have been refined over many updates; chains from fresh noise had only these 256 steps.
+# The buffer's chains continue chains that earlier training batches ran, so they have had more steps than the 256 of
+# the chains from fresh noise; how much that helps grows with training (in the quick profile, two short epochs, the
+# two grids look alike).
 #
 # ### How good are they? A classifier's opinion, in numbers
 #
@@ -194,8 +196,7 @@ for name, images in {"test images": x_test[:n_samples], "samples (noise + 256 st
     confident, counts = float((p.max(1).values > 0.9).double().mean()), p.argmax(1).bincount(minlength=10).tolist()
     print(f"{name:28s} confident > 0.9: {confident:6.1%}   per class: {counts}")
 profile.note(f"{epochs} epochs on {len(x_train):,} images, {n_steps} Langevin steps per update",
-             "training on the whole training split for the epochs of the parameters cell, whose samples are the "
-             "ones to judge")
+             "training on the whole training split, long enough for its samples to be worth judging")
 
 # %% [markdown]
 # A good generator scores near the test images on both counts: most samples labelled confidently, and the classes
@@ -209,10 +210,14 @@ profile.note(f"{epochs} epochs on {len(x_train):,} images, {n_steps} Langevin st
 # %%
 energies = {"test images": ebm.energy(model, x_test), "uniform noise": ebm.energy(model, noise),
             "samples": ebm.energy(model, samples), other_name: ebm.energy(model, x_other)}
+everything = torch.cat(list(energies.values()))
+edges = torch.linspace(everything.min(), everything.max(), 61).numpy()  # one set of 60 bins for all four sets
 for name, e in energies.items():
-    plt.hist(e.numpy(), bins=60, density=True, alpha=0.5, label=f"{name} (mean {e.mean():.2f})")
+    plt.hist(e.numpy(), bins=edges, histtype="step", lw=1.5, label=f"{name} (mean {e.mean():.2f})")
+plt.yscale("log")  # counts: a set whose energies barely spread fills one tall bin, and the others stay visible
 plt.xlabel("E(x)")
-plt.legend()
+plt.ylabel("images per bin")
+plt.legend(fontsize=8)
 plt.show()
 auc = ebm.ood_auc(energies["test images"], energies[other_name])
 print(f"ROC AUC of the energy as an out-of-distribution score, {dataset.name} test against {other_name}: {auc:.3f}")
@@ -228,8 +233,9 @@ print(f"ROC AUC of the energy as an out-of-distribution score, {dataset.name} te
 # ## What long-run chains do
 #
 # Training only ever ran chains for tens of steps at a time. Run some for much longer, first with the usual settings
-# (T ≈ 1.25·10⁻⁶), then with the noise matched to the step (T = 1, a true sampler of $e^{-E}$), and watch both the
-# images and their energies.
+# (T ≈ 1.25·10⁻⁶), then with the noise matched to the step (T = 1: Langevin sampling of $e^{-E}$ restricted to the
+# box $[-1, 1]^{784}$ by the clamp, with ULA's bias from its finite step), and watch both the images and their
+# energies.
 
 # %%
 n_long = profile.pick(quick=400, full=2000)

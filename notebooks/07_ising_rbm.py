@@ -39,6 +39,7 @@ seed = 0
 import time
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as ticker
 import numpy as np
 import torch
 
@@ -181,6 +182,8 @@ for ax, T in zip(axes, temperatures_4, strict=True):
         ax.plot(epochs, history["kl"], colour, marker="o", ms=3, label=f"{n_hidden} hidden: exact KL")
         ax.plot(epochs, history["kl_from_data"], colour, ls="--", label="−H − mean log q(training data)")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))  # 0.5, not 5×10⁻¹
+    ax.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))  # ticks inside a decade read 6, not 6×10⁰
     ax.set_title(f"T = {T:.3f}" + (" = T_c" if T == T_c else ""))
     ax.set_xlabel("epoch")
 axes[0].set_ylabel("KL(Boltzmann ‖ RBM), nats")
@@ -239,7 +242,7 @@ profile.note(f"{len(temperatures_8)} temperatures, {epochs_8} epochs, RBMs of {'
 # %%
 quantities = {"energy": "energy per site u", "abs_magnetisation": "⟨|m|⟩", "specific_heat": "specific heat c"}
 grid = np.linspace(1.2, 3.6, 400)
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharex=True)  # one temperature axis, 1.2 to 3.6, for all three
 for ax, (name, label) in zip(axes, quantities.items(), strict=True):
     for key, style in zip(("Monte Carlo", *hidden_8), ("ko", "s", "^"), strict=False):
         value, error = np.array([results[T, key][name] for T in temperatures_8]).T
@@ -251,6 +254,7 @@ for ax, (name, label) in zip(axes, quantities.items(), strict=True):
     if name == "abs_magnetisation":
         ax.plot(grid, ising.onsager_magnetisation(grid), "k:", lw=1, label="Onsager, infinite lattice")
     ax.axvline(T_c, color="grey", lw=0.5)
+    ax.set_xlim(grid[0], grid[-1])
     ax.set_xlabel("temperature T")
     ax.set_title(label)
 axes[0].legend(fontsize=8)

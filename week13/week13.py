@@ -255,6 +255,11 @@ plotting.show_images(weights, ncols=12, size=1.1, normalize=True,
 #
 # **Hands-on:** `notebooks/04_energy_based_model`; the sampler alone in `notebooks/03_langevin_sampling`.
 
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Correction to point out: the source says the sampler's derivative "involves the so-called positive and negative
+# phases". The sampler needs $\nabla_{\boldsymbol{x}}\log p = -\nabla_{\boldsymbol{x}}E$, in which $Z$ drops out;
+# the two phases belong to $\nabla_\theta$, the training gradient above.
+
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## The Langevin update, and a correction
 #
@@ -347,6 +352,8 @@ for rule, c in rules:
 #   Metropolis–Hastings step.
 # - The lecture suggests starting from a uniform draw in $[-1, 1]$; any start works, the early iterates are
 #   burn-in.
+# - *Correction:* the source's "SGLD" update has no minibatch and no $N/n$, and "updates the log of this
+#   probability"; SGLD updates $\theta$, as above (`03_langevin_sampling` computes the minibatch estimate).
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # 4 minutes. `notebooks/03_langevin_sampling` runs SGLD on Welling and Teh's two-mode mixture posterior and compares
@@ -418,7 +425,8 @@ plotting.autoencoder_diagram()
 #   for binarised MNIST a Bernoulli per pixel (minus the binary cross-entropy).
 # - **Gradient descent**: $p(\boldsymbol{x};\boldsymbol{\Theta})$ is continuous in $\boldsymbol{\Theta}$, so we
 #   can raise it by making $f(\boldsymbol{h};\boldsymbol{\Theta})$ approach $\boldsymbol{x}$ for the
-#   $\boldsymbol{h}$ that matter.
+#   $\boldsymbol{h}$ that matter. *Correction:* the source says the marginal "can be computed"; only
+#   $p(\boldsymbol{x}\mid\boldsymbol{h})$ can, and the integral over $\boldsymbol{h}$ is why the ELBO exists.
 # - The "autoencoder" is what the training objective turns out to look like: no sparsity penalty to tune,
 #   and sampling is direct ($\boldsymbol{h}\sim p(\boldsymbol{h})$, then decode), with no Markov chain.
 # - Two problems remain: what the latent variables mean, and how to do the integral over $\boldsymbol{h}$.
@@ -495,8 +503,8 @@ mean_E = small.energy(all_v, ph).double()  # E is linear in h
 source = (f * f.log()).sum() + (f * mean_E).sum() + log_z
 print(f"KL(f || p) = {kl.item():.4f}; <log f> + <.> + log Z with "
       f"<F>: {rhs.item():.4f}, with <E>: {source.item():.4f}")
-bits = ph * ph.log() + (1 - ph) * (1 - ph).log()
-H = -(f * bits.sum(1).double()).sum()  # entropy of p(h|v)
+minus_h = ph * ph.log() + (1 - ph) * (1 - ph).log()  # -H per unit
+H = -(f * minus_h.sum(1).double()).sum()  # entropy of p(h|v)
 print(f"<E> - <F> = {(f * (mean_E - F_v)).sum().item():.4f} nats"
       f" = <H[p(h|v)]> = {H.item():.4f}")
 
@@ -650,7 +658,7 @@ print(f"general formula, mu_1=0, S_1=I: KL = {general:.4f} nats")
 # ## … and by Monte Carlo
 #
 # The KL divergence is the average of $\log Q(\boldsymbol{h}) - \log p(\boldsymbol{h})$ over
-# $\boldsymbol{h}\sim Q$; a million samples agree with the closed form within their standard error:
+# $\boldsymbol{h}\sim Q$; a million samples agree with the closed form to within two standard errors:
 
 # %% slideshow={"slide_type": "fragment"}
 q = torch.distributions.Normal(mu, (0.5 * log_var).exp())
@@ -659,7 +667,8 @@ prior = torch.distributions.Normal(0.0, 1.0)
 log_ratio = (q.log_prob(h) - prior.log_prob(h)).sum(-1)
 se = log_ratio.std() / len(h) ** 0.5
 print(f"Monte Carlo:                  "
-      f"KL = {log_ratio.mean():.4f} ± {se:.4f} nats")
+      f"KL = {log_ratio.mean():.4f} ± {se:.4f} nats, "
+      f"{abs(log_ratio.mean() - simple) / se:.1f} s.e. off")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## The terms to compute
@@ -689,7 +698,8 @@ print(f"Monte Carlo:                  "
 # ## The reparameterised gradient
 #
 # $E_{\boldsymbol{h}\sim Q}[\log p(\boldsymbol{x}\mid\boldsymbol{h})]$ depends on the encoder's parameters through
-# the *distribution* we sample from, and sampling has no gradient. Write the sample as a deterministic function
+# the *distribution* we sample from, and sampling has no gradient (*Correction:* the source moves the gradient
+# "into the expectations"; not while $Q$ depends on the parameters). Write the sample as a deterministic function
 # of the parameters and of parameter-free noise:
 #
 # $$
