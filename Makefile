@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 NOTEBOOKS := $(sort $(wildcard week13/*.ipynb)) $(sort $(wildcard notebooks/*.ipynb))
 EXERCISES := $(sort $(wildcard exercises/solutions/*.ipynb))  # solution notebooks: tested by make test, not run by make run
 SCRIPTS := $(NOTEBOOKS:.ipynb=.py) $(EXERCISES:.ipynb=.py)
-BENCHMARKS := $(sort $(wildcard benchmarks/*.py))
+BENCHMARKS := $(filter-out benchmarks/harness.py,$(sort $(wildcard benchmarks/*.py)))  # harness.py: what they share
 EXECUTE := jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=1800 \
 	--ExecutePreprocessor.kernel_name=python3
 

@@ -8,19 +8,16 @@ baseline    a straightforward per-step loop in the tutorials' style: in-place no
             (the network's parameters frozen), gradient clamp, step, clamp.
 
 Repetitions are interleaved and medians reported. Writes _build/bench/ebm.json. Targets: ours <= 1.15 x bound and
-<= 1.05 x baseline. Run: `python benchmarks/ebm.py [--reps 7] [--threads N]`.
+<= 1.05 x baseline. Run: `python benchmarks/ebm.py [--repeats 7] [--threads N]`.
 """
 
-import argparse
-import json
 import statistics
-import time
 
 import torch
+from harness import interleave, parser, verdict, write
 
 from genmodels import ebm
 from genmodels.device import describe, get_device
-from genmodels.paths import BUILD_DIR
 
 CHAINS, STEPS = 128, 60
 TARGETS = {"bound": 1.15, "baseline": 1.05}
@@ -60,48 +57,36 @@ def baseline(model, x0, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    args = parser.parse_args()
+    arguments = parser(__doc__, repeats=7)
+    arguments.add_argument("--device", default=None)
+    arguments.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = arguments.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = get_device(args.device, "full")
     model = ebm.EnergyModel(buffer_size=CHAINS, generator=torch.Generator().manual_seed(0)).to(device)
     x0 = model.buffer.clone()
-    print(f"{CHAINS} chains of 28x28 images, {STEPS} steps, {describe(device)}, {args.reps} interleaved repetitions")
-    runs = {"ours": ours, "bound": bound, "baseline": baseline}
-    times = {name: [] for name in runs}
-    for rep in range(args.reps + 1):  # the first repetition warms up and is not counted
-        for name, run in runs.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            run(model, x0, rep)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if rep > 0:
-                times[name].append((time.perf_counter() - start) / (CHAINS * STEPS) * 1000)
-    medians = {name: statistics.median(t) for name, t in times.items()}
+    print(f"{CHAINS} chains of 28x28 images, {STEPS} steps, {describe(device)}, {args.repeats} interleaved repetitions")
+    samplers = {"ours": ours, "bound": bound, "baseline": baseline}
+    times = interleave({name: lambda rep, run=run: run(model, x0, rep) for name, run in samplers.items()},
+                       args.repeats, device)
+    per_1000 = {name: [t / (CHAINS * STEPS) * 1000 for t in seconds] for name, seconds in times.items()}
+    medians = {name: statistics.median(t) for name, t in per_1000.items()}
     print(f"\n{'sampler':<10}{'s / 1,000 image-steps':>23}{'ours / this':>13}   all repetitions")
-    for name, t in times.items():
+    for name, t in per_1000.items():
         print(f"{name:<10}{medians[name]:>23.4f}{medians['ours'] / medians[name]:>13.3f}   "
               + " ".join(f"{v:.4f}" for v in t))
     met = {name: medians["ours"] / medians[name] <= target for name, target in TARGETS.items()}
     for name, target in TARGETS.items():
-        print(f"target ours <= {target} x {name}: {'met' if met[name] else 'NOT met'} "
-              f"({medians['ours'] / medians[name]:.3f})")
-    out = BUILD_DIR / "bench" / "ebm.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+        print(verdict(f"ours <= {target} x {name}", medians["ours"] / medians[name], met[name]))
+    print(times.state())
+    write({
         "ours_s": medians["ours"], "bound_s": medians["bound"], "baseline_s": medians["baseline"],
         "unit": "seconds per 1,000 image-steps", "ours_over_bound": medians["ours"] / medians["bound"],
         "ours_over_baseline": medians["ours"] / medians["baseline"], "targets": TARGETS, "targets_met": met,
-        "repetitions": times, "chains": CHAINS, "steps": STEPS, "device": describe(device),
-        "torch": torch.__version__,
-    }, indent=2))
-    print(f"wrote {out}")
+        "repetitions": per_1000, "chains": CHAINS, "steps": STEPS, "device": describe(device),
+        "torch": torch.__version__, "handoff_us": times.handoff_us,
+    }, "ebm.json")
 
 
 if __name__ == "__main__":

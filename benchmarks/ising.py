@@ -8,20 +8,15 @@ numpy    the textbook checkerboard sweep: float64 ±1 spins, neighbours by np.ro
          random array (np.random.default_rng) per half-sweep.
 
 Both are exact Metropolis samplers of the same lattices. Repetitions are interleaved and medians reported. Writes
-_build/bench/ising.json. Run: `python benchmarks/ising.py [--reps 7] [--sweeps 50]`.
+_build/bench/ising.json. Run: `python benchmarks/ising.py [--repeats 7] [--sweeps 50]`.
 """
-
-import argparse
-import json
-import statistics
-import time
 
 import numpy as np
 import torch
+from harness import interleave, parser, write
 
 from genmodels import ising
 from genmodels.device import describe, get_device
-from genmodels.paths import BUILD_DIR
 
 N_LATTICES, L = 64, 32
 T = ising.CRITICAL_TEMPERATURE
@@ -40,11 +35,10 @@ def numpy_sweeps(s: np.ndarray, sweeps: int, rng: np.random.Generator) -> np.nda
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--sweeps", type=int, default=50, help="sweeps per timed repetition")
-    parser.add_argument("--device", default=None)
-    args = parser.parse_args()
+    arguments = parser(__doc__, repeats=7)
+    arguments.add_argument("--sweeps", type=int, default=50, help="sweeps per timed repetition")
+    arguments.add_argument("--device", default=None)
+    args = arguments.parse_args()
     device = get_device(args.device, "full")
     threads = torch.get_num_threads()
     rng = np.random.default_rng(0)
@@ -56,40 +50,35 @@ def main():
     def ours(s, n_threads=threads):
         torch.set_num_threads(n_threads)
         try:
-            s = ising.metropolis(s, T, args.sweeps, generator)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            return s
+            return ising.metropolis(s, T, args.sweeps, generator)
         finally:
             torch.set_num_threads(threads)
 
-    runs = {"numpy": lambda s: numpy_sweeps(s, args.sweeps, rng), "ours": ours}
+    samplers = {"numpy": lambda s: numpy_sweeps(s, args.sweeps, rng), "ours": ours}
     if device.type == "cpu" and threads > 1:
-        runs["ours, 1 thread"] = lambda s: ours(s, 1)
-    times = {name: [] for name in runs}
-    for rep in range(args.reps + 1):  # the first repetition warms up and is not counted
-        for name, run in runs.items():
-            begin = time.perf_counter()
-            state[name] = run(state[name])
-            if rep > 0:
-                times[name].append(time.perf_counter() - begin)
-    per_s = {name: N_LATTICES * L * L * args.sweeps / statistics.median(t) for name, t in times.items()}
+        samplers["ours, 1 thread"] = lambda s: ours(s, 1)
+
+    def advance(name):  # each repetition continues that sampler's own chains
+        def run(rep):
+            state[name] = samplers[name](state[name])
+        return run
+
+    times = interleave({name: advance(name) for name in samplers}, args.repeats, device)
+    per_s = {name: N_LATTICES * L * L * args.sweeps / median for name, median in times.medians().items()}
     print(f"{N_LATTICES} lattices of {L}×{L} at T_c, {args.sweeps} sweeps per repetition, {describe(device)}, "
-          f"{args.reps} interleaved repetitions")
+          f"{args.repeats} interleaved repetitions")
     print(f"\n{'sampler':<16}{'spin updates/s':>16}{'x numpy':>9}   |m| after the run")
     for name, rate in per_s.items():
         spins = state[name].cpu().numpy() if torch.is_tensor(state[name]) else state[name]
         m = np.abs(spins.mean(axis=(1, 2), dtype=float)).mean()  # the same for both: they sample one distribution
         print(f"{name:<16}{rate:>16.3g}{rate / per_s['numpy']:>9.2f}   {m:.3f}")
-    out = BUILD_DIR / "bench" / "ising.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    print(times.state())
+    write({
         "ours_per_s": per_s["ours"], "numpy_per_s": per_s["numpy"], "ours_over_numpy": per_s["ours"] / per_s["numpy"],
-        "ours_1_thread_per_s": per_s.get("ours, 1 thread"), "repetitions_s": times, "n_lattices": N_LATTICES, "L": L,
-        "temperature": T, "sweeps_per_repetition": args.sweeps, "device": describe(device), "threads": threads,
-        "torch": torch.__version__, "numpy": np.__version__,
-    }, indent=2))
-    print(f"wrote {out}")
+        "ours_1_thread_per_s": per_s.get("ours, 1 thread"), "repetitions_s": dict(times), "n_lattices": N_LATTICES,
+        "L": L, "temperature": T, "sweeps_per_repetition": args.sweeps, "device": describe(device),
+        "threads": threads, "torch": torch.__version__, "numpy": np.__version__, "handoff_us": times.handoff_us,
+    }, "ising.json")
 
 
 if __name__ == "__main__":

@@ -31,25 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from harness import core_handoff_us, parser, training_images, verdict, write
 
 import genmodels
-from genmodels import data
-from genmodels import rbm as R
-from genmodels.paths import BUILD_DIR
+from genmodels import rbm
 
 V, H, B = 784, 500, 100
 MM_SHAPES = [(B, V, H), (B, H, V), (V, B, H), (1024, 1024, 1024)]  # m, k, n: v·W, h·Wᵀ, vᵀp(h|v), and a large one
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load_images():
-    for dataset in ("mnist", "fashion-mnist"):
-        try:
-            x, _ = data.load_split(dataset, "train", download_missing=False)
-            return dataset, data.binarize_once(x.reshape(len(x), -1))
-        except data.DataNotFoundError:
-            continue
-    raise SystemExit("neither MNIST nor Fashion-MNIST training images found; see genmodels.data.load_split")
 
 
 def matmul_rates(seconds=0.3) -> dict:
@@ -92,23 +81,6 @@ def theoretical_peak():
             f"{lanes} lanes × 2 (FMA) × 2 FMA units, assumed); clock from {clock}")
 
 
-def core_handoff_us(reps: int = 100) -> float:
-    """Median time for all threads to update 1 MB that one thread has just read: data moving from one core's cache
-    to another's, as it does between every two steps of CD (benchmarks/README.md: the machine's two states)."""
-    threads, x, times = torch.get_num_threads(), torch.zeros(2**18), []
-    try:
-        for _ in range(reps):
-            torch.set_num_threads(1)
-            x.sum()  # one core reads x: its cache holds the lines
-            torch.set_num_threads(threads)
-            start = time.perf_counter()
-            x.add_(1.0)  # each thread writes its part: the other cores take their lines from that core
-            times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return statistics.median(times) * 1e6
-
-
 def time_products_alone(x: torch.Tensor, fused: bool = True) -> float:
     """The epoch's matrix products and nothing else, computed as rbm_fast computes them (the three conditionals
     with linear_sigmoid, the two statistics with torch.addmm), with the same shapes, data and batches as CD-1: the
@@ -130,9 +102,9 @@ def time_products_alone(x: torch.Tensor, fused: bool = True) -> float:
 
 
 def time_ours(x: torch.Tensor) -> float:
-    rbm = R.RBM(V, H, generator=torch.Generator().manual_seed(0))
+    model = rbm.RBM(V, H, generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()
-    R.fit(rbm, x, epochs=1, batch_size=B, lr=0.05, progress="none", init_bias=True)
+    rbm.fit(model, x, epochs=1, batch_size=B, lr=0.05, progress="none", init_bias=True)
     return time.perf_counter() - start
 
 
@@ -147,19 +119,8 @@ def time_sklearn(x: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def write(result: dict, name: str) -> None:
-    out = BUILD_DIR / "bench" / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
-
-
-def met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def benchmark(repeats: int) -> None:
-    dataset, x = load_images()
+    dataset, x = training_images()
     x32, x64, xt = x.astype(np.float32), x.astype(np.float64), torch.from_numpy(x.astype(np.float32))
     flop = 5 * 2 * B * V * H * (len(x) // B)
     runs = {k: [] for k in ("ours", "products", "products_plain", "sklearn", "sklearn_f64", "mm", "handoff")}
@@ -196,8 +157,8 @@ def benchmark(repeats: int) -> None:
     print("genmodels.rbm by repeat, fraction of that repeat's best product (handoff before/after): " + ", ".join(
         f"{flop / t / 1e9 / best:.0%} ({before:.0f}/{after:.0f} µs)"
         for t, best, (before, after) in zip(runs["ours"], best_by_repeat, runs["handoff"], strict=True)))
-    print(f"fraction of peak {fraction:.2f} (target ≥ 0.75: {met(fraction >= 0.75)}); speed-up vs sklearn float32 "
-          f"{speedup:.2f}x (target ≥ 1.4x: {met(speedup >= 1.4)})")
+    print(verdict("fraction of peak ≥ 0.75", fraction, fraction >= 0.75))
+    print(verdict("speed-up vs sklearn float32 ≥ 1.4x", speedup, speedup >= 1.4))
     write({"dataset": dataset, "n_images": len(x), "threads": torch.get_num_threads(), "repeats": repeats,
            "ours_s": med["ours"], "sklearn_s": med["sklearn"], "sklearn_f64_s": med["sklearn_f64"],
            "products_alone_s": med["products"], "products_plain_s": med["products_plain"],
@@ -214,7 +175,7 @@ def one_epoch(images: str) -> None:
     """In a subprocess: one CD-1 epoch of rbm.fit on the images saved in `images`, after imports, loading and a
     short warm-up (so start-up is not timed); prints seconds, handoffs and which genmodels was imported, as JSON."""
     x = torch.from_numpy(np.load(images).astype(np.float32))
-    R.fit(R.RBM(V, H), x[:1000], epochs=1, batch_size=B, lr=0.05, progress="none")  # first-call costs, untimed
+    rbm.fit(rbm.RBM(V, H), x[:1000], epochs=1, batch_size=B, lr=0.05, progress="none")  # first-call costs, untimed
     before = core_handoff_us()
     seconds = time_ours(x)
     print(json.dumps({"seconds": seconds, "handoff": [before, core_handoff_us()], "genmodels": genmodels.__file__}))
@@ -233,7 +194,7 @@ def run_epoch(src: Path, images: Path) -> dict:
 def compare(rev: str, pairs: int) -> None:
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", rev], check=True, capture_output=True,
                             text=True).stdout.strip()
-    dataset, x = load_images()
+    dataset, x = training_images()
     with tempfile.TemporaryDirectory() as tmp:
         tree, images = Path(tmp) / "tree", Path(tmp) / "images.npy"
         np.save(images, x.astype(np.uint8))
@@ -258,19 +219,18 @@ def compare(rev: str, pairs: int) -> None:
         a, b = r[rev], r["working tree"]
         print(f"{i:<6}{r['first']:<14}{a['seconds']:12.3f}{b['seconds']:11.3f}{ratio:8.3f}   "
               f"{a['handoff'][0]:.0f}/{a['handoff'][1]:.0f}, {b['handoff'][0]:.0f}/{b['handoff'][1]:.0f}")
-    print(f"median ratio (working tree ÷ {rev}) {median:.3f} (target ≤ 1.03: {met(median <= 1.03)})")
+    print(verdict(f"median ratio (working tree ÷ {rev}) ≤ 1.03", median, median <= 1.03))
     print("imported: " + ", ".join(f"{name} {Path(results[0][name]['genmodels']).parent}" for name in srcs))
     write({"rev": rev, "commit": commit, "dataset": dataset, "n_images": len(x), "pairs": results,
            "ratios": ratios, "median_ratio": median, "target_met": median <= 1.03}, "rbm_compare.json")
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compare", metavar="REV", help="time rbm.fit at git revision REV against the working tree")
-    parser.add_argument("--pairs", type=int, default=5, help="subprocess pairs for --compare")
-    parser.add_argument("--one-epoch", metavar="IMAGES", help=argparse.SUPPRESS)  # a --compare subprocess
-    args = parser.parse_args()
+    arguments = parser(__doc__, repeats=3)
+    arguments.add_argument("--compare", metavar="REV", help="time rbm.fit at git revision REV against the working tree")
+    arguments.add_argument("--pairs", type=int, default=5, help="subprocess pairs for --compare")
+    arguments.add_argument("--one-epoch", metavar="IMAGES", help=argparse.SUPPRESS)  # a --compare subprocess
+    args = arguments.parse_args()
     if args.one_epoch:
         one_epoch(args.one_epoch)
     elif args.compare:

@@ -17,31 +17,21 @@ import statistics
 import time
 from pathlib import Path
 
+from harness import parser, training_images, verdict, write
+
 import genmodels  # noqa: F401  (silences TensorFlow in the workers)
-from genmodels import data, keras_backends
-from genmodels.paths import BUILD_DIR
+from genmodels import keras_backends
 
 V, H, B = 784, 500, 100
 BACKENDS = ("tensorflow", "torch", "jax")
 TARGET = 2.0
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_images():
-    for dataset in ("mnist", "fashion-mnist"):
-        try:
-            x, _ = data.load_split(dataset, "train", download_missing=False, progress=False)
-            return dataset, data.binarize_once(x.reshape(len(x), -1))
-        except data.DataNotFoundError:
-            continue
-    raise SystemExit("neither MNIST nor Fashion-MNIST training images found; see genmodels.data.load_split")
 
 
 def keras_worker(epochs: int) -> dict:
     """Run in a fresh process with KERAS_BACKEND set: the seconds of each epoch of the Keras RBM's fit."""
     import keras
 
-    from genmodels import rbm_keras as RK
+    from genmodels import rbm_keras
 
     class EpochTimes(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -50,35 +40,35 @@ def keras_worker(epochs: int) -> dict:
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.start)
 
-    dataset, x = load_images()
+    dataset, x = training_images()
     times = []
-    RK.fit(RK.RBM(V, H, seed=0), x, epochs=epochs, batch_size=B, lr=0.05, progress="none", callbacks=[EpochTimes()])
+    rbm_keras.fit(rbm_keras.RBM(V, H, seed=0), x, epochs=epochs, batch_size=B, lr=0.05, progress="none",
+                  callbacks=[EpochTimes()])
     return {"backend": keras.backend.backend(), "dataset": dataset, "epoch_s": times}
 
 
 def torch_epochs(x, repeats: int) -> list[float]:
-    from genmodels import rbm as R
+    from genmodels import rbm
 
     times = []
     for _ in range(repeats):
-        rbm = R.RBM(V, H)
+        model = rbm.RBM(V, H)
         start = time.perf_counter()
-        R.fit(rbm, x, epochs=1, batch_size=B, lr=0.05, progress="none")
+        rbm.fit(model, x, epochs=1, batch_size=B, lr=0.05, progress="none")
         times.append(time.perf_counter() - start)
     return times
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per Keras fit (the first is compile time)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed epochs of the PyTorch RBM")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    arguments = parser(__doc__, repeats=3)  # timed epochs of the PyTorch RBM
+    arguments.add_argument("--epochs", type=int, default=3, help="epochs per Keras fit (the first is compile time)")
+    arguments.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = arguments.parse_args()
     if args.worker:
         print(json.dumps(keras_worker(args.epochs)))
         return
 
-    dataset, x = load_images()
+    dataset, x = training_images()
     results = {"dataset": dataset, "shape": [len(x), V, H], "batch_size": B, "target_ratio": TARGET, "keras": {}}
     for backend in BACKENDS:  # one process per backend, the PyTorch RBM between them
         if backend not in keras_backends.installed_backends():
@@ -107,14 +97,10 @@ def main():
     if ratios:
         fastest = min(ratios, key=ratios.get)
         results["fastest_backend"], results["fastest_ratio"] = fastest, ratios[fastest]
-        verdict = "" if "epoch_s" not in results["keras"].get("jax", {}) else (
-            "  target met" if ratios[fastest] <= TARGET else "  target missed")
-        print(f"fastest Keras backend: {fastest}, {ratios[fastest]:.2f}× the PyTorch RBM's epoch "
-              f"(target ≤ {TARGET:g}×){verdict}")
-    out = BUILD_DIR / "bench" / "rbm_keras.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out}")
+        print(f"fastest Keras backend: {fastest}, {ratios[fastest]:.2f}× the PyTorch RBM's epoch")
+        if "epoch_s" in results["keras"].get("jax", {}):  # the target is for the fastest of all three
+            print(verdict(f"fastest Keras backend ≤ {TARGET:g}× PyTorch", ratios[fastest], ratios[fastest] <= TARGET))
+    write(results, "rbm_keras.json")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,108 @@
+"""What the benchmarks in this folder share: interleaved timing with the machine's state beside it, the training
+images, the verdict line and the JSON file. Not a benchmark itself (`make bench` leaves it out).
+
+    times = interleave({"ours": run_ours, "bound": run_bound}, repeats=7, device=device)
+        # each run(rep) is called once per repetition, the contestants in turn, so that a drift in the machine's
+        # load hits them alike; repetition 0 warms up and is not counted; CUDA is synchronised around each timing;
+        # times.handoff_us holds the core-handoff probe read before each counted repetition
+    print(verdict("ours ≤ 1.15 × bound", ratio, ratio <= 1.15))   # target ours ≤ 1.15 × bound: met (1.072)
+    write({...}, "ebm.json")                                       # _build/bench/ebm.json, and says so
+
+core_handoff_us() tells the machine's state: this shared machine has a fast state (tens of µs) and a slow one
+(hundreds), and a benchmark's figures are read beside it (benchmarks/README.md).
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from genmodels import data
+from genmodels.paths import BUILD_DIR
+
+
+class Times(dict):
+    """{contestant: [seconds of each counted repetition]}, with `handoff_us`, the probe read before each."""
+
+    handoff_us: list[float]
+
+    def medians(self) -> dict[str, float]:
+        return {name: statistics.median(seconds) for name, seconds in self.items()}
+
+    def state(self) -> str:
+        """One line on the machine's state during the run, from the handoff probe."""
+        low, high = min(self.handoff_us), max(self.handoff_us)
+        return f"core handoff {low:.0f}-{high:.0f} µs over the repetitions (tens: fast state; hundreds: slow)"
+
+
+def interleave(runs: dict, repeats: int, device=None, prepare=None) -> Times:
+    """Call each run(rep) in turn, repeats + 1 times; time all but the first (a warm-up) of each. With `prepare`,
+    run(rep, prepare(name, rep)): what prepare makes (a fresh model, say) is not timed."""
+    cuda = device is not None and torch.device(device).type == "cuda"
+    times, times.handoff_us = Times({name: [] for name in runs}), []
+    for rep in range(repeats + 1):
+        if rep > 0:
+            times.handoff_us.append(core_handoff_us())
+        for name, run in runs.items():
+            arguments = (rep,) if prepare is None else (rep, prepare(name, rep))
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run(*arguments)
+            if cuda:
+                torch.cuda.synchronize()
+            if rep > 0:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def core_handoff_us(reps: int = 100) -> float:
+    """Median time for all threads to update 1 MB that one thread has just read: data moving from one core's cache
+    to another's, as it does between every two steps of CD (benchmarks/README.md: the machine's two states)."""
+    threads, x, times = torch.get_num_threads(), torch.zeros(2**18), []
+    try:
+        for _ in range(reps):
+            torch.set_num_threads(1)
+            x.sum()  # one core reads x: its cache holds the lines
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
+            x.add_(1.0)  # each thread writes its part: the other cores take their lines from that core
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times) * 1e6
+
+
+def training_images(binary: bool = True, progress: bool = False):
+    """(data set name, images): MNIST's 60,000 training images, or Fashion-MNIST's where MNIST's are absent; binary
+    (data.binarize_once, flattened) or as grey levels (N, 28, 28)."""
+    for dataset in ("mnist", "fashion-mnist"):
+        try:
+            x, _ = data.load_split(dataset, "train", download_missing=False, progress=progress)
+        except data.DataNotFoundError:
+            continue
+        return dataset, data.binarize_once(x.reshape(len(x), -1)) if binary else x
+    raise SystemExit("neither MNIST nor Fashion-MNIST training images found; see genmodels.data.load_split")
+
+
+def verdict(target: str, value: float, met: bool) -> str:
+    """The one wording of a target's line: 'target ours ≤ 1.15 × bound: met (1.072)'."""
+    return f"target {target}: {'met' if met else 'NOT met'} ({value:.3g})"
+
+
+def write(result: dict, name: str):
+    """_build/bench/NAME as indented JSON; prints where it went and returns the path."""
+    out = BUILD_DIR / "bench" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    return out
+
+
+def parser(doc: str, repeats: int) -> argparse.ArgumentParser:
+    """An argument parser with the one flag every benchmark has, --repeats (timed repetitions, medians reported)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=repeats, help="timed repetitions (medians are reported)")
+    return parser
