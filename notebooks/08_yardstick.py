@@ -216,7 +216,7 @@ for name, value in nats.items():
 print(measures.format_table(results, nats))
 print(f"N = {n:,} per row, mean over seeds {list(seeds)}; FD ± its sd over the seeds; reference: {dataset.name} test")
 profile.note(f"models trained for seconds, a judge trained on {len(dataset.x_train):,} images, N = {n:,}",
-             "models trained for minutes, whose rows fall between the floor and the ceiling")
+             "models trained for minutes: the VAEs' and the EBM's rows between the floor and the ceiling")
 
 # %%
 fig, axes = plt.subplots(len(examples), 1, figsize=(9, 0.72 * len(examples)))
@@ -231,9 +231,16 @@ plt.show()
 # How to read it. The reference rows set the scale: training images are the floor (their distance is not 0, because
 # two finite samples of one distribution differ), uniform noise the ceiling, and noise, blur and independent pixels
 # climb between them. Precision asks whether samples look like data, recall whether the data are covered: blur keeps
-# precision and loses recall, independent pixels fall outside the data entirely. The copied row scores like the
-# floor on every measure but one: its nearest-neighbour ratio is 0. FD, precision and recall cannot see copying;
-# the ratio, near 1 for the other training images, can.
+# precision and loses recall, and independent pixels, blobs near the data's average, keep a high precision while
+# covering almost none of the data. The copied row scores like the floor on every measure but one: its
+# nearest-neighbour ratio is 0. FD, precision and recall cannot see copying; the ratio, near 1 for the other
+# training images, can.
+#
+# The RBM's row shows what a sample-based measure sees and a likelihood does not. Its long Gibbs chains all end in
+# one mode: its grid shows the same image sixteen times, its precision is 1 and its recall 0, it covers one class,
+# and its Fréchet distance comes near the ceiling's or beyond it. Block Gibbs sampling of a trained RBM moves slowly
+# between modes, so chains started from the base rate fall into the deepest one and stay there; its log-likelihood,
+# from AIS, does not depend on those chains.
 #
 # The representation matters as much as the model. A VAE's decoder mean $\sigma(g(h))$ is a grey-level image, an
 # average over the binary images $x \sim p(x|h)$ that the model actually defines; the means look like the grey-level
