@@ -724,8 +724,8 @@ plotting.autoencoder_diagram(variational=True)
 #
 # - Now the gradient passes through $\mu$ and $\Sigma$ into the encoder: in PyTorch `Normal.rsample()`, in
 #   Keras a `Sampling` layer.
-# - It has the same expectation as the score-function (REINFORCE) gradient, with far less variance; the tests
-#   of `genmodels.vae` check both claims.
+# - It has the same expectation as the score-function (REINFORCE) gradient, and a variance that does not grow
+#   with the number of latent dimensions, where the score function's does; the tests of `genmodels.vae` check both.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # 4 minutes. If time is short, skip the REINFORCE comparison: `notebooks/05_vae_pytorch` measures both gradients'
