@@ -698,8 +698,7 @@ print(f"Monte Carlo:                  "
 # ## The reparameterised gradient
 #
 # $E_{\boldsymbol{h}\sim Q}[\log p(\boldsymbol{x}\mid\boldsymbol{h})]$ depends on the encoder's parameters through
-# the *distribution* we sample from, and sampling has no gradient (*Correction:* the source moves the gradient
-# "into the expectations"; not while $Q$ depends on the parameters). Write the sample as a deterministic function
+# the *distribution* we sample from, and sampling has no gradient. Write the sample as a deterministic function
 # of the parameters and of parameter-free noise:
 #
 # $$
@@ -709,6 +708,11 @@ print(f"Monte Carlo:                  "
 
 # %% slideshow={"slide_type": "fragment"}
 plotting.autoencoder_diagram(variational=True)
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Correction to point out: the source says the gradient symbol "can be moved into the expectations". Not while
+# the distribution $Q$ depends on the parameters being differentiated: that is the whole difficulty, and the
+# reparameterisation removes it by moving the parameters out of the distribution, into $\mu$ and $\Sigma^{1/2}$.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## The objective, reparameterised
