@@ -687,8 +687,8 @@ print(f"Monte Carlo:                  "
 # $$
 #
 # and for one $\boldsymbol{x}$ and one $\boldsymbol{h}\sim Q(\boldsymbol{h}\mid\boldsymbol{x})$ we take the gradient
-# of $\log p(\boldsymbol{x}\mid\boldsymbol{h})
-# - \mathcal{D}\left[Q(\boldsymbol{h}\mid\boldsymbol{x})\,\|\,p(\boldsymbol{h})\right]$.
+# of $\log p(\boldsymbol{x}\mid\boldsymbol{h}) -
+# \mathcal{D}\left[Q(\boldsymbol{h}\mid\boldsymbol{x})\,\|\,p(\boldsymbol{h})\right]$.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # The source switches to $X$, $z$, $P$ from here; the slides keep $\boldsymbol{x}$, $\boldsymbol{h}$, $p$. Say so,
