@@ -2,7 +2,8 @@
 Chromium (Debian's, driven by Playwright, the page served from loopback), at 1280x720 and at 1024x768, the right
 arrow visits every slide and fragment in order, every slide fits once MathJax has typeset it and all its fragments
 are shown, and no request leaves loopback (fonts imported by a style sheet included). `make handout` prints one PDF
-page per slide, none blank (poppler-utils' pdfinfo and pdftoppm). Screenshots land in _build/test_slides/."""
+page per slide, none blank (poppler-utils' pdfinfo and pdftoppm). No raw TeX is left in the deck, in `make html`'s
+pages or in the exercise notebooks' HTML. Screenshots land in _build/test_slides/."""
 
 import functools
 import html.parser
@@ -97,6 +98,70 @@ def test_html_of_every_notebook_loads_nothing_from_the_network():
     assert {p.stem for p in pages} >= {n.stem for n in notebooks}
     for page in pages:
         assert network_loads(page) == [], page.name
+
+
+class RawTeX(html.parser.HTMLParser):
+    """Text blocks (paragraphs, list items, table cells, headings) whose text outside its maths delimiters still holds
+    TeX: a `$`, a `\\command`, a `^{` or `_{`. MathJax typesets maths within one block only, so a formula that
+    Markdown split across two blocks (a wrapped line that starts with `- ` becomes a list item) stays raw TeX on the
+    page. Code, preformatted outputs and scripts are not text blocks."""
+
+    BLOCKS = {"p", "li", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "dt", "dd", "blockquote", "figcaption"}
+    NOT_TEXT = {"pre", "code", "script", "style", "svg", "textarea"}
+    MATHS = re.compile(r"\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|(?<!\\)\$.+?(?<!\\)\$", re.S)
+    TEX = re.compile(r"(?<!\\)\$|\\[A-Za-z]+|[\^_]\{")
+
+    def __init__(self):
+        super().__init__()
+        self.blocks, self.not_text, self.raw = [], 0, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.NOT_TEXT:
+            self.not_text += 1
+        elif tag in self.BLOCKS:
+            self.blocks.append([tag, ""])
+
+    def handle_endtag(self, tag):
+        if tag in self.NOT_TEXT:
+            self.not_text = max(0, self.not_text - 1)
+        elif tag in self.BLOCKS and self.blocks and self.blocks[-1][0] == tag:
+            tag, text = self.blocks.pop()
+            if self.TEX.search(self.MATHS.sub(" ", text)):
+                self.raw.append(f"<{tag}> " + " ".join(text.split())[:160])
+
+    def handle_data(self, data):
+        if self.blocks and not self.not_text:
+            self.blocks[-1][1] += data
+
+
+def raw_tex(page_html: str) -> list[str]:
+    parser = RawTeX()
+    parser.feed(page_html)
+    return parser.raw
+
+
+def test_raw_tex_is_found_where_markdown_splits_a_formula():
+    """The lecture's slide "The terms to compute" as it once was: the inline formula wrapped before its minus sign."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    split = "the gradient of $\\log p(\\boldsymbol{x}\\mid\\boldsymbol{h})\n- \\mathcal{D}[Q\\,\\|\\,p]$."
+    whole = split.replace("\n- ", " -\n") + "\n\n$$\\sum_{i} x_i$$\n\n```\n$ \\x\n```"
+    assert [block[:4] for block in raw_tex(markdown2html_mistune(split))] == ["<p> ", "<li>"]
+    assert raw_tex(markdown2html_mistune(whole)) == []
+
+
+def test_no_raw_tex_in_the_deck_the_html_or_the_exercises():
+    from nbconvert import HTMLExporter
+
+    make("slides")
+    make("html")
+    pages = {DECK.name: DECK.read_text()}
+    pages |= {page.name: page.read_text() for page in sorted((REPO / "_build" / "html").glob("*.html"))}
+    exporter = HTMLExporter()
+    for notebook in sorted(REPO.glob("exercises/*.ipynb")) + sorted(REPO.glob("exercises/solutions/*.ipynb")):
+        pages[notebook.relative_to(REPO).as_posix()] = exporter.from_filename(str(notebook))[0]
+    raw = [f"{name}: {block}" for name, text in pages.items() for block in raw_tex(text)]
+    assert not raw, "raw TeX on the rendered page (a formula split by Markdown?):\n" + "\n".join(raw)
 
 
 def test_every_section_of_the_deck_has_speaker_notes():
