@@ -36,19 +36,15 @@ device = None  # None picks CUDA, then Apple MPS, then the CPU
 seed = 0
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import matplotlib.ticker as ticker
 import numpy as np
 import torch
 
 import genmodels
-from genmodels import ising, rbm
+from genmodels import ising, plotting, rbm
 
-profile, device = genmodels.setup(profile, device, seed)
-if device.type == "cpu":
-    torch.set_num_threads(1)  # models of 16 to 64 units: starting threads costs more than the arithmetic they share
+profile, device = genmodels.setup(profile, device, seed)  # the package picks one CPU thread for these small models
 T_c = ising.CRITICAL_TEMPERATURE
 
 # %% [markdown]
@@ -93,9 +89,10 @@ for T in (1.5, 2.0, 2.25, 3.0):
 # as a checkerboard: a site's neighbours all have the other colour, so all sites of one colour update at once, then
 # the other, in a few tensor operations for hundreds of lattices side by side. Near $T_c$ the correlation length
 # grows to the lattice size and single flips barely move the large domains: the autocorrelation time $\tau$ grows
-# like $L^{z}$, $z \approx 2.17$ (critical slowing down). **Wolff**'s update grows a cluster of aligned spins from a
-# random site, adding each aligned neighbour with probability $1 - e^{-2/T}$, and flips it whole, always accepted;
-# its $z$ is about $0.25$.
+# like $L^{z}$, $z \approx 2.17$ for single-spin updates (Nightingale & Blöte 1996: critical slowing down).
+# **Wolff**'s update grows a cluster of aligned spins from a random site, adding each aligned neighbour with
+# probability $1 - e^{-2/T}$, and flips it whole, always accepted; its $z$ is about $0.25$ in two dimensions
+# (Coddington & Baillie 1992).
 #
 # `ising.sample` runs a pilot, measures $\tau$ of the energy and $|m|$ with
 # `mcmc.integrated_autocorrelation_time`,
@@ -103,24 +100,26 @@ for T in (1.5, 2.0, 2.25, 3.0):
 
 # %%
 sizes = profile.pick(quick=(8,), full=(8, 16, 32))
-print(" L  method       tau (steps)   ms per step   ms per independent sample")
+print("site updates, and passes over all the lattices, per step and per independent sample (tau steps)")
+print(" L  method        tau  updates/step  updates/sample  passes/step  passes/sample")
 for L in sizes:
     for method in ("metropolis", "wolff"):
-        start = time.perf_counter()
         run = ising.sample(L, T_c, n_lattices=100, n_samples=20, method=method, pilot=profile.pick(100, 400),
                            device=device, seed=seed)
-        per_step = 1000 * (time.perf_counter() - start) / (run.burn_in + len(run.spins) * run.thin)
-        print(f"{L:2d}  {method:10s} {run.tau:9.1f} {per_step:13.2f} {per_step * run.tau:16.2f}")
+        print(f"{L:2d}  {method:10s}{run.tau:6.1f}{run.site_updates_per_step:14.1f}{run.site_updates_per_sample:16.0f}"
+              f"{run.passes_per_step:13.1f}{run.tau * run.passes_per_step:15.1f}")
 
 # %% [markdown]
-# Wolff's $\tau$ barely grows with $L$, where Metropolis's grows about as $L^2$ (the full profile's table shows
-# $L$ = 8 to 32). But a Wolff step costs more than a sweep here: the cluster grows one layer of
-# neighbours per round of tensor operations, so a step takes about as many rounds as the cluster is wide. On a CPU
-# at these sizes Metropolis still costs less per independent sample; Wolff's advantage is the short, reliably
-# measured $\tau$, and in time it wins only on larger lattices. This table chose the rule that
-# `sample(method="auto")` follows, fixed per device type so that results never depend on a timing taken at run time
-# (`ising.AUTO_RULES`): on a CPU, Metropolis at every temperature; on a GPU, where it has not been timed yet, the
-# textbook's Wolff within 25 % of $T_c$. Each result says which rule chose its method (`run.why`).
+# Counted as a textbook counts, in site updates, Wolff's independent sample is the cheaper one (136 against 387 at
+# $L = 8$), and more so as $L$ grows: Wolff's $\tau$ barely grows with $L$, where Metropolis's grows about as $L^2$
+# (the full profile's table shows $L$ = 8 to 32). Run as tensors over many lattices at once, though, a Wolff step is
+# not $|C|$ updates: its cluster grows by one layer of neighbours per pass over all the lattices, and the passes go
+# on until the slowest lattice's cluster stops, 21.5 passes per step here against one per Metropolis sweep. Per
+# independent sample that is 70.4 passes against 6.0, and a pass of either is a few tensor operations over every
+# site; `benchmarks/ising.py` times both. So on a CPU `sample(method="auto")` takes Metropolis at every temperature,
+# a rule fixed per device type so that results never depend on a timing taken at run time (`ising.AUTO_RULES`); on
+# a GPU, where nothing has been timed yet, it takes the textbook's Wolff within 25 % of $T_c$. Each result says
+# which rule chose its method (`run.why`).
 # The samplers are checked against the exact $4\times4$ energy and $\langle|m|\rangle$ in `tests/test_ising.py`
 # (within 4 standard errors at $T = 2$, $T_c$ and 3); `benchmarks/ising.py` measures their speed.
 
@@ -212,7 +211,6 @@ hidden_8 = profile.pick(quick=(16,), full=(16, 64))
 n_lattices, n_samples = profile.pick(quick=(50, 40), full=(100, 100))
 epochs_8 = profile.pick(quick=15, full=30)
 mc, models = {}, {}
-start = time.perf_counter()
 for T in temperatures_8:
     mc[T] = ising.sample(8, T, n_lattices, n_samples, device=device, seed=seed)
     x = ising.spins_to_visible(mc[T].spins).reshape(-1, 64)
@@ -221,7 +219,7 @@ for T in temperatures_8:
                                       device=device)
         rbm.fit(models[T, n_hidden], x, epochs=epochs_8, lr=0.05, k=10, progress="none", seed=seed)
     print(f"T = {T:.3f}: {mc[T].method}, tau = {mc[T].tau:.1f} steps, {len(x):,} training lattices")
-print(f"Monte Carlo and {len(models)} RBMs in {time.perf_counter() - start:.0f} s; {mc[T].why}")
+print(mc[T].why)
 
 # %%
 gibbs = torch.Generator(device=device).manual_seed(seed)
@@ -273,24 +271,20 @@ plt.show()
 
 # %%
 show = [temperatures_8[0], T_c, temperatures_8[-1]]
-fig, axes = plt.subplots(2, 3 * len(show), figsize=(13, 3.2))
-for col, T in enumerate(show):
+fig, axes = plt.subplots(2, len(show), figsize=(13, 3.6))
+for col, T in enumerate(show):  # black: spin up; white: spin down; grey between lattices
     rbm_spins = ising.rbm_samples(models[T, hidden_8[-1]], 3, 1, generator=gibbs)[0]
-    for i in range(3):
-        for row, spins in enumerate((mc[T].spins[-1, i], rbm_spins[i])):
-            ax = axes[row, 3 * col + i]
-            ax.imshow(spins.cpu(), cmap="gray", vmin=-1, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[0, 3 * col + 1].set_title(f"T = {T:.2f}")
-axes[0, 0].set_ylabel("Monte Carlo")
-axes[1, 0].set_ylabel(f"RBM ({hidden_8[-1]} h)")
+    plotting.show_images(ising.spins_to_visible(mc[T].spins[-1, :3]), ncols=3, ax=axes[0, col], pad_value=0.5,
+                         title=f"T = {T:.2f}: Monte Carlo")
+    plotting.show_images(ising.spins_to_visible(rbm_spins), ncols=3, ax=axes[1, col], pad_value=0.5,
+                         title=f"T = {T:.2f}: RBM ({hidden_8[-1]} hidden)")
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Ordered below $T_c$, large fluctuating domains at $T_c$, short-range disorder above: the RBM's lattices look like
-# the Monte Carlo ones.
+# Ordered below $T_c$, large fluctuating domains at $T_c$, short-range disorder above. In the full profile the RBM's
+# lattices look like the Monte Carlo ones; the quick profile's RBMs, trained for seconds, scatter single flipped
+# spins where Monte Carlo shows domains.
 #
 # ## What to take away
 # - For a small lattice everything is exact: $\log Z$, every probability, and the KL divergence of an RBM from the

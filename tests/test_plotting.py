@@ -31,6 +31,17 @@ def test_show_images_accepts_the_shapes_models_produce_and_returns_nothing(shape
     plt.close("all")
 
 
+def test_the_grey_between_images_sets_apart_images_of_one_value():
+    """Spins drawn as 0/1 images: a lattice all 1 (black) beside the default black padding would merge with it."""
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    plotting.show_images(np.ones((2, 4, 4)), ncols=2, ax=ax, pad_value=0.5)
+    drawn = np.asarray(ax.get_images()[0].get_array())
+    assert drawn[0, 0] == 0.5 and drawn[2:6, 2:6].min() == 1 and set(np.unique(drawn)) == {0.5, 1.0}
+    plt.close("all")
+
+
 def test_non_square_flat_images_are_a_clear_error():
     with pytest.raises(ValueError, match="cannot make square images of 10 pixels"):
         plotting.image_grid(np.zeros((2, 10)))

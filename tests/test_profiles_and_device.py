@@ -181,3 +181,22 @@ def test_a_quick_profile_result_says_so_in_one_line_and_a_full_one_says_nothing(
     PROFILES["full"].note("20 epochs on 60,000 images", "the real thing")
     assert capsys.readouterr().out == "(quick profile: 3 epochs on 8,000 images, a run of seconds; the full profile " \
                                       "shows the real thing)\n"
+
+
+def test_small_ops_run_on_one_cpu_thread_and_the_count_comes_back(monkeypatch):
+    """threads_for: one thread below SMALL_WORK on the CPU, torch's count at or above it and off the CPU; restored on
+    exit, an exception included (the samplers of the small models run inside it)."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: calls[-1] if calls else 2)
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    with device.threads_for(device.SMALL_WORK - 1, "cpu"):
+        assert calls == [1]
+    assert calls == [1, 2]
+    calls.clear()
+    for work, where in ((device.SMALL_WORK, "cpu"), (10, "cuda"), (10, "mps")):
+        with device.threads_for(work, where):
+            pass
+    assert calls == []  # large ops, and other devices, keep torch's count
+    with pytest.raises(RuntimeError), device.threads_for(10, "cpu"):
+        raise RuntimeError("a failing block")
+    assert calls == [1, 2]

@@ -1,7 +1,15 @@
-"""Device choice, seeding and mixed precision.  Taught in 00_data_and_setup."""
+"""Device choice, seeding, mixed precision, and the CPU thread count by op size.  Taught in 00_data_and_setup.
+
+Threads: torch splits an op across the CPU's cores, which pays when the op is large; for a small op (a 64-unit RBM,
+a hundred 8×8 lattices) starting and joining the second thread costs more than the arithmetic it takes over, and on a
+shared machine whose other core is busy it costs far more. `threads_for(work, device)` runs a block with one thread
+when its ops are below SMALL_WORK multiply-adds or site updates, with torch's count otherwise; the samplers and
+training loops of the small models call it, so a notebook never sets the thread count itself.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 
@@ -10,7 +18,7 @@ import torch
 
 from .profiles import Profile, get_profile
 
-__all__ = ["get_device", "seed_everything", "amp_dtype", "describe", "ENV_VAR"]
+__all__ = ["get_device", "seed_everything", "amp_dtype", "describe", "threads_for", "SMALL_WORK", "ENV_VAR"]
 
 
 def _available(kind: str) -> bool:
@@ -95,3 +103,23 @@ def describe(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
+
+
+# Below this many multiply-adds or site updates per op, one CPU thread is faster than two: measured side by side by
+# benchmarks/ising.py (its table "threads by op size", figures in benchmarks/README.md).
+SMALL_WORK = 2**17
+
+
+@contextlib.contextmanager
+def threads_for(work: int, device=None):
+    """Run the block with one CPU thread if its ops do fewer than SMALL_WORK multiply-adds or site updates each,
+    with torch's thread count otherwise; the count is restored on exit. Off the CPU it changes nothing."""
+    threads = torch.get_num_threads()
+    one = (device is None or torch.device(device).type == "cpu") and work < SMALL_WORK and threads > 1
+    if one:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if one:
+            torch.set_num_threads(threads)

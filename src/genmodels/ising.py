@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from . import ising_fast, mcmc
 from .checks import check_lattice_size, check_spins, check_temperature
+from .device import threads_for
 from .rbm import RBM, binary_states, log_probabilities
 
 __all__ = ["CRITICAL_TEMPERATURE", "MAX_EXACT_SIZE", "check_spins", "energy", "magnetisation", "spins_to_visible",
@@ -210,10 +211,14 @@ def metropolis(spins, temperature: float, sweeps: int = 1, generator: torch.Gene
     if s.shape[-1] % 2:
         raise ValueError(f"checkerboard Metropolis needs an even L (with odd L a site and its periodic neighbour "
                          f"share a colour); got L={s.shape[-1]}: use an even L, or wolff()")
-    return _metropolis_sweeps(s, T, sweeps, generator)
+    with threads_for(s.numel(), s.device):
+        return _metropolis_sweeps(s, T, sweeps, generator)
 
 
-def _wolff_steps(s: torch.Tensor, T: float, steps: int, generator) -> torch.Tensor:
+def _wolff_steps(s: torch.Tensor, T: float, steps: int, generator, work: dict | None = None) -> torch.Tensor:
+    """With `work`, adds to work["flipped"] the sites flipped (the clusters' sizes, summed over lattices) and to
+    work["rounds"] the rounds of growth, each of which touches every site of every lattice: as many as the
+    lattice whose cluster grows longest needs."""
     p_add = 1 - math.exp(-2 / T)
     batch, L = s.shape[:-2], s.shape[-1]
     for _ in range(steps):
@@ -222,13 +227,17 @@ def _wolff_steps(s: torch.Tensor, T: float, steps: int, generator) -> torch.Tens
         down = aligned_down & (torch.rand(s.shape, generator=generator, device=s.device) < p_add)
         seed = torch.randint(L * L, batch, generator=generator, device=s.device)
         cluster = F.one_hot(seed, L * L).bool().view(s.shape)
-        frontier = cluster
+        frontier, rounds = cluster, 0
         while frontier.any():  # grow every lattice's cluster through open bonds, one layer of neighbours a round
             grown = ((frontier & right).roll(1, -1) | (frontier & right.roll(1, -1)).roll(-1, -1)
                      | (frontier & down).roll(1, -2) | (frontier & down.roll(1, -2)).roll(-1, -2))
             frontier = grown & ~cluster
             cluster = cluster | frontier
+            rounds += 1
         s = torch.where(cluster, -s, s)
+        if work is not None:
+            work["flipped"] = work.get("flipped", 0) + cluster.sum().item()
+            work["rounds"] = work.get("rounds", 0) + rounds
     return s
 
 
@@ -239,14 +248,21 @@ def wolff(spins, temperature: float, steps: int = 1, generator: torch.Generator 
     tested once), and the whole cluster flips; the move is always accepted. Near T_c the clusters span the lattice and
     decorrelate it in a few steps, where single spin flips slow down critically. Returns the new spins.
     Taught in 07_ising_rbm."""
-    return _wolff_steps(check_spins(spins), check_temperature(temperature), steps, generator)
+    s = check_spins(spins)
+    with threads_for(s.numel(), s.device):
+        return _wolff_steps(s, check_temperature(temperature), steps, generator)
 
 
 @dataclass
 class MonteCarlo:
     """What `sample` returns: `spins` (n_samples, n_lattices, L, L) int8, kept every `thin` steps after `burn_in`
     steps, and τ, the integrated autocorrelation time (in steps) of the energy and |m| measured on the pilot run;
-    `why` says how the method was chosen."""
+    `why` says how the method was chosen. The work of a step, measured on the pilot, per lattice:
+    `site_updates_per_step` (Metropolis: the N = L² sites of a sweep; Wolff: the mean cluster size ⟨|C|⟩) and
+    `passes_per_step`, the passes over all N sites that this tensor implementation makes for it: a Metropolis
+    sweep is one; a Wolff step makes one per round of cluster growth, each a few tensor operations over the
+    whole lattice, like a sweep, until the slowest of the lattices run together has grown its cluster
+    (benchmarks/ising.py times both)."""
 
     spins: torch.Tensor
     temperature: float
@@ -255,13 +271,22 @@ class MonteCarlo:
     burn_in: int
     thin: int
     why: str = "asked for"
+    site_updates_per_step: float = 0.0
+    passes_per_step: float = 0.0
+
+    @property
+    def site_updates_per_sample(self) -> float:
+        """τ × the site updates of a step: the work of one independent sample, in the units of a textbook's
+        cost count (a Metropolis sweep updates all N sites; a Wolff step flips its cluster, ⟨|C|⟩ sites)."""
+        return self.tau * self.site_updates_per_step
 
 
-# method="auto": a fixed rule per device type, so that results do not depend on timings taken at run time. On a CPU,
-# notebook 07 measures the cost per independent sample of both at T_c (τ times the cost of a step): Metropolis's
-# checkerboard sweep is a few tensor operations, where a Wolff step takes one round of operations per layer of its
-# cluster, and Metropolis costs less at the lattice sizes of the course (8 to 32). On a GPU the rule is the
-# textbook's (Wolff near T_c, where Metropolis slows down critically); it has not been timed there.
+# method="auto": a fixed rule per device type, so that results do not depend on timings taken at run time. Notebook 07
+# prints the work per independent sample of both at T_c (τ times the passes over the lattices of a step): a
+# Metropolis sweep is one pass, a Wolff step one pass per layer of its slowest lattice's cluster, and per independent
+# sample Metropolis makes fewer passes at the course's sizes (8 to 32); benchmarks/ising.py times a pass of each on a
+# CPU. On a GPU the rule is the textbook's (Wolff near T_c, where Metropolis slows down critically); it has not been
+# timed there.
 AUTO_RULES = {
     "cpu": "Metropolis at every temperature (cheaper per independent sample on a CPU; Wolff for odd L)",
     "gpu": "Wolff within 25 % of T_c, Metropolis elsewhere (the textbook rule; Wolff for odd L)",
@@ -295,27 +320,41 @@ def sample(L: int, temperature: float, n_lattices: int = 100, n_samples: int = 1
     why = "asked for"
     if method == "auto":
         method, why = auto_method(L, T, device)
-    steps = {"metropolis": _metropolis_sweeps, "wolff": _wolff_steps}.get(method)
-    if steps is None:
+    if method not in ("metropolis", "wolff"):
         raise ValueError(f"method must be 'metropolis', 'wolff' or 'auto', got {method!r}")
     if method == "metropolis" and L % 2:
         raise ValueError(f"checkerboard Metropolis needs an even L, got L={L}; use an even L or method='wolff'")
     if n_lattices < 1 or n_samples < 4 or pilot < 8:
         raise ValueError(f"need n_lattices >= 1, n_samples >= 4 and pilot >= 8; got {n_lattices}, {n_samples}, {pilot}")
     generator = generator or torch.Generator(device=device).manual_seed(seed)
+    with threads_for(n_lattices * L * L, device):  # one CPU thread for a few small lattices
+        return _sample(L, T, n_lattices, n_samples, method, pilot, device, generator, why)
+
+
+def _sample(L, T, n_lattices, n_samples, method, pilot, device, generator, why) -> MonteCarlo:
+    """sample's algorithm, its arguments checked."""
+    steps = _wolff_steps if method == "wolff" else _metropolis_sweeps
     s = 2 * torch.randint(2, (n_lattices, L, L), generator=generator, device=device, dtype=torch.int8) - 1
-    trace = []
-    for _ in range(pilot):
-        s = steps(s, T, 1, generator)
+    trace, work = [], {}  # τ and the work of a step are measured on the pilot's second half
+    for i in range(pilot):
+        if method == "wolff":
+            s = _wolff_steps(s, T, 1, generator, work if i >= pilot // 2 else None)
+        else:
+            s = _metropolis_sweeps(s, T, 1, generator)
         trace.append(_observables(s))
+    measured = pilot - pilot // 2
     tau = mcmc.integrated_autocorrelation_time(torch.stack(trace[pilot // 2:])).max().item()
+    if method == "wolff":
+        per_step = (work["flipped"] / (measured * n_lattices), work["rounds"] / measured)
+    else:
+        per_step = (L * L, 1.0)
     burn_in, thin = max(pilot, math.ceil(20 * tau)), math.ceil(tau)
     s = steps(s, T, burn_in - pilot, generator)
     kept = []
     for _ in range(n_samples):
         s = steps(s, T, thin, generator)
         kept.append(s)
-    return MonteCarlo(torch.stack(kept), T, method, tau, burn_in, thin, why)
+    return MonteCarlo(torch.stack(kept), T, method, tau, burn_in, thin, why, *per_step)
 
 
 # --- thermodynamics with error bars -------------------------------------------------------------------------------

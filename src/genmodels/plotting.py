@@ -47,9 +47,10 @@ def image_grid(images, ncols: int | None = None, padding: int = 2, pad_value: fl
 
 
 def show_images(images, ncols: int | None = None, title: str | None = None, ax=None, labels=None,
-                size: float = 0.6, normalize: bool = False) -> None:
+                size: float = 0.6, normalize: bool = False, pad_value: float = 1.0) -> None:
     """Draw a grid of grey images (values in [0, 1]); with `labels`, one small caption per image instead.
-    normalize=True stretches each image to [0, 1] on its own (for weights, which have no natural range)."""
+    normalize=True stretches each image to [0, 1] on its own (for weights, which have no natural range);
+    `pad_value` is the grey between images (1, black, by default; 0.5 sets apart images that are all 0 or 1)."""
     images = _to_numpy(images)
     if normalize:
         lo = images.min(axis=(1, 2), keepdims=True)
@@ -67,7 +68,7 @@ def show_images(images, ncols: int | None = None, title: str | None = None, ax=N
             fig.suptitle(title)
         plt.show()
         return
-    grid = image_grid(images, ncols)
+    grid = image_grid(images, ncols, pad_value=pad_value)
     own_figure = ax is None
     if own_figure:
         scale = size * 28 / images.shape[-1]

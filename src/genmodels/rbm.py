@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checks, rbm_fast, training
+from .device import threads_for
 
 __all__ = ["RBM", "fit", "cd_step_fn", "check_cd_settings", "log_partition_exact", "log_partition_ais", "AISEstimate",
            "ais_betas", "log_likelihood", "log_probabilities", "pseudo_log_likelihood", "reconstruction_error",
@@ -97,8 +98,9 @@ class RBM(nn.Module):
         else:
             v = self.check(v0)
         pv = v
-        for _ in range(steps):
-            v, pv = self.gibbs_step(v, generator)
+        with threads_for(len(v) * self.n_visible * self.n_hidden, v.device):  # one CPU thread for small models
+            for _ in range(steps):
+                v, pv = self.gibbs_step(v, generator)
         return pv if probabilities else v
 
     # --- contrastive divergence ---------------------------------------------------------------------------------
@@ -242,8 +244,9 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
                       momentum_switch=momentum_epochs * updates_per_epoch, monitor_every=min(10, updates_per_epoch))
     config = dict(lr=lr, k=k, persistent=persistent, weight_decay=weight_decay, momentum=momentum,
                   momentum_epochs=momentum_epochs)
-    return training.train(rbm, x, epochs=epochs, batch_size=batch_size, step_fn=step, evaluate=evaluate,
-                          checkpoint=checkpoint, resume=resume, progress=progress, seed=seed, config=config)
+    with threads_for(batch_size * rbm.n_visible * rbm.n_hidden, rbm.W.device):  # one CPU thread for small models
+        return training.train(rbm, x, epochs=epochs, batch_size=batch_size, step_fn=step, evaluate=evaluate,
+                              checkpoint=checkpoint, resume=resume, progress=progress, seed=seed, config=config)
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------------
