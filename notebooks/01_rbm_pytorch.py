@@ -206,9 +206,9 @@ profile.note(f"{n_hidden} hidden units, {epochs} epochs on {len(x_train):,} imag
 # weight, and the estimate needs more runs or more temperatures (exercise 13
 # in `exercises/01_rbm`).
 #
-# For reference, published figures for binarised **MNIST** with 500 hidden units, from Salakhutdinov & Murray (2008),
-# "On the quantitative analysis of deep belief networks", ICML: CD-1 ≈ −125.5 nats, CD-25 ≈ −86.3 nats per test
-# image (these two numbers are quoted from the paper, not computed here). They are comparable with ours only when
+# For reference, Salakhutdinov & Murray (2008, "On the quantitative analysis of deep belief networks", ICML) report
+# for binarised **MNIST** with 500 hidden units CD-1 ≈ −125.5 nats and CD-25 ≈ −86.3 nats per test image (these
+# two numbers are quoted from the paper, not computed here). They are comparable with ours only when
 # the data set printed above is MNIST and the model is trained as long; in the full profile without MNIST's training
 # images the course falls back to Fashion-MNIST, whose log-likelihoods are on a different scale.
 #
@@ -216,8 +216,8 @@ profile.note(f"{n_hidden} hidden units, {epochs} epochs on {len(x_train):,} imag
 # - The RBM's free energy is a sum of softplus terms; computing it as `log(1 + exp(x))` overflows to `-inf`.
 # - CD and PCD estimate the likelihood gradient from short Gibbs chains; the "loss" whose gradient they equal is
 #   not a likelihood, so never report it as one.
-# - The log-likelihood needs $\log Z$: exactly by enumerating the smaller layer when it has at most ~25 units,
-#   otherwise by AIS, whose spread you should report.
+# - The log-likelihood needs $\log Z$: exactly by enumerating the smaller layer when it is small
+#   (`rbm.MAX_EXACT_UNITS`), otherwise by AIS, whose spread you should report.
 #
 # ## Exercises
 # The exercises for this notebook are in `exercises/01_rbm.ipynb` (open it in `make lab`): write the energy, the two

@@ -154,8 +154,8 @@ print(f"training sampler: {sampler}")
 # **What we chose.** The tutorial trains 60 epochs with 60 Langevin steps per update, hours on a CPU. On a 2-core
 # CPU the full profile takes 4 epochs of the training split with 20 steps per update (a third of the tutorial's)
 # and five times its learning rate ($5\cdot10^{-4}$, still stable with the clipping and the $\alpha E^2$ term),
-# within about 15 minutes for the whole notebook, and within a few minutes on a GPU. The quick profile trains 2
-# epochs on 2,048 images with 10 steps: seconds, enough to tell digits from noise, not to draw them.
+# sized so that the whole notebook fits the README's ten minutes per notebook on a 2-core CPU. The quick profile
+# trains 2 epochs on 2,048 images with 10 steps: seconds, enough to tell digits from noise, not to draw them.
 
 # %%
 history = ebm.fit(model, x_train, epochs=epochs, lr=lr, sampler=sampler, seed=seed, progress=profile.progress,

@@ -207,10 +207,10 @@ for method in ("metropolis", "wolff"):
 ### END SOLUTION
 
 # %% [markdown] tags=["solution"]
-# **What to look for.** Metropolis slows down as $L^z$ with $z \approx 2.17$ at $T_c$; Wolff's τ, counted in cluster
-# steps, grows far more slowly. (A fair comparison counts a Wolff step as $\langle|C|\rangle/N$ sweeps; `ising.sample`
-# reports τ in its own steps, so the figure here overstates Wolff's cost per step at small L.) Short pilot runs give
-# rough τ: the full profile measures longer.
+# **What to look for.** Metropolis slows down as $L^z$ with $z \approx 2.17$ at $T_c$ (Nightingale & Blöte 1996);
+# Wolff's τ, counted in cluster steps, grows far more slowly. (A fair comparison counts a Wolff step as
+# $\langle|C|\rangle/N$ sweeps; `ising.sample` reports τ in its own steps, so the figure here overstates Wolff's cost
+# per step at small L.) Short pilot runs give rough τ: the full profile measures longer.
 
 # %% [markdown]
 # ### Exercise 10: the RBM as a Monte Carlo proposal (notebook 07, exercise 4)
