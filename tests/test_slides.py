@@ -7,6 +7,7 @@ pages or in the exercise notebooks' HTML. Screenshots land in _build/test_slides
 
 import functools
 import html.parser
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import pytest
 from browser import chromium, launch, refuse_outside_loopback, serve
 from conftest import REPO
 
+LECTURE = REPO / "week13" / "week13.ipynb"
 DECK = REPO / "_build" / "slides" / "week13.slides.html"
 HANDOUT = REPO / "_build" / "slides" / "week13.pdf"
 SCREENSHOTS = REPO / "_build" / "test_slides"
@@ -170,6 +172,75 @@ def test_every_section_of_the_deck_has_speaker_notes():
     sections.feed(DECK.read_text())
     missing = [i + 1 for i, has_notes in enumerate(sections.notes) if not has_notes]
     assert sections.notes and not missing, f"sections (horizontal slides) without speaker notes: {missing}"
+
+
+# In JupyterLab a speaker note (a markdown cell with slide_type "notes") shows like any other cell, so it opens with
+# this label; the deck keeps it in reveal's notes window, label included.
+NOTE_MARK = "**Speaker note.**"
+LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s")
+
+
+def markdown_cells(path: Path) -> list[tuple[int, str | None, str]]:
+    """The notebook's cells as (index, slide_type, source), code cells with the slide_type "code"."""
+    cells = json.loads(path.read_text())["cells"]
+    return [(i, c["metadata"].get("slideshow", {}).get("slide_type") if c["cell_type"] == "markdown" else "code",
+             "".join(c["source"])) for i, c in enumerate(cells)]
+
+
+def unmarked_speaker_notes(path: Path) -> list[str]:
+    return [f"cell {i}: {source.strip()[:60]!r}" for i, kind, source in markdown_cells(path)
+            if kind == "notes" and not source.lstrip().startswith(NOTE_MARK)]
+
+
+def ends_in_list(markdown: str) -> bool:
+    """Whether the markdown's last block is a list item: its last non-blank line is an item, an indented
+    continuation of one, or a lazy continuation line of the item's paragraph."""
+    lazy = False
+    for line in reversed(markdown.rstrip().splitlines()):
+        if LIST_ITEM.match(line):
+            return True
+        if not line.strip():
+            if lazy:
+                return False
+        elif not line[0].isspace():
+            lazy = True
+    return False
+
+
+def split_lists(path: Path) -> list[str]:
+    """Lists whose items are split between a markdown cell and the next one (speaker notes skipped): in JupyterLab
+    each cell renders its own list, with a gap between them."""
+    cells = [cell for cell in markdown_cells(path) if cell[1] != "notes"]
+    return [f"cells {i} and {j}: ...{a.rstrip().splitlines()[-1][:50]!r} | {b.strip().splitlines()[0][:50]!r}..."
+            for (i, kind_a, a), (j, kind_b, b) in zip(cells, cells[1:], strict=False)
+            if "code" not in (kind_a, kind_b) and b.strip() and ends_in_list(a)
+            and LIST_ITEM.match(b.strip("\n").splitlines()[0])]
+
+
+def test_every_speaker_note_of_the_lecture_is_marked_as_one():
+    notes = [cell for cell in markdown_cells(LECTURE) if cell[1] == "notes"]
+    unmarked = unmarked_speaker_notes(LECTURE)
+    assert notes and not unmarked, f"speaker notes that do not open with {NOTE_MARK}:\n" + "\n".join(unmarked)
+
+
+def test_no_list_of_the_lecture_is_split_across_two_cells():
+    split = split_lists(LECTURE)
+    assert not split, "lists split across two markdown cells (JupyterLab shows a gap mid-list):\n" + "\n".join(split)
+
+
+def test_split_lists_and_unmarked_notes_are_found(tmp_path):
+    """Items wrapped, lazily continued or a speaker note apart still split a list; a paragraph after it does not."""
+
+    def cell(kind, source):
+        return {"cell_type": "markdown", "source": source, "metadata": {"slideshow": {"slide_type": kind}}}
+
+    notebook = tmp_path / "split.ipynb"
+    notebook.write_text(json.dumps({"cells": [
+        cell("slide", "## A\n\n- one\n  wrapped\n"), cell("fragment", "- two"), cell("notes", "3 minutes."),
+        cell("fragment", "1. three\nlazily continued"), cell("slide", "Text.\n\n- four\n\nA paragraph."),
+        cell("fragment", "\n- five"), cell("notes", NOTE_MARK + " 2 minutes.")]}))
+    assert [s.split(":")[0] for s in split_lists(notebook)] == ["cells 0 and 1", "cells 1 and 3"]
+    assert [s.split(":")[0] for s in unmarked_speaker_notes(notebook)] == ["cell 2"]
 
 
 @pytest.fixture(scope="module")

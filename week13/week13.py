@@ -25,6 +25,7 @@
 # Every number on these slides is computed by the cells that show it.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # About 90 minutes in all: part 1 (RBMs in code) 20 min, part 2 (EBMs, Langevin) 20 min, part 3 (the mathematics
 # of VAEs) 35 min, part 4 (code) 15 min. Before class: `make run`, then `make slides`, so that the figures come from
 # the full profile (the terminal says which notebook the slides were made from); `make handout` prints the PDF.
@@ -58,6 +59,7 @@ profile, device = genmodels.setup(profile, device, seed)
 # networks (Goodfellow et al. 2014).
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # 3 minutes. Connect to week 12: the RBM's energy and the two phases of its gradient are assumed known. Point out
 # the first correction (generative, not "generalized", adversarial networks). Hands-on: students who have not yet
 # run `notebooks/00_data_and_setup` should do so now; it shows the data, the profiles and the training loop that
@@ -85,6 +87,7 @@ profile, device = genmodels.setup(profile, device, seed)
 # - the same model in TensorFlow/Keras
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # About 20 minutes. Stress that the free energy is what makes an RBM's likelihood computable up to $\log Z$, and
 # that everything here is checked by enumeration on a 6×4 model. Point out why the original code's
 # `log(exp(x) + 1)` fails in float32 (the cell shows `inf`). Switch to `notebooks/01_rbm_pytorch` after this part
@@ -158,6 +161,7 @@ print(f"log Z: over the 64 visible states {z_v:.4f}, "
 #   gradient computed by enumeration on a small RBM).
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # 3 minutes. CD-1 is biased but works; say that "the loss goes down" is not evidence of a better model: only the
 # log-likelihood (with $\log Z$) is. The course's tests compare CD-$k$ with the exact gradient of a small RBM.
 
@@ -206,6 +210,7 @@ plotting.show_images(weights, ncols=12, size=1.1, normalize=True,
                      title="weights of 24 hidden units")
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # The training log stays in the notebook, not on the slide. The filters are strokes and blobs, the parts from which
 # the RBM composes digits. In the quick profile (8,000 images, a
 # few epochs) they are rougher than after `make run`.
@@ -230,6 +235,7 @@ plotting.show_images(weights, ncols=12, size=1.1, normalize=True,
 # - stochastic gradient Langevin dynamics for Bayesian posteriors
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # About 20 minutes. The one thing to stress: the noise of the Langevin update is $\sqrt{2\eta}$, not the source's
 # $\sqrt{\eta}$; with $\sqrt\eta$ the chain samples $p^2$, which the two cells show for a unit Gaussian (variance
 # 1/2 instead of 1). Hands-on afterwards: `notebooks/03_langevin_sampling` (ULA against MALA, SGLD against the exact
@@ -256,6 +262,7 @@ plotting.show_images(weights, ncols=12, size=1.1, normalize=True,
 # **Hands-on:** `notebooks/04_energy_based_model`; the sampler alone in `notebooks/03_langevin_sampling`.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # Correction to point out: the source says the sampler's derivative "involves the so-called positive and negative
 # phases". The sampler needs $\nabla_{\boldsymbol{x}}\log p = -\nabla_{\boldsymbol{x}}E$, in which $Z$ drops out;
 # the two phases belong to $\nabla_\theta$, the training gradient above.
@@ -286,6 +293,7 @@ plotting.show_images(weights, ncols=12, size=1.1, normalize=True,
 # variance for a unit Gaussian is $1/2$.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # Correction to point out: $\sqrt{2\eta}$, not $\sqrt\eta$. Derive it from Fokker–Planck only if the class knows it;
 # otherwise the next two slides show it numerically. 5 minutes.
 
@@ -344,7 +352,7 @@ for rule, c in rules:
 # \end{aligned}
 # $$
 #
-# - The factor $N/n$ makes the minibatch sum an unbiased estimate of the full-data gradient.
+# The factor $N/n$ makes the minibatch sum an unbiased estimate of the full-data gradient.
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # - With $\sum_t\epsilon_t=\infty$ and $\sum_t\epsilon_t^2<\infty$ (e.g. $\gamma\in(0.5, 1]$) the injected noise
@@ -356,6 +364,7 @@ for rule, c in rules:
 #   probability"; SGLD updates $\theta$, as above (`03_langevin_sampling` computes the minibatch estimate).
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # 4 minutes. `notebooks/03_langevin_sampling` runs SGLD on Welling and Teh's two-mode mixture posterior and compares
 # it with the exact posterior on a grid: a good moment to switch to the notebook for ten minutes.
 
@@ -368,6 +377,7 @@ for rule, c in rules:
 # - the Gaussian encoder, its closed-form KL, and the reparameterisation trick
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # About 35 minutes, the heart of the lecture. Stress the central equation: $\log p(\boldsymbol{x})$ minus a KL
 # divergence equals the ELBO, so maximising the ELBO both raises the likelihood and pulls the encoder towards the true
 # posterior. Corrections to point out in this part: the prior is $p(\boldsymbol{h})$, not $p(\boldsymbol{h},
@@ -390,6 +400,7 @@ plotting.autoencoder_diagram()
 # A small code keeps what matters (week 10), but a random $\boldsymbol{h}$ decodes to no digit: not a generative model.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # 3 minutes. The diagram is drawn by `genmodels.plotting.autoencoder_diagram`; the VAE version
 # (`variational=True`) comes back at the reparameterisation slide.
 
@@ -553,6 +564,7 @@ print(f"<E> - <F> = {(f * (mean_E - F_v)).sum().item():.4f} nats"
 #   choice of $Q$. The bound is tight when $Q$ equals the true posterior.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # 5 minutes: the slide to stop on. Ask the class which side is computable. Then the conditional version, and its
 # correction ($\log p(y_i\mid x_i)$, not $\log p(y_i\mid y_i)$).
 
@@ -691,6 +703,7 @@ print(f"Monte Carlo:                  "
 # \mathcal{D}\left[Q(\boldsymbol{h}\mid\boldsymbol{x})\,\|\,p(\boldsymbol{h})\right]$.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # The source switches to $X$, $z$, $P$ from here; the slides keep $\boldsymbol{x}$, $\boldsymbol{h}$, $p$. Say so,
 # since students reading the original notes will meet both.
 
@@ -710,6 +723,7 @@ print(f"Monte Carlo:                  "
 plotting.autoencoder_diagram(variational=True)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # Correction to point out: the source says the gradient symbol "can be moved into the expectations". Not while
 # the distribution $Q$ depends on the parameters being differentiated: that is the whole difficulty, and the
 # reparameterisation removes it by moving the parameters out of the distribution, into $\mu$ and $\Sigma^{1/2}$.
@@ -732,6 +746,7 @@ plotting.autoencoder_diagram(variational=True)
 #   with the number of latent dimensions, where the score function's does; the tests of `genmodels.vae` check both.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # 4 minutes. If time is short, skip the REINFORCE comparison: `notebooks/05_vae_pytorch` measures both gradients'
 # variance.
 
@@ -746,6 +761,7 @@ plotting.autoencoder_diagram(variational=True)
 # detail.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # About 15 minutes. Show that the code reads like the equations: `q.rsample()` is the reparameterised sample,
 # `kl_divergence(q, prior)` the closed form. Training logs stay in the notebook. With the quick profile (the
 # committed deck) the models train for seconds to a minute; after `make run` the figures are from the full profile.
@@ -834,6 +850,7 @@ keras_history = vae_keras.fit(
     x_test=x_test, progress=profile.progress, seed=seed)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # The quick profile trains on 8,000 images for 4 epochs with a larger learning rate (about a minute on a laptop
 # CPU), enough for a manifold in which several digits appear; the full profile trains 5 epochs on 60,000 (about 8
 # minutes on a 2-core CPU).
@@ -846,6 +863,7 @@ manifold = vae_keras.latent_manifold(keras_vae, n=7)
 plotting.show_images(manifold, ncols=7, size=1.1)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # Neighbouring codes decode to similar digits, and the digit classes occupy regions of the plane: the prior has
 # been filled. Compare with the PyTorch 2-D VAE in `05_vae_pytorch`.
 
@@ -886,6 +904,7 @@ print(f"N = {n_judged:,} per row, 3 seeds; judge: "
       f"{judge.accuracy(referee, dataset.x_test, dataset.y_test):.1%} test accuracy")
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # 3 minutes. Lower FD is better, precision asks "do the samples look like data", recall "are the data covered", and
 # the floor is not 0 because two finite samples differ. What each measure misses: FD and precision/recall judge
 # samples, not likelihood (a model that copies its training set scores like the floor; notebook 08's
@@ -907,6 +926,7 @@ print(f"N = {n_judged:,} per row, 3 seeds; judge: "
 #   the rest.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# **Speaker note.**
 # 3 minutes. Then the hands-on table: for the rest of the session (or as homework), students pick a notebook;
 # 01 and 05 are the core, 03 the shortest.
 
