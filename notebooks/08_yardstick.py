@@ -73,8 +73,8 @@ print(f"the judge's test accuracy on {dataset.name}: {judge.accuracy(referee, da
 # %% [markdown]
 # A judge that misreads the data would misjudge the samples, so its accuracy on the test split comes first, printed
 # above: the quick profile's judge trains on 8,000 images for seconds, the full profile's on the whole training split
-# for longer. A judge belongs to one data set: `judge.check_same_dataset` refuses, with a message, to measure Fashion-MNIST
-# images with a digit judge.
+# for longer. A judge belongs to one data set: `judge.check_same_dataset` refuses, with a message, to measure
+# Fashion-MNIST images with a digit judge.
 #
 # ## The measures, checked where the answer is known
 #
