@@ -56,11 +56,32 @@ def linear_gaussian(seed=0, d=6, k=3, noise_std=0.5):
 # --- Part 2: Langevin sampling ---------------------------------------------------------------------------------------
 
 
+def log_density_z_score(posterior, samples, cells=200):
+    """How many standard errors the samples' mean log posterior density lies from the exact posterior's E_p[log p]:
+    (mean of log p(θ) over the n samples - E_p[log p]) / (sd_p(log p) / √n), with the mean and standard deviation
+    of log p(θ) under p summed over the exact grid posterior (cells × cells): the standard error of the mean of n
+    independent exact draws. log p is the unnormalised log posterior; its constant cancels in the difference."""
+    c1, c2, p = posterior.grid(cells)
+    theta2, theta1 = torch.meshgrid(c2, c1, indexing="ij")  # indexed [θ2, θ1], as the grid's probabilities
+    log_p = posterior.log_prob(torch.stack([theta1.flatten(), theta2.flatten()], -1)).view_as(p)
+    mean = (p * log_p).sum()
+    se = (p * (log_p - mean) ** 2).sum().sqrt() / math.sqrt(len(samples))
+    return ((posterior.log_prob(samples).mean() - mean) / se).item()
+
+
 def test_sgld_started_uniformly_in_minus_one_one_forgets_its_start():
     """The lecture starts SGLD from a uniform draw in [-1, 1]²: that square holds 49 % of Welling & Teh's mixture
-    posterior (30 % lies at |θ2| > 1, on a grid), so the start is far from it, yet after the run the chains match the
-    grid posterior as closely as exact draws do. Threshold: 1.25 × the 99th percentile of the total-variation
-    distance of as many exact independent draws (the noise floor), as in test_langevin."""
+    posterior (30 % lies at |θ2| > 1, on a grid), so the start is far from it, yet after the run the 500 final states
+    match the grid posterior as closely as exact draws do: their total-variation distance lies below 1.25 × the 99th
+    percentile of that of 500 exact independent draws (the noise floor, as in test_langevin), and their mean log
+    posterior density lies within Z standard errors of E_p[log p] (log_density_z_score).
+
+    The second check is the one that sees the noise scale. The lecture's rule, noise √η for a step η (here √(ε/2)
+    for the drift (ε/2)∇log p, instead of √ε), samples p², which piles its mass where p is high: E_(p²)[log p] lies
+    about 10 standard errors above E_p[log p]. On the 20 × 20 histogram p² is only a TV distance of 0.17 from p,
+    inside the noise floor's spread, so the TV check alone would pass it by luck or fail it by luck. The lecture's
+    rule is run here as SGLD on p² with half the step: doubling log p and halving ε gives the same update,
+    (ε/4)·2∇log p + √(ε/2) w; it must fail the check that the correct SGLD passes."""
     posterior = langevin.MixturePosterior()
     n_chains, n_steps = 500, 1500
     threshold = 1.25 * posterior.noise_floor(n_chains, bins=20, seed=6).quantile(0.99).item()
@@ -69,7 +90,17 @@ def test_sgld_started_uniformly_in_minus_one_one_forgets_its_start():
     a, b = langevin.schedule_from_range(0.02, 0.001, n_steps)
     chains = langevin.sgld(posterior.log_prior, posterior.log_likelihood, posterior.x, x0, n_steps, batch_size=10,
                            a=a, b=b, burn_in=n_steps - 1, seed=4)
+    z = log_density_z_score(posterior, chains.flat())
+    assert abs(z) < Z, z
     assert posterior.total_variation(chains.flat(), bins=20) < threshold
+
+    def doubled(log_density):  # log p², term by term
+        return lambda *args: 2 * log_density(*args)
+
+    lecture = langevin.sgld(doubled(posterior.log_prior), doubled(posterior.log_likelihood), posterior.x, x0, n_steps,
+                            batch_size=10, a=a / 2, b=b, burn_in=n_steps - 1, seed=4)
+    z_lecture = log_density_z_score(posterior, lecture.flat())
+    assert z_lecture > Z, z_lecture  # the lecture's rule piles the samples where p is high
 
 
 # --- Part 1 and the KL section: RBMs ---------------------------------------------------------------------------------
