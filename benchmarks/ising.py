@@ -6,8 +6,9 @@ Run: `python benchmarks/ising.py [--repeats 7] [--sweeps 50]`.
 1. Spin updates per second, 64 lattices of 32×32:
    ours     genmodels.ising.metropolis, which runs its fast path genmodels.ising_fast on the CPU: int8 spins, one
             32-bit uniform per site per sweep (two from each 64-bit random word), the acceptance test as a threshold
-            on s_i h_i (no exponential), on the device; with torch's default threads, and with one thread (NumPy's
-            single core, like for like);
+            on s_i h_i (no exponential), on the device; as a notebook calls it (genmodels.device.threads_for picks
+            the thread count: one for these 65,536-site ops), and with one thread set here (NumPy's single core,
+            like for like);
    numpy    the textbook checkerboard sweep: float64 ±1 spins, neighbours by np.roll, acceptance u < np.exp(-ΔE/T),
             one random array (np.random.default_rng) per half-sweep.
    Both are exact Metropolis samplers of the same lattices.

@@ -65,17 +65,22 @@ def ula(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *, 
     x, generator = checks.check_chain_start(x0, generator, seed, images=True)
     kept, guard = [], Guard("ULA", step_size, n_steps)
     noise_std = noise_scale * math.sqrt(step_size)
+    drift, w = torch.empty_like(x), torch.empty_like(x)  # speed: buffers for every step's η∇log p and noise
     for t in range(n_steps):
         value, grad = log_prob_and_grad(log_prob, x)
         guard.record(x, value, grad)  # before the clamp, which would turn an infinite gradient into a finite one
         if grad_clamp is not None:
-            grad = grad.clamp(-grad_clamp, grad_clamp)
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = x + step_size * grad + noise_std * noise
+            torch.clamp(grad, -grad_clamp, grad_clamp, out=drift)
+        else:
+            drift.copy_(grad)
+        w.normal_(generator=generator)
+        # θ' = θ + η ∇log p(θ) + c√η w, in place: x is this run's own copy of x0, and the products η·∇log p and
+        # c√η·w are formed in their buffers first, so the result is the formula's to the bit
+        x.add_(drift.mul_(step_size)).add_(w.mul_(noise_std))
         if project is not None:
             x = project(x)
         if t >= burn_in and (t - burn_in) % thin == thin - 1:
-            kept.append(x)
+            kept.append(x.clone())
     samples = torch.stack(kept)
     guard.check(samples)
     return Chains(samples)
