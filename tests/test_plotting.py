@@ -27,7 +27,10 @@ def test_show_images_accepts_the_shapes_models_produce_and_returns_nothing(shape
         assert plotting.show_images(images, normalize=normalize, ax=ax) is None
         drawn = np.asarray(ax.get_images()[0].get_array())
         assert drawn.min() == (0.0 if normalize else pytest.approx(images.min().item()))  # each tile rescaled
+    plt.close("all")
     assert plotting.show_images(torch.rand(shape), labels=list("abcd")) is None
+    captioned = [axis for axis in plt.gcf().axes if axis.get_images()]
+    assert [axis.get_title() for axis in captioned] == list("abcd")  # one image, one caption each
     plt.close("all")
 
 
