@@ -200,3 +200,23 @@ def test_small_ops_run_on_one_cpu_thread_and_the_count_comes_back(monkeypatch):
     with pytest.raises(RuntimeError), device.threads_for(10, "cpu"):
         raise RuntimeError("a failing block")
     assert calls == [1, 2]
+
+
+def test_the_full_profile_takes_the_gpu_lengths_on_a_gpu_and_says_which_in_setup_line(monkeypatch, capsys):
+    """pick(quick, full, gpu): the quick value in the quick profile on any device; in the full profile the gpu value on
+    CUDA and MPS, the full (CPU) value on the CPU or when no gpu value is given. setup records the device's type and
+    its one line names the column of the table."""
+    full = get_profile("full")
+    for kind, expected in (("cpu", 4), ("cuda", 30), ("mps", 30)):
+        assert replace(full, device_type=kind).pick(quick=1, full=4, gpu=30) == expected
+        assert replace(full, device_type=kind).pick(quick=1, full=4) == 4
+        assert replace(get_profile("quick"), device_type=kind).pick(quick=1, full=4, gpu=30) == 1
+    import genmodels
+
+    monkeypatch.delenv("GENMODELS_PROFILE", raising=False)
+    monkeypatch.delenv("GENMODELS_DEVICE", raising=False)
+    profile, chosen = genmodels.setup("full", "cpu", 0)
+    assert profile.device_type == "cpu" and profile.pick(quick=1, full=4, gpu=30) == 4
+    assert capsys.readouterr().out.startswith("full profile, CPU lengths (ten minutes a notebook), cpu (")
+    genmodels.setup("quick", None, 0)
+    assert capsys.readouterr().out.startswith("quick profile, cpu (")

@@ -67,10 +67,13 @@ def setup(profile=None, device=None, seed: int = 0):
     """A notebook's first call: resolve the profile (get_profile), choose the device (device.get_device), seed every
     random generator (device.seed_everything), and print in one line where the notebook runs. Returns (profile,
     device).  Taught in 00_data_and_setup."""
+    from dataclasses import replace
+
     from .device import describe, get_device, seed_everything
 
     profile = get_profile(profile)
     device = get_device(device, profile)
+    profile = replace(profile, device_type=device.type)  # profile.pick(..., gpu=...) reads it
     seed_everything(seed)
-    print(f"{profile.name} profile, {describe(device)}, seed {seed}")
+    print(f"{profile.name} profile{profile.lengths}, {describe(device)}, seed {seed}")
     return profile, device

@@ -1,7 +1,9 @@
 """The two profiles every notebook runs in.  Taught in 00_data_and_setup.
 
 quick: tests, CI and the committed notebook outputs: MNIST's test split only, CPU, seconds per notebook, deterministic.
-full:  what a student runs for real results: the full training split, real training, the fastest device.
+full:  what a student runs for real results: the full training split, real training, the fastest device. Where the
+       arithmetic cannot shrink, its lengths follow a fixed table per device type: on a CPU what fits ten minutes per
+       notebook on a 2-core machine, on a GPU (CUDA, Apple MPS) as long as the tutorials train, `pick(..., gpu=...)`.
 
 Which one runs, in one rule: the notebook's own value (`profile = "full"` in its parameters cell) if it sets one, else
 the environment variable GENMODELS_PROFILE, else "full".
@@ -24,14 +26,30 @@ class Profile:
     n_test: int | None
     device: str | None  # "cpu" forces the CPU; None picks the fastest device
     progress: str  # how the training loop reports: "bar" (tqdm) or "plain" (one line per epoch)
+    device_type: str | None = None  # the chosen device's type, set by genmodels.setup: "cpu", "cuda" or "mps"
 
     @property
     def quick(self) -> bool:
         return self.name == "quick"
 
-    def pick(self, quick, full):
-        """The value for this profile: `epochs = profile.pick(quick=1, full=20)`."""
-        return quick if self.quick else full
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the full profile's GPU lengths apply: the full profile on a CUDA or Apple MPS device."""
+        return not self.quick and self.device_type in ("cuda", "mps")
+
+    def pick(self, quick, full, gpu=None):
+        """The value for this profile: `epochs = profile.pick(quick=1, full=20)`; with `gpu`, the full profile's value
+        on a CUDA or MPS device (`full` is then the CPU's): `profile.pick(quick=1, full=4, gpu=30)`."""
+        if self.quick:
+            return quick
+        return gpu if gpu is not None and self.on_gpu else full
+
+    @property
+    def lengths(self) -> str:
+        """Which column of the lengths table applies, for setup's one line ("" in the quick profile)."""
+        if self.quick:
+            return ""
+        return ", GPU lengths (the tutorials')" if self.on_gpu else ", CPU lengths (ten minutes a notebook)"
 
     def note(self, run: str, full: str) -> None:
         """In the quick profile only, one line saying that the results just shown come from a short run, and what
