@@ -1,5 +1,5 @@
 """Seconds per epoch of the 784-400-20 VAE (60,000 images, batch 128): the course's loop against a DataLoader and a
-bare loop.
+bare loop; then the convolutional VAE of notebook 05 against its own bare loop, and its arithmetic rate.
 
 ours         genmodels.vae.fit -> genmodels.training.train, with its per-epoch progress line, metrics (reconstruction,
              KL) and an atomic checkpoint after the epoch;
@@ -7,16 +7,25 @@ dataloader   the usual tutorial pipeline: a DataLoader over a TensorDataset, shu
 bound        a bare loop: forward, backward and Adam over slices of a permutation of a resident tensor.
 
 All three compute the same loss (-ELBO, dynamic binarisation, one reparameterised sample, closed-form KL), so the
-differences are the loops' overheads. Repetitions are interleaved and medians reported. Writes
-_build/bench/vae.json. Run: `python benchmarks/vae.py [--repeats 5]`.
+differences are the loops' overheads.
+
+The convolutional VAE (keras.io's layers, dense 256, latent 20, as notebook 05 trains it) on --conv-images images:
+ours (vae.fit) against the bound (forward, backward and Adam on slices of the resident tensor), and the GFLOP/s the
+epoch achieves, its FLOPs counted by torch.utils.flop_counter (convolutions and products, forward and backward),
+beside the GFLOP/s of a 1024³ float32 product timed in the same run (the machine's best product, as in rbm.py).
+
+Repetitions are interleaved and medians reported. Writes _build/bench/vae.json.
+Run: `python benchmarks/vae.py [--repeats 5] [--conv-images 6000]`.
 """
 
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 from harness import interleave, parser, write
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
 from genmodels import vae
 from genmodels.data import binarize_stochastic, load_data
@@ -52,14 +61,42 @@ def ours_epoch(model, x, seed, checkpoint):
     vae.fit(model, x, epochs=1, batch_size=BATCH, checkpoint=checkpoint, resume=False, progress="plain", seed=seed)
 
 
-def fresh_model(device, rep):
+def fresh_model(device, rep, make=vae.mlp_vae):
     torch.manual_seed(rep)
-    return vae.mlp_vae().to(device).train()
+    return make().to(device).train()
+
+
+def conv_model():
+    return vae.conv_vae(latent_dim=20, hidden=256)  # notebook 05's
+
+
+def flops_per_image(model, x) -> float:
+    """FLOPs of one training step per image (forward and backward; Adam's elementwise work is not counted)."""
+    with FlopCounterMode(display=False) as counter:
+        step(model, torch.optim.Adam(model.parameters(), lr=1e-3), x[:BATCH], torch.Generator(x.device))
+    return counter.get_total_flops() / BATCH
+
+
+def best_product_gflops(device, repeats: int = 5) -> float:
+    """GFLOP/s of a 1024³ float32 product, the best of `repeats`."""
+    a, b = torch.randn(1024, 1024, device=device), torch.randn(1024, 1024, device=device)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * 1024**3 / best / 1e9
 
 
 def main():
     arguments = parser(__doc__, repeats=5)
     arguments.add_argument("--device", default=None)
+    arguments.add_argument("--conv-images", type=int, default=6000, help="images per convolutional VAE epoch")
     args = arguments.parse_args()
     device = get_device(args.device, "full")
     data = load_data("full", verbose=False)
@@ -77,11 +114,35 @@ def main():
         print(f"{name:<12}{medians[name]:>16.2f}{medians[name] / medians['bound']:>13.2f}   "
               + " ".join(f"{v:.2f}" for v in t))
     print(times.state())
+
+    x_conv = x[:args.conv_images]
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / "vae_conv_bench.pt"
+        conv_runs = {"ours": lambda rep, model: ours_epoch(model, x_conv, rep, checkpoint),
+                     "bound": lambda rep, model: bound_epoch(model, x_conv, rep)}
+        conv_times = interleave(conv_runs, args.repeats, device,
+                                prepare=lambda name, rep: fresh_model(device, rep, conv_model))
+    conv_medians = conv_times.medians()
+    flops = flops_per_image(fresh_model(device, 0, conv_model), x_conv)
+    product = best_product_gflops(device)
+    rates = {name: flops * len(x_conv) / t / 1e9 for name, t in conv_medians.items()}
+    print(f"\nconvolutional VAE, {len(x_conv):,} images an epoch, {flops / 1e6:.0f} MFLOP per image (forward and "
+          f"backward)\n{'loop':<12}{'median s/epoch':>16}{'x bare loop':>13}{'GFLOP/s':>10}   all repetitions")
+    for name, t in conv_times.items():
+        print(f"{name:<12}{conv_medians[name]:>16.2f}{conv_medians[name] / conv_medians['bound']:>13.2f}"
+              f"{rates[name]:>10.1f}   " + " ".join(f"{v:.2f}" for v in t))
+    print(f"a 1024³ float32 product in the same run: {product:.0f} GFLOP/s; the epoch runs at "
+          f"{rates['ours'] / product:.2f} of it")
+    print(conv_times.state())
     write({
         "ours_s": medians["ours"], "dataloader_s": medians["dataloader"], "bound_s": medians["bound"],
         "ours_over_bound": medians["ours"] / medians["bound"], "repetitions": dict(times), "dataset": data.name,
         "n_images": len(x), "batch_size": BATCH, "device": describe(device), "torch": torch.__version__,
         "handoff_us": times.handoff_us,
+        "conv": {"ours_s": conv_medians["ours"], "bound_s": conv_medians["bound"],
+                 "ours_over_bound": conv_medians["ours"] / conv_medians["bound"], "n_images": len(x_conv),
+                 "flops_per_image": flops, "gflops": rates, "product_gflops": product,
+                 "repetitions": dict(conv_times), "handoff_us": conv_times.handoff_us},
     }, "vae.json")
 
 
