@@ -2,8 +2,9 @@
 images, the verdict line and the JSON file. Not a benchmark itself (`make bench` leaves it out).
 
     times = interleave({"ours": run_ours, "bound": run_bound}, repeats=7, device=device)
-        # each run(rep) is called once per repetition, the contestants in turn, so that a drift in the machine's
-        # load hits them alike; repetition 0 warms up and is not counted; CUDA is synchronised around each timing;
+        # each run(rep) is called once per repetition, the contestants in turn (the order rotating), so that a
+        # drift in the machine's load hits them alike; repetition 0 warms up and is not counted; CUDA is
+        # synchronised around each timing;
         # times.handoff_us holds the core-handoff probe read before each counted repetition
     print(verdict("ours ≤ 1.15 × bound", ratio, ratio <= 1.15))   # target ours ≤ 1.15 × bound: met (1.072)
     write({...}, "ebm.json")                                       # _build/bench/ebm.json, and says so
@@ -38,14 +39,17 @@ class Times(dict):
 
 
 def interleave(runs: dict, repeats: int, device=None, prepare=None) -> Times:
-    """Call each run(rep) in turn, repeats + 1 times; time all but the first (a warm-up) of each. With `prepare`,
-    run(rep, prepare(name, rep)): what prepare makes (a fresh model, say) is not timed."""
+    """Call each run(rep) in turn, repeats + 1 times; time all but the first (a warm-up) of each. The order rotates
+    with the repetition, so that each contestant runs first (right after the handoff probe) equally often. With
+    `prepare`, run(rep, prepare(name, rep)): what prepare makes (a fresh model, say) is not timed."""
     cuda = device is not None and torch.device(device).type == "cuda"
     times, times.handoff_us = Times({name: [] for name in runs}), []
     for rep in range(repeats + 1):
         if rep > 0:
             times.handoff_us.append(core_handoff_us())
-        for name, run in runs.items():
+        names = list(runs)
+        for name in names[rep % len(names):] + names[:rep % len(names)]:  # each goes first in turn: the one
+            run = runs[name]  # right after the probe finds its threads cold
             arguments = (rep,) if prepare is None else (rep, prepare(name, rep))
             if cuda:
                 torch.cuda.synchronize()
