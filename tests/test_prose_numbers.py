@@ -142,14 +142,18 @@ def is_printed(value: float, decimals: int, unit: str, printed: set[float]) -> b
     return any(abs(abs(p) - v) <= 0.5 * 10 ** -d + 1e-12 for p in printed for v, d in wanted)
 
 
+def markdown_cells(notebook_cells: list[dict]):
+    """(index, cell, its markdown) of each markdown cell."""
+    return [(index, cell, "".join(cell["source"])) for index, cell in enumerate(notebook_cells)
+            if cell["cell_type"] == "markdown"]
+
+
 def unprinted_numbers(name: str, notebook_cells: list[dict]) -> list[str]:
     printed = printed_numbers(notebook_cells)
     found = []
-    for index, cell in enumerate(notebook_cells):
-        if cell["cell_type"] != "markdown":
-            continue
+    for index, cell, markdown in markdown_cells(notebook_cells):
         note = is_speaker_note(cell, name, index)
-        for written, value, decimals, unit, context in quoted_numbers("".join(cell["source"]), note):
+        for written, value, decimals, unit, context in quoted_numbers(markdown, note):
             if (name, written) in DEFINITIONS or (name, written.split(" ")[0]) in DEFINITIONS:
                 continue
             if not is_printed(value, decimals, unit, printed):
@@ -159,10 +163,8 @@ def unprinted_numbers(name: str, notebook_cells: list[dict]) -> list[str]:
 
 def standard_error_claims(name: str, notebook_cells: list[dict]) -> list[str]:
     found = []
-    for index, cell in enumerate(notebook_cells):
-        if cell["cell_type"] != "markdown":
-            continue
-        for sentence in sentences("".join(cell["source"])):
+    for index, cell, markdown in markdown_cells(notebook_cells):
+        for sentence in sentences(markdown):
             for m in WITHIN.finditer(sentence):
                 k = WORDS[m["k"]] if m["k"] in WORDS else float(m["k"] or 1)
                 neighbours = [c for c in notebook_cells[max(0, index - 1):index + 2] if c is not cell]
