@@ -150,6 +150,40 @@ def test_nbval_reads_tags_not_comment_markers(path):
                         "`.venv/bin/python tests/test_notebooks.py --convert-nbval-markers`")
 
 
+# Notebooks explain, genmodels computes: timing belongs to benchmarks/, threads to genmodels.device.threads_for,
+# another Keras backend to genmodels.keras_backends.
+PACKAGE_WORK = {"time": "timing (benchmarks/ measure speed)", "timeit": "timing (benchmarks/ measure speed)",
+                "subprocess": "a subprocess (genmodels runs other backends)",
+                "set_num_threads": "the thread count (genmodels.device.threads_for sets it)",
+                "set_num_interop_threads": "the thread count (genmodels.device.threads_for sets it)",
+                "perf_counter": "timing (benchmarks/ measure speed)", "system": "a subprocess"}
+SOLUTIONS = sorted((REPO / "exercises" / "solutions").glob("*.py"))
+
+
+def package_work(source: str) -> list[str]:
+    """What a notebook's code does that belongs to the package: the imports and calls PACKAGE_WORK names."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = ([alias.name.split(".")[0] for alias in node.names] if isinstance(node, ast.Import) else
+                 [node.module.split(".")[0]] if isinstance(node, ast.ImportFrom) and node.module else
+                 [node.func.attr] if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) else [])
+        found += [f"line {node.lineno}: {name}, {PACKAGE_WORK[name]}" for name in names if name in PACKAGE_WORK]
+    return sorted(found, key=lambda line: int(line.split(":")[0].split()[1]))
+
+
+@pytest.mark.parametrize("script", PAIRS + SOLUTIONS, ids=lambda p: p.name)
+def test_no_notebook_times_code_sets_threads_or_starts_a_subprocess(script):
+    found = [f"cell {index}, {work}" for index, cell in enumerate(jupytext.read(script).cells)
+             if cell.cell_type == "code" and not cell.source.lstrip().startswith(("%", "!"))
+             for work in package_work(cell.source)]
+    assert not found, f"{script.name} does package work:\n" + "\n".join(found)
+
+
+def test_package_work_is_found_in_imports_and_calls():
+    code = "import time\nfrom subprocess import run\nimport torch\ntorch.set_num_threads(1)\nx = torch.zeros(3)"
+    assert [line.split(":")[0] for line in package_work(code)] == ["line 1", "line 2", "line 4"]
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--convert-nbval-markers"]:
         sys.exit(f"usage: {sys.argv[0]} --convert-nbval-markers  (rewrites every notebook pair in place)")
