@@ -116,8 +116,9 @@ rbm_model = rbm.RBM(784, profile.pick(quick=100, full=500), n_chains=100,
 rbm.fit(rbm_model, x_train_binary, epochs=profile.pick(quick=3, full=20), batch_size=100, lr=0.005, persistent=True,
         checkpoint=checkpoint_path(f"01_rbm_{profile.name}.pt"), progress=profile.progress, seed=seed)
 ebm_model = ebm.EnergyModel(generator=torch.Generator().manual_seed(seed)).to(device)
-ebm.fit(ebm_model, dataset.x_train[:profile.pick(quick=2048, full=None)], epochs=profile.pick(quick=2, full=4),
-        lr=5e-4, sampler=ebm.Sampler(n_steps=profile.pick(quick=10, full=20)), seed=seed,
+ebm.fit(ebm_model, dataset.x_train[:profile.pick(quick=2048, full=None)],
+        epochs=profile.pick(quick=2, full=4, gpu=60), lr=profile.pick(quick=5e-4, full=5e-4, gpu=1e-4),
+        sampler=ebm.Sampler(n_steps=profile.pick(quick=10, full=20, gpu=60)), seed=seed,
         checkpoint=checkpoint_path(f"04_ebm_{profile.name}.pt"), progress=profile.progress)
 torch.manual_seed(seed)
 mlp_vae = vae.mlp_vae(latent_dim=20).to(device)
@@ -125,8 +126,9 @@ vae.fit(mlp_vae, dataset.x_train, epochs=profile.pick(quick=3, full=10), seed=se
         checkpoint=checkpoint_path(f"vae_mlp_{profile.name}.pt"), progress=profile.progress)
 torch.manual_seed(seed)
 conv_vae = vae.conv_vae(latent_dim=20, hidden=256).to(device)
-vae.fit(conv_vae, dataset.x_train[:profile.pick(quick=2000, full=None)], epochs=profile.pick(quick=1, full=10),
-        seed=seed, checkpoint=checkpoint_path(f"vae_conv_{profile.name}.pt"), progress=profile.progress)
+vae.fit(conv_vae, dataset.x_train[:profile.pick(quick=2000, full=None)],
+        epochs=profile.pick(quick=1, full=4, gpu=30), seed=seed,
+        checkpoint=checkpoint_path(f"vae_conv_{profile.name}.pt"), progress=profile.progress)
 
 # %% [markdown]
 # ## The rows: every model's samples, and a ladder of reference sets
