@@ -79,6 +79,26 @@ def core_handoff_us(reps: int = 100) -> float:
     return statistics.median(times) * 1e6
 
 
+def product_gflops(m: int, k: int, n: int, device=None, seconds: float = 0.3) -> float:
+    """The best GFLOP/s of an m×k by k×n float32 torch.mm in three tries of about `seconds` each: the machine's
+    arithmetic rate, beside which a benchmark reads its own."""
+    device = torch.device(device or "cpu")
+    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+    out = torch.empty(m, n, device=device)
+    torch.mm(a, b, out=out)
+    reps, best = max(5, int(seconds * 100e9 / (2 * m * k * n))), 0.0
+    for _ in range(3):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b, out=out)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9)
+    return best
+
+
 def training_images(binary: bool = True, progress: bool = False):
     """(data set name, images): MNIST's 60,000 training images, or Fashion-MNIST's where MNIST's are absent; binary
     (data.binarize_once, flattened) or as grey levels (N, 28, 28)."""

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness import core_handoff_us, parser, training_images, verdict, write
+from harness import core_handoff_us, parser, product_gflops, training_images, verdict, write
 
 import genmodels
 from genmodels import rbm
@@ -43,19 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def matmul_rates(seconds=0.3) -> dict:
     """The best GFLOP/s of torch.mm (fp32) in three tries, for each shape m×k×n of MM_SHAPES."""
-    rates = {}
-    for m, k, n in MM_SHAPES:
-        a, b = torch.randn(m, k), torch.randn(k, n)
-        out = torch.empty(m, n)
-        torch.mm(a, b, out=out)
-        reps, best = max(5, int(seconds * 100e9 / (2 * m * k * n))), 0.0
-        for _ in range(3):
-            start = time.perf_counter()
-            for _ in range(reps):
-                torch.mm(a, b, out=out)
-            best = max(best, 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9)
-        rates[f"torch.mm {m}x{k}x{n}"] = best
-    return rates
+    return {f"torch.mm {m}x{k}x{n}": product_gflops(m, k, n, seconds=seconds) for m, k, n in MM_SHAPES}
 
 
 def theoretical_peak():

@@ -12,18 +12,18 @@ differences are the loops' overheads.
 The convolutional VAE (keras.io's layers, dense 256, latent 20, as notebook 05 trains it) on --conv-images images:
 ours (vae.fit) against the bound (forward, backward and Adam on slices of the resident tensor), and the GFLOP/s the
 epoch achieves, its FLOPs counted by torch.utils.flop_counter (convolutions and products, forward and backward),
-beside the GFLOP/s of a 1024³ float32 product timed in the same run (the machine's best product, as in rbm.py).
+beside the GFLOP/s of a 1024³ float32 product timed in the same run (harness.product_gflops, which rbm.py's
+products use too).
 
 Repetitions are interleaved and medians reported. Writes _build/bench/vae.json.
 Run: `python benchmarks/vae.py [--repeats 5] [--conv-images 6000]`.
 """
 
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from harness import interleave, parser, write
+from harness import interleave, parser, product_gflops, write
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -77,22 +77,6 @@ def flops_per_image(model, x) -> float:
     return counter.get_total_flops() / BATCH
 
 
-def best_product_gflops(device, repeats: int = 5) -> float:
-    """GFLOP/s of a 1024³ float32 product, the best of `repeats`."""
-    a, b = torch.randn(1024, 1024, device=device), torch.randn(1024, 1024, device=device)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2 * 1024**3 / best / 1e9
-
-
 def main():
     arguments = parser(__doc__, repeats=5)
     arguments.add_argument("--device", default=None)
@@ -124,7 +108,7 @@ def main():
                                 prepare=lambda name, rep: fresh_model(device, rep, conv_model))
     conv_medians = conv_times.medians()
     flops = flops_per_image(fresh_model(device, 0, conv_model), x_conv)
-    product = best_product_gflops(device)
+    product = product_gflops(1024, 1024, 1024, device)
     rates = {name: flops * len(x_conv) / t / 1e9 for name, t in conv_medians.items()}
     print(f"\nconvolutional VAE, {len(x_conv):,} images an epoch, {flops / 1e6:.0f} MFLOP per image (forward and "
           f"backward)\n{'loop':<12}{'median s/epoch':>16}{'x bare loop':>13}{'GFLOP/s':>10}   all repetitions")
