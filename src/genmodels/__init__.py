@@ -11,6 +11,8 @@ Infrastructure (taught in 00_data_and_setup)
     checks          every input check, one function per rule: check_count, check_rate, check_momentum,
                     check_binary, check_grey_levels, the samplers' and the lattices' checks
     training        the one training loop: train, History, TrainingDiverged, save_checkpoint, load_checkpoint
+    distributed     the same loop under torchrun, on several processes (README: "Training from the command line")
+    cli             python -m genmodels train vae|rbm|ebm (__main__ runs it): a notebook's training as a command
     plotting        show_images, plot_history, plot_latent_codes, latent_grid
     keras_training  the Keras side's progress output and batched prediction (06_vae_keras)
     source          a function's code without its docstring, as the lecture's slides show it: show_source
@@ -70,10 +72,14 @@ def setup(profile=None, device=None, seed: int = 0):
     from dataclasses import replace
 
     from .device import describe, get_device, seed_everything
+    from .distributed import from_environment
 
     profile = get_profile(profile)
     device = get_device(device, profile)
     profile = replace(profile, device_type=device.type)  # profile.pick(..., gpu=...) reads it
     seed_everything(seed)
-    print(f"{profile.name} profile{profile.lengths}, {describe(device)}, seed {seed}")
+    world = from_environment()  # under torchrun: rank 0 speaks for all
+    if world.leader:
+        processes = f", {world.size} processes (torchrun)" if world.active else ""
+        print(f"{profile.name} profile{profile.lengths}, {describe(device)}{processes}, seed {seed}")
     return profile, device

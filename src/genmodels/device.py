@@ -50,7 +50,7 @@ def get_device(preferred: str | torch.device | None = None, profile: Profile | s
     if isinstance(request, str):
         request = request.strip().lower()
     if request in (None, "", "auto"):
-        return torch.device(next(kind for kind in KINDS if _available(kind)))
+        return _this_ranks_gpu(torch.device(next(kind for kind in KINDS if _available(kind))))
     try:
         device = torch.device(request)
     except (RuntimeError, ValueError):
@@ -77,6 +77,20 @@ def get_device(preferred: str | torch.device | None = None, profile: Profile | s
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device {request!r} (from {source}) does not exist: this machine has "
                          f"{torch.cuda.device_count()} CUDA device(s), numbered from 0; use 'cuda' or 'cuda:0'")
+    return _this_ranks_gpu(device)
+
+
+def _this_ranks_gpu(device: torch.device) -> torch.device:
+    """Under torchrun, 'cuda' means this process's own GPU, cuda:LOCAL_RANK (one GPU per process)."""
+    local_rank = os.environ.get("LOCAL_RANK", "")
+    if device.type == "cuda" and device.index is None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 \
+            and local_rank.isdigit():
+        if int(local_rank) >= torch.cuda.device_count():  # NCCL refuses two ranks on one GPU
+            raise ValueError(f"this process is LOCAL_RANK={local_rank} but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s): start one process per GPU "
+                             f"(torchrun --nproc-per-node {torch.cuda.device_count()}), or train on the CPU "
+                             "with --device cpu")
+        return torch.device("cuda", int(local_rank))
     return device
 
 

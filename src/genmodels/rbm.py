@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checks, rbm_fast, training
+from . import checks, distributed, rbm_fast, training
 from .device import threads_for
 
 __all__ = ["RBM", "fit", "cd_step_fn", "check_cd_settings", "log_partition_exact", "log_partition_ais", "AISEstimate",
@@ -130,9 +130,15 @@ class RBM(nn.Module):
     def cd_gradient(self, v: torch.Tensor, v_neg: torch.Tensor):
         """The CD estimate of ∂ mean log p(v)/∂(W, b, c): positive phase minus negative phase,
         ⟨v p(h|v)ᵀ⟩_data - ⟨v⁻ p(h|v⁻)ᵀ⟩_negative, and the same for the biases. Returns (dW, db, dc)."""
-        ph, ph_neg = self.p_h_given_v(v), self.p_h_given_v(v_neg)
-        dW = v.t() @ ph / len(v) - v_neg.t() @ ph_neg / len(v_neg)
-        return dW, v.mean(0) - v_neg.mean(0), ph.mean(0) - ph_neg.mean(0)
+        positive, negative = self.phase_statistics(v), self.phase_statistics(v_neg)
+        return tuple(p - q for p, q in zip(positive, negative, strict=True))
+
+    @torch.no_grad()
+    def phase_statistics(self, v: torch.Tensor):
+        """One phase's averages over the rows of v: (⟨v p(h|v)ᵀ⟩, ⟨v⟩, ⟨p(h|v)⟩). cd_gradient is the data's minus
+        the negatives'; under torchrun, the CD step averages each over the ranks first."""
+        ph = self.p_h_given_v(v)
+        return v.t() @ ph / len(v), v.mean(0), ph.mean(0)
 
     def contrastive_divergence(self, v: torch.Tensor, k: int = 1, persistent: bool = False,
                                sample_visible: bool = False, generator: torch.Generator | None = None):
@@ -195,7 +201,9 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
     """A `step_fn` for genmodels.training.train: one CD-k (or PCD-k) update of `rbm` per batch, `rbm.sgd_step` with
     μ = momentum[0] for the first `momentum_switch` updates, then momentum[1]. Reports the reconstruction error
     Σ_i (v_i - v⁻_i)² of one batch in `monitor_every` (CD only: PCD's negatives are not reconstructions); batches are
-    random, so its epoch mean estimates the mean over all examples. rbm.fit trains with it."""
+    random, so its epoch mean estimates the mean over all examples. rbm.fit trains with it. Under torchrun each rank
+    holds a shard of the batch (and, for PCD, its own chains): the step averages both phases' statistics over the
+    ranks, weighted by their rows, so that every rank makes the update of the whole batch (genmodels.distributed)."""
     momentum = checks.check_momentum(momentum)
     if monitor_every < 1:
         raise ValueError(f"monitor_every must be a positive number of batches, got {monitor_every}")
@@ -203,7 +211,12 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
 
     def step(v):
         mu = momentum[0] if rbm.n_updates < momentum_switch else momentum[1]
-        if fast:
+        if distributed.from_environment().active:
+            v_neg = rbm.negative_phase(v, k, persistent)
+            positive = distributed.average(rbm.phase_statistics(v), weight=len(v))
+            negative = distributed.average(rbm.phase_statistics(v_neg), weight=len(v_neg))
+            rbm.sgd_step([p - q for p, q in zip(positive, negative, strict=True)], lr, mu, weight_decay)
+        elif fast:
             v_neg = rbm_fast.cd_step(rbm, v, k=k, persistent=persistent, lr=lr, momentum=mu, weight_decay=weight_decay)
         else:
             *gradient, v_neg = rbm.contrastive_divergence(v, k, persistent)

@@ -6,7 +6,8 @@ optimiser step) or from a custom update (`step_fn(batch) -> metrics`, e.g. contr
 history, reports progress, writes a checkpoint atomically after every epoch, resumes from it, and stops cleanly on
 Ctrl-C, keeping the model trained so far. An epoch that ends with a non-finite loss or weights puts the model and
 the optimiser back where the last good epoch left them (one copy of their state, kept on the device), so that a
-lower learning rate can carry on from there.
+lower learning rate can carry on from there. Started by torchrun on several processes (CPUs or GPUs, one machine or
+many), the same loop trains data-parallel: genmodels.distributed says how, step by step.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
 from .checks import check_count, check_progress, check_rate  # re-exported: their home is genmodels.checks
 from .device import amp_dtype
 
@@ -160,6 +162,9 @@ def train(
     go into the checkpoint, so that a resumed run draws what an uninterrupted one would have.
     grad_clip: clip the gradients' norm to this value between backward and step; scheduler: a learning-rate scheduler
     stepped after each epoch (both with loss_fn only).
+    Under torchrun (WORLD_SIZE > 1) it trains data-parallel (genmodels.distributed): `batch_size` stays the global
+    batch of one step, split across the processes; rank 0 alone prints and writes the checkpoint, which holds every
+    rank's own buffers and generators and is resumed only by as many processes.
     A non-finite metric or weight at the end of an epoch stops training (TrainingDiverged) with the model, the
     optimiser and the scheduler back at the end of the last good epoch (their start when the first one diverged), the
     checkpoint still holding that epoch: resuming from it with a lower learning rate (only) is then allowed, and
@@ -182,22 +187,37 @@ def train(
         raise ValueError("no training data: x is empty")
     if any(len(t) != n for t in tensors):
         raise ValueError(f"the arrays in x have different lengths {[len(t) for t in tensors]}; they must match")
+    world = distributed.start(device)
+    if world.active:
+        if batch_size < world.size:
+            raise ValueError(f"batch_size={batch_size} is the global batch of one step, split across the "
+                             f"{world.size} processes: it must be at least {world.size}")
+        progress = progress if world.leader else "none"  # one voice: rank 0's
+    settings = {**(config or {}), "batch_size": batch_size, "seed": seed, **_optimizer_settings(optimizer)}
     run = _Run(model, optimizer, scheduler, torch.Generator().manual_seed(seed), generators or {},
-               {**(config or {}), "batch_size": batch_size, "seed": seed, **_optimizer_settings(optimizer)})
+               {**settings, "world_size": world.size} if world.active else settings, world)
+    loss_through = loss_fn  # under torchrun, through DistributedDataParallel: backward averages the gradients
+    if world.active:
+        if loss_fn is not None:
+            loss_through = distributed.data_parallel_loss(model, loss_fn, device)
+        else:
+            distributed.broadcast_parameters(model)
     history = History()
     if checkpoint is not None and resume and Path(checkpoint).exists():
         history = run.restore(checkpoint)
         if progress != "none":
             print(f"Resumed from {Path(checkpoint).name} after epoch {history.epochs}{run.recovery_note()}")
+    elif world.active:
+        run.seed_per_rank(seed)
     snapshot = _Snapshot(model, optimizer, scheduler)  # what a diverging epoch returns to
 
-    def batch_step(batch):
+    def batch_step(batch, weight):
         if step_fn is not None:
             return step_fn(batch)
         with torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext():
-            loss, metrics = loss_fn(batch)
+            loss, metrics = loss_through(batch)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * weight if weight != 1 else loss).backward()  # weight: this rank's share of the global batch
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
@@ -213,16 +233,20 @@ def train(
             start = time.perf_counter()
             if bar is not None:
                 bar.set_description(f"epoch {epoch}/{epochs}")
+            raised = False
             try:
-                values = _run_epoch(batch_step, tensors, as_tuple, batch_size, run.generator, epoch, bar)
+                values = _run_epoch(batch_step, tensors, as_tuple, batch_size, run.generator, epoch, bar, world)
                 if evaluate is not None:
                     model.eval()
                     with torch.no_grad():
-                        values.update({k: float(v) for k, v in evaluate().items()})
+                        evaluated = {k: float(v) for k, v in evaluate().items()}
+                    values.update(distributed.mean_over_ranks(evaluated) if world.active else evaluated)
                     model.train()
                 found = _non_finite(model, values)
             except TrainingDiverged as err:  # a step that met non-finite values itself (the energy model's sampler)
-                found = str(err)
+                found, raised = str(err), True  # under torchrun this rank stops alone, the others mid-epoch
+            if world.active and not raised:
+                found = distributed.agree(found, model, world)
             if found is not None:
                 snapshot.restore()
                 if checkpoint is not None and run.saved_epoch == history.epochs > 0:
@@ -240,6 +264,10 @@ def train(
             if checkpoint is not None:
                 run.save(checkpoint, history)
             snapshot.take()
+    except RuntimeError as err:
+        if not (world.active and distributed.connection_broke(err)):
+            raise
+        stop(distributed.other_rank_failed(err, world))  # another rank stopped: this one says so in a line
     except KeyboardInterrupt:
         history.interrupted = True
         interrupted = TrainingInterrupted(interrupted_message(history.epochs, checkpoint, run.saved_epoch, resume))
@@ -276,14 +304,21 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
-def _run_epoch(batch_step, tensors, as_tuple, batch_size, generator, epoch, bar) -> dict[str, float]:
-    """One pass over the data in random batches; the mean of each metric over the examples that reported it."""
+def _run_epoch(batch_step, tensors, as_tuple, batch_size, generator, epoch, bar, world) -> dict[str, float]:
+    """One pass over the data in random batches (this rank's shard of each, under torchrun); the mean of each metric
+    over the examples that reported it, on every rank."""
     device = tensors[0].device
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}  # examples per metric: a step may report a metric on some batches only
-    for i, idx in enumerate(batches(len(tensors[0]), batch_size, generator, device)):
+    epoch_batches = batches(len(tensors[0]), batch_size, generator, device)
+    if world.active:  # every rank takes as many steps: a last batch smaller than the world is left out
+        epoch_batches = [b for b in epoch_batches if len(b) >= world.size]
+    for i, global_idx in enumerate(epoch_batches):
+        idx = distributed.shard(global_idx, world) if world.active else global_idx
+        weight = world.size * len(idx) / len(global_idx)
         batch = tuple(t.index_select(0, idx) for t in tensors) if as_tuple else tensors[0].index_select(0, idx)
-        metrics = {k: torch.as_tensor(v, device=device).detach().float() for k, v in batch_step(batch).items()}
+        metrics = {k: torch.as_tensor(v, device=device).detach().float()
+                   for k, v in batch_step(batch, weight).items()}
         for name, value in metrics.items():  # summed on the device: no GPU sync per batch
             total = sums.get(name)
             sums[name] = value * len(idx) if total is None else total.add_(value, alpha=len(idx))
@@ -294,6 +329,9 @@ def _run_epoch(batch_step, tensors, as_tuple, batch_size, generator, epoch, bar)
                 bar.set_postfix({k: f"{float(v):.4g}" for k, v in metrics.items()})
         if _after_batch is not None:
             _after_batch(epoch, i)
+    if world.active:
+        totals, counts = distributed.add_over_ranks({name: total.item() for name, total in sums.items()}, counts)
+        return {name: total / counts[name] for name, total in totals.items()}
     return {name: (total / counts[name]).item() for name, total in sums.items()}
 
 
@@ -418,11 +456,48 @@ class _Run:
     generator: torch.Generator
     generators: dict[str, torch.Generator]
     config: dict
+    world: distributed.World = field(default_factory=distributed.World)
     saved_epoch: int | None = None  # the epoch the checkpoint holds, once this run has written or resumed from it
     recovery: dict | None = None  # the learning rates changed on resuming after a divergence, if they were
 
-    def save(self, path, history: History) -> None:
+    def seed_per_rank(self, seed: int) -> None:
+        """Under torchrun, at a fresh start: this rank's own random streams (torch's and the named generators), so
+        that the ranks draw different noise; the shuffling generator stays the same on every rank."""
+        torch.manual_seed(distributed.rank_seed(seed, self.world.rank))
+        for g in self.generators.values():
+            g.manual_seed(distributed.rank_seed(g.initial_seed(), self.world.rank))
+
+    def _own_state(self) -> dict:
+        """What differs between the ranks: the buffers (replay buffer, chains) and the random states."""
         device = next(self.model.parameters()).device
+        return {"buffers": {name: b.detach().cpu() for name, b in self.model.named_buffers()},
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "generators": {name: g.get_state() for name, g in self.generators.items()}}
+
+    def _restore_own_state(self, own: dict) -> None:
+        """The other half of _own_state, on resuming (the model and its optimiser are loaded already)."""
+        with torch.no_grad():
+            for name, value in own["buffers"].items():
+                self.model.get_buffer(name).copy_(value)
+        torch.set_rng_state(own["torch_rng"])
+        device = next(self.model.parameters()).device
+        if device.type == "cuda" and own.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(own["cuda_rng"], device)
+        for name, g in self.generators.items():
+            if name in own.get("generators", {}):
+                try:
+                    g.set_state(own["generators"][name])
+                except RuntimeError:  # a state of another kind of generator: the checkpoint came from another device
+                    print(f"The checkpoint's state of generator {name!r} is not one for {g.device}: it draws afresh, "
+                          "so this run will not repeat an uninterrupted one draw for draw.")
+
+    def save(self, path, history: History) -> None:
+        self.saved_epoch = history.epochs
+        own = self._own_state()
+        ranks = distributed.gather_to_leader(own) if self.world.active else None
+        if not self.world.leader:
+            return
         save_checkpoint(path, {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
@@ -431,16 +506,18 @@ class _Run:
             "history": history.metrics,
             "config": _plain(self.config),
             "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "generators": {name: g.get_state() for name, g in self.generators.items()},
+            "torch_rng": own["torch_rng"],
+            "cuda_rng": own["cuda_rng"],
+            "generators": own["generators"],
             "recoveries": history.recoveries,
+            **({"ranks": ranks} if ranks is not None else {}),  # every rank's own state, rank 0's first
         })
-        self.saved_epoch = history.epochs
 
     def mark_diverged(self, path, epoch: int) -> None:
         """Note in the checkpoint (which holds the last good epoch) that the next epoch diverged: resuming from it with
         another learning rate is then a recovery, allowed and recorded."""
+        if not self.world.leader:  # rank 0 writes the checkpoint
+            return
         state = load_checkpoint(path)
         save_checkpoint(path, {**state, "diverged_in_epoch": epoch})
 
@@ -454,6 +531,14 @@ class _Run:
     def restore(self, path) -> History:
         __tracebackhide__ = True
         state = load_checkpoint(path)  # on the CPU, where random states must be; load_state_dict moves the rest
+        written_by, running = state.get("config", {}).get("world_size", 1), self.config.get("world_size", 1)
+        if written_by != running:
+            def processes(n):
+                return "one process" if n == 1 else f"{n} processes (torchrun --nproc-per-node ... with {n} in all)"
+            raise ValueError(f"the checkpoint {path} was written by {processes(written_by)}, and this run has "
+                             f"{processes(running)}: each process resumes its own chains and random streams, so "
+                             f"resume it with {written_by} process{'es' * (written_by > 1)}, or start afresh: pass "
+                             "resume=False (--no-resume on the command line), or delete the file.")
         saved, wanted = state.get("config", {}), _plain(self.config)
         if "config" not in state:  # written before checkpoints kept their settings: nothing to compare
             saved = wanted
@@ -482,17 +567,9 @@ class _Run:
                              "changed": {k: list(v) for k, v in changed.items()}}
             recoveries.append(self.recovery)
         self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        device = next(self.model.parameters()).device
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        for name, g in self.generators.items():
-            if name in state.get("generators", {}):
-                try:
-                    g.set_state(state["generators"][name])
-                except RuntimeError:  # a state of another kind of generator: the checkpoint came from another device
-                    print(f"The checkpoint's state of generator {name!r} is not one for {g.device}: it draws afresh, "
-                          "so this run will not repeat an uninterrupted one draw for draw.")
+        self._restore_own_state(state["ranks"][self.world.rank] if self.world.active else
+                                {"buffers": {}, "torch_rng": state["torch_rng"], "cuda_rng": state.get("cuda_rng"),
+                                 "generators": state.get("generators", {})})
         self.saved_epoch = state["epoch"]
         return History(metrics={k: list(v) for k, v in state["history"].items()}, epochs=state["epoch"],
                        recoveries=recoveries)
