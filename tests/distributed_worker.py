@@ -5,7 +5,7 @@
 Each scenario trains through genmodels.training.train (or the models' fit) and leaves what the test checks in
 OUT_DIR/<scenario>_rank<r>.pt: parameters, buffers, the examples each step saw, who wrote checkpoints, messages.
   train    a small regressor (each rank builds its own initial weights), an RBM by PCD, the energy model over
-           4 epochs and over 2 (checkpointed), and an epoch that diverges
+           4 epochs and over 2 (checkpointed), an epoch that diverges, and a step_fn that does not average
   resume   the energy model's 2-epoch checkpoint resumed to 4 epochs in new processes
   raise    rank 1 raises in its third step of the first epoch; rank 0 carries on into the next all-reduce
 """
@@ -107,6 +107,19 @@ def main(scenario, out, images_path):
         except training.TrainingDiverged as err:
             result["diverged"] = str(err)
         result["after_divergence"] = {k: v.detach().clone() for k, v in diverging.state_dict().items()}
+
+        drifting = regressor(seed=0)
+
+        def own_update(batch):  # a step_fn that forgets to average its update over the ranks
+            with torch.no_grad():
+                drifting[0].bias.add_(0.01 * (rank + 1))
+            return {}
+
+        try:
+            training.train(drifting, regression_data()[0], epochs=1, batch_size=BATCH, step_fn=own_update,
+                           progress="none")
+        except training.TrainingDiverged as err:
+            result["drifted"] = str(err)
     elif scenario == "resume":
         model = energy_model()
         history = train_energy_model(model, images, 4, out / "ebm_resumed.pt")

@@ -116,6 +116,12 @@ def test_a_divergence_on_one_rank_stops_every_rank_with_the_same_message(two_ran
         assert value.isfinite().all() and torch.equal(value, rank1["after_divergence"][name])
 
 
+def test_a_step_fn_that_does_not_average_over_the_ranks_is_caught_at_the_epochs_end(two_ranks):
+    _, (rank0, rank1), _ = two_ranks
+    assert "the ranks' parameters differ" in rank0.get("drifted", "") and rank0["drifted"] == rank1["drifted"]
+    assert "genmodels.distributed.average" in rank0["drifted"]
+
+
 def test_a_rank_that_raises_ends_both_processes_within_seconds_with_its_message(tmp_path):
     """Rank 0, waiting in backward's all-reduce for rank 1, learns of the broken connection and says so in a line."""
     finished, seconds = launch("raise", tmp_path)
