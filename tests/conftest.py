@@ -1,4 +1,7 @@
+import functools
 import gzip
+import importlib.util
+import json
 import os
 import struct
 from pathlib import Path
@@ -9,8 +12,16 @@ import torch
 from browser import QuietHandler, free_port, serve
 
 from genmodels import data, rbm
+from genmodels.keras_backends import BACKENDS, run_on_backend
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def needed(what: str) -> None:
+    """Something a test needs is missing: a failure under CI (.ci/run installs everything), a skip elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI=true: .ci/run must install it)")
+    pytest.skip(what)
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
@@ -33,6 +44,19 @@ def fake_split(directory: Path, split="train", n=None, seed=0, gz=True):
     return directory
 
 
+@functools.cache
+def backend_results(script: str, backend: str, timeout: float = 300, **env) -> dict:
+    """A test script run once on one Keras backend, in a fresh process (genmodels.keras_backends.run_on_backend),
+    and cached: the JSON its last line prints, with `lines` (the lines before it) and `stderr`. `env` sets variables
+    for that process (None removes one). A backend that is not installed fails under CI and is skipped elsewhere."""
+    if importlib.util.find_spec(BACKENDS[backend]) is None:
+        needed(f"the {backend} backend needs {BACKENDS[backend]}: pip install -e '.[keras]'")
+    run = run_on_backend(backend, script, timeout=timeout, env=env)
+    assert run.returncode == 0, f"{backend}:\n{run.stderr[-3000:]}"
+    *lines, result = run.stdout.strip().splitlines()
+    return {**json.loads(result), "lines": lines, "stderr": run.stderr}
+
+
 def mnist_test_dir() -> Path:
     """The real MNIST test files (../shared/data/mnist, or a GENMODELS_DATA entry). CI must have them."""
     candidates = [Path(p) / "mnist" for p in os.environ.get("GENMODELS_DATA", "").split(os.pathsep) if p]
@@ -40,9 +64,7 @@ def mnist_test_dir() -> Path:
     for directory in candidates:
         if (directory / "t10k-images-idx3-ubyte.gz").exists():
             return directory
-    if os.environ.get("CI") == "true":
-        pytest.fail("MNIST test files not found: CI must set GENMODELS_DATA to ../shared/data")
-    pytest.skip("MNIST test files not found (set GENMODELS_DATA)")
+    needed("MNIST test files not found: set GENMODELS_DATA to ../shared/data")
 
 
 @pytest.fixture

@@ -1,14 +1,10 @@
 """The Keras side after a student's mistake, on every backend (each in its own process): a divergence in the first
 epoch and in a later one, and a stop with and without a backup; each message's advice followed literally."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
-from conftest import REPO
+from conftest import REPO, backend_results
 
 BACKENDS = ["tensorflow", "torch", "jax"]
 
@@ -79,19 +75,10 @@ SCRIPT = textwrap.dedent("""
     print(json.dumps(out))
 """)
 
-_runs = {}
-
 
 def run_backend(backend):
     """The script's results on one backend (run once, cached), with the lines it printed."""
-    if backend not in _runs:
-        pytest.importorskip(backend if backend != "torch" else "torch")
-        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO / "src")}
-        run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
-        assert run.returncode == 0, run.stderr[-3000:]
-        *lines, result = run.stdout.strip().splitlines()
-        _runs[backend] = {**json.loads(result), "lines": lines}
-    return _runs[backend]
+    return backend_results(SCRIPT, backend, timeout=600)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,17 +1,16 @@
 """The Keras RBM (genmodels.rbm_keras) is the PyTorch RBM (genmodels.rbm): the same numbers from the same weights,
 the same CD update, and `fit` trains it on every backend (TensorFlow, PyTorch, JAX), each in its own process."""
 
-import json
 import re
 import textwrap
 
 import numpy as np
 import pytest
 import torch
+from conftest import backend_results
 
 from genmodels import rbm as R
 from genmodels import rbm_keras as RK
-from genmodels.keras_backends import run_on_backend
 
 BACKENDS = ["tensorflow", "torch", "jax"]
 
@@ -104,18 +103,10 @@ BACKEND_SCRIPT = textwrap.dedent("""
     print(json.dumps(out))
 """)
 
-_runs = {}
-
 
 def run_backend(backend):
-    """The backend script's results (run once per backend and cached), with its stdout lines and stderr."""
-    if backend not in _runs:
-        run = run_on_backend(backend, BACKEND_SCRIPT, timeout=300,  # `import genmodels` must set TF_CPP_... itself
-                             env={"GENMODELS_PROFILE": "quick", "TF_CPP_MIN_LOG_LEVEL": None})
-        assert run.returncode == 0, run.stderr[-3000:]
-        *lines, result = run.stdout.strip().splitlines()
-        _runs[backend] = {**json.loads(result), "lines": lines, "stderr": run.stderr}
-    return _runs[backend]
+    """The backend script's results, run once per backend (`import genmodels` must set TF_CPP_MIN_LOG_LEVEL itself)."""
+    return backend_results(BACKEND_SCRIPT, backend, GENMODELS_PROFILE="quick", TF_CPP_MIN_LOG_LEVEL=None)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
