@@ -34,7 +34,7 @@
 profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # None picks CUDA, then Apple MPS, then the CPU
 seed = 0
-n = None  # images per row and in the reference; None: 2,000 (quick) or 5,000 (full)
+n = None  # images per row and in the reference; None: 1,000 (quick) or 5,000 (full)
 seeds = (0, 1, 2)  # every row is drawn and measured once per seed
 
 # %%
@@ -46,10 +46,10 @@ from genmodels import data, ebm, judge, measures, plotting, rbm, vae
 from genmodels.paths import checkpoint_path
 
 profile, device = genmodels.setup(profile, device, seed)
-n = n or profile.pick(quick=2000, full=5000)
+n = n or profile.pick(quick=1000, full=5000)
 gibbs_steps = profile.pick(quick=300, full=1000)  # Gibbs sweeps of the RBM's chains
 ebm_steps = profile.pick(quick=10, full=20)  # Langevin steps of the EBM's chains from noise, as in its training
-n_nats, iwae_k = profile.pick(quick=500, full=1000), profile.pick(quick=50, full=100)  # test images, IWAE's K
+n_nats, iwae_k = profile.pick(quick=200, full=1000), profile.pick(quick=50, full=100)  # test images, IWAE's K
 
 # %% [markdown]
 # ## The data and the judge
@@ -239,8 +239,8 @@ plt.show()
 # training images, can.
 #
 # The RBM's row shows what a sample-based measure sees and a likelihood does not. Its long Gibbs chains all end in
-# one mode: its grid shows the same image sixteen times, its precision is 1 and its recall 0, it covers one class,
-# and its Fréchet distance comes near the ceiling's or beyond it. Block Gibbs sampling of a trained RBM moves slowly
+# one mode: its grid shows one image, or nearly, sixteen times, its recall is near 0, it covers one class, and its
+# Fréchet distance comes near the ceiling's or beyond it. Block Gibbs sampling of a trained RBM moves slowly
 # between modes, so chains started from the base rate fall into the deepest one and stay there; its log-likelihood,
 # from AIS, does not depend on those chains.
 #
