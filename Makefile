@@ -106,10 +106,15 @@ lab: venv
 	JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 		jupyter lab --ServerApp.root_dir="$(CURDIR)" notebooks/00_data_and_setup.ipynb
 
-## test: lint, the package tests and the notebooks' nbval regression tests, in the quick profile
+## test: lint, the package tests and the notebooks' nbval regression tests, in the quick profile, on TEST_WORKERS
+## pytest-xdist workers (a test file or notebook stays on one worker, its cells in order; TEST_WORKERS=0: one process).
+## Three on the course's 2-core machine: while one waits on a browser, a kernel or a subprocess, two compute
+## (measured there: 354 s by pytest with three, 374 s with two)
+TEST_WORKERS ?= 3
 test: venv
 	ruff check .
-	GENMODELS_PROFILE=quick pytest tests $(NOTEBOOKS) $(EXERCISES) --nbval-lax --nbval-current-env --nbval-cell-timeout=900
+	GENMODELS_PROFILE=quick pytest -n $(TEST_WORKERS) --dist loadscope tests $(NOTEBOOKS) $(EXERCISES) \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=900
 
 ## test-latest: the same tests against the newest release of every dependency (pins dropped), in .venv-latest;
 ## report in _build/latest/report.md. Not part of .ci/run: its results change with the day

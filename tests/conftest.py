@@ -17,6 +17,17 @@ from genmodels.keras_backends import BACKENDS, run_on_backend
 REPO = Path(__file__).resolve().parents[1]
 
 
+# `make test` runs the test files on pytest-xdist workers (TEST_WORKERS, 3 by default). The cores are shared out among
+# them: a worker, and every notebook kernel or process it starts, runs cores // workers threads (one at the least), so
+# that the workers do not fight over the cores with torch's and TensorFlow's thread pools.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads_per_worker = max(1, cores // WORKERS)
+    os.environ["OMP_NUM_THREADS"] = os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads_per_worker)
+    torch.set_num_threads(threads_per_worker)
+
+
 def needed(what: str) -> None:
     """Something a test needs is missing: a failure under CI (.ci/run installs everything), a skip elsewhere."""
     if os.environ.get("CI") == "true":
