@@ -32,9 +32,12 @@ torchrun's summary.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import inspect
 import os
+import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -95,12 +98,35 @@ def start(device: torch.device) -> World:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         # Ended before the interpreter's own teardown, which would kill gloo's threads mid-flight (an abort).
         atexit.register(_end_process_group)
+        sys.excepthook = _noting_failure(sys.excepthook)
     return world
 
 
+_failed = False  # this rank ends with an uncaught exception: it must not wait for the others at exit
+
+
+def _noting_failure(hook):
+    def note(*exc_info):
+        global _failed
+        _failed = True
+        hook(*exc_info)
+    return note
+
+
 def _end_process_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """At exit, the ranks meet, then each ends its process group. Without the meeting, a rank that is done first
+    closes its connections while another's gloo threads still read from them: that rank aborts ("terminate called
+    without an active exception"), after its work, and torchrun reports the run as failed (seen under load). A
+    rank that failed does not wait; a rank that finds another gone (its connection closed) ends at once."""
+    if not dist.is_initialized():
+        return
+    if not _failed:
+        with contextlib.suppress(RuntimeError):  # another rank failed or left
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(seconds=60))
+            else:
+                dist.barrier()
+    dist.destroy_process_group()
 
 
 def shard(batch: torch.Tensor, world: World) -> torch.Tensor:
