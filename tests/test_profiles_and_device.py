@@ -202,6 +202,13 @@ def test_small_ops_run_on_one_cpu_thread_and_the_count_comes_back(monkeypatch):
     assert calls == [1, 2]
 
 
+@pytest.mark.parametrize("threads, line", [(1, "cpu (1 thread)"), (2, "cpu (2 threads)")])
+def test_the_device_line_counts_the_cpu_threads_in_words(monkeypatch, threads, line):
+    """What a notebook's first line says of the CPU (one thread under torchrun's processes)."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    assert device.describe("cpu") == line
+
+
 def test_the_full_profile_takes_the_gpu_lengths_on_a_gpu_and_says_which_in_setup_line(monkeypatch, capsys):
     """pick(quick, full, gpu): the quick value in the quick profile on any device; in the full profile the gpu value on
     CUDA and MPS, the full (CPU) value on the CPU or when no gpu value is given. setup records the device's type and
