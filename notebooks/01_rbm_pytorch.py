@@ -133,12 +133,12 @@ print(f"surrogate 'loss' {surrogate.item():.2f}   exact mean log p(v) {rbm.log_l
 # ## Data
 #
 # We binarise the grey levels once, stochastically (each pixel is on with probability equal to its intensity), as
-# Salakhutdinov & Murray (2008) did: `data.binarize_once`, with the seed every notebook uses.
+# Salakhutdinov & Murray (2008) did, and flatten each image to a vector of 784 pixels: `data.binary_vectors`, which
+# binarises with `data.binarize_once` and the seed every notebook uses.
 
 # %% tags=["nbval-check-output"]
 dataset = data.load_data(profile)
-x_train = data.binarize_once(dataset.x_train.reshape(len(dataset.x_train), -1))
-x_test = data.binarize_once(dataset.x_test.reshape(len(dataset.x_test), -1))
+x_train, x_test = data.binary_vectors(dataset)
 print(dataset)
 print(f"binary training set {x_train.shape}, fraction of pixels on {x_train.mean():.2f}")
 

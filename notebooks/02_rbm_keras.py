@@ -61,13 +61,12 @@ print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend; 784 
 # ## The data: binary images, the same as in the PyTorch notebooks
 #
 # An RBM with binary visible units models binary images. We binarise the grey levels once, stochastically (each
-# pixel is on with probability its grey level), with the course's one seed (`binarize_once`), so that both
-# frameworks see the same binary images.
+# pixel is on with probability its grey level), with the course's one seed, and flatten them to vectors
+# (`data.binary_vectors`, as in notebook 01), so that both frameworks see the same binary images.
 
 # %% tags=["nbval-check-output"]
 dataset = data.load_data(profile)
-x_train = data.binarize_once(dataset.x_train.reshape(len(dataset.x_train), -1))
-x_test = data.binarize_once(dataset.x_test.reshape(len(dataset.x_test), -1))
+x_train, x_test = data.binary_vectors(dataset)
 print(dataset)
 print(f"binary training set {x_train.shape}, test set {x_test.shape}, "
       f"fraction of pixels on {x_train.mean():.3f}")

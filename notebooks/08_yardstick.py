@@ -110,7 +110,7 @@ print(f"classifier score: ten classes {measures.classifier_score(confident):.3f}
 # a checkpoint trained with other settings.
 
 # %%
-x_train_binary = data.binarize_once(dataset.x_train.reshape(len(dataset.x_train), -1))
+x_train_binary, _ = data.binary_vectors(dataset)  # the RBM's binary images, as in notebook 01
 rbm_model = rbm.RBM(784, profile.pick(quick=100, full=500), n_chains=100,
                     generator=torch.Generator().manual_seed(seed), device=device)
 rbm.fit(rbm_model, x_train_binary, epochs=profile.pick(quick=3, full=20), batch_size=100, lr=0.005, persistent=True,

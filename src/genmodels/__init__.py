@@ -7,7 +7,8 @@ Infrastructure (taught in 00_data_and_setup)
     profiles        the quick and full profiles: get_profile, Profile.pick
     paths           where checkpoints and benchmark results go: checkpoint_path
     device          device, seeds, mixed precision: get_device, seed_everything, describe
-    data            MNIST and Fashion-MNIST: load_data (returns a Data), binarize_once, binarize_stochastic
+    data            MNIST and Fashion-MNIST: load_data (returns a Data), binarize_once, binary_vectors (the RBMs'),
+                    binarize_stochastic
     checks          every input check, one function per rule: check_count, check_rate, check_momentum,
                     check_binary, check_grey_levels, the samplers' and the lattices' checks
     training        the one training loop: train, History, TrainingDiverged, save_checkpoint, load_checkpoint

@@ -88,8 +88,7 @@ def _train_rbm(profile, device, args, leader: bool):
     from . import data, rbm
 
     dataset = data.load_data(profile, verbose=leader)
-    x_train = data.binarize_once(dataset.x_train.reshape(len(dataset.x_train), -1))
-    x_test = data.binarize_once(dataset.x_test.reshape(len(dataset.x_test), -1))
+    x_train, x_test = data.binary_vectors(dataset)
     model = rbm.RBM(784, profile.pick(quick=100, full=500), n_chains=100,
                     generator=torch.Generator().manual_seed(args.seed), device=device)
 

@@ -28,8 +28,9 @@ from .profiles import Profile, get_profile
 
 __all__ = ["load_data", "Data", "load_split", "locate", "download", "read_idx", "parse_idx", "check_idx_file",
            "search_dirs", "load_digits_28x28", "IdxFile", "DataNotFoundError", "CorruptFileError", "binarize",
-           "binarize_stochastic", "binarize_once", "check_binary", "check_grey_levels", "flatten_examples",
-           "BINARIZE_SEED", "CACHE_DIR", "DEBIAN_DIRS", "MIRRORS", "TIMEOUT_S", "NAMES", "CLASSES", "FILES"]
+           "binarize_stochastic", "binarize_once", "binary_vectors", "check_binary", "check_grey_levels",
+           "flatten_examples", "BINARIZE_SEED", "CACHE_DIR", "DEBIAN_DIRS", "MIRRORS", "TIMEOUT_S", "NAMES", "CLASSES",
+           "FILES"]
 
 CACHE_DIR = DATA_CACHE
 DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
@@ -389,6 +390,13 @@ def binarize_once(x):
     """The stochastic binarisation of a data set that stays fixed (a test set, data for a model without dynamic
     binarisation): binarize_stochastic with the course's one seed, so every notebook sees the same binary images."""
     return binarize_stochastic(x, seed=BINARIZE_SEED)
+
+
+def binary_vectors(dataset: Data) -> tuple[np.ndarray, np.ndarray]:
+    """(x_train, x_test) as an RBM sees them: each image flattened to a vector of 784 pixels and binarised once
+    (binarize_once), so that every RBM, in either framework and from the command line, sees the same binary images.
+    Taught in 01_rbm_pytorch."""
+    return tuple(binarize_once(x.reshape(len(x), -1)) for x in (dataset.x_train, dataset.x_test))
 
 
 def binarize(x, threshold=0.5):
