@@ -139,11 +139,9 @@ def test_sigma_as_exp_log_var_is_named_in_the_sample_and_in_the_keras_layer():
 
     import keras
 
-    class Sampling(keras.layers.Layer):
-        def __init__(self, seed=None, **kwargs):
-            super().__init__(**kwargs)
-            self.seed_generator = keras.random.SeedGenerator(seed)
+    from genmodels import vae_keras
 
+    class Sampling(vae_keras.Sampling):  # the course's layer, its seeded generator, and σ = exp(log σ²) in call
         def call(self, inputs):
             mu, log_var = inputs
             return mu + keras.ops.exp(log_var) * keras.random.normal(keras.ops.shape(mu), seed=self.seed_generator)

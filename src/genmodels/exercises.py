@@ -983,16 +983,8 @@ def check_effective_sample_size(effective_sample_size: Callable) -> None:
         rho = langevin.autocorrelation(x)
         return x.shape[0] * x.shape[1] / (1 + 2 * rho[1:].sum(0)).clamp(min=1)
 
-    def no_factor_two(x):
-        rho = langevin.autocorrelation(x)
-        n_pairs = len(rho) // 2
-        pairs = rho[: 2 * n_pairs].reshape(n_pairs, 2, -1).sum(1)
-        taus = []
-        for gamma in pairs.T:
-            negative = (gamma <= 0).nonzero()
-            gamma = torch.cummin(gamma[: int(negative[0]) if len(negative) else n_pairs], 0).values
-            taus.append(-0.5 + gamma.sum())
-        return x.shape[0] * x.shape[1] / torch.stack(taus).clamp(min=1)
+    def no_factor_two(x):  # τ = -½ + Σ_m Γ_m: half the right τ, before its clamp at 1
+        return x.shape[0] * x.shape[1] / (langevin.integrated_autocorrelation_time(x) / 2).clamp(min=1)
 
     def steps_only(x):
         return langevin.effective_sample_size(x) / x.shape[1]
