@@ -14,10 +14,10 @@ Repetitions are interleaved and medians reported. Writes _build/bench/ebm.json. 
 import statistics
 
 import torch
-from harness import interleave, parser, verdict, write
+from harness import benchmark_device, interleave, parser, print_table, verdict, write
 
 from genmodels import ebm
-from genmodels.device import describe, get_device
+from genmodels.device import describe
 
 CHAINS, STEPS = 128, 60
 TARGETS = {"bound": 1.15, "baseline": 1.05}
@@ -57,13 +57,12 @@ def baseline(model, x0, seed):
 
 
 def main():
-    arguments = parser(__doc__, repeats=7)
-    arguments.add_argument("--device", default=None)
+    arguments = parser(__doc__, repeats=7, device=True)
     arguments.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = arguments.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = get_device(args.device, "full")
+    device = benchmark_device(args)
     model = ebm.EnergyModel(buffer_size=CHAINS, generator=torch.Generator().manual_seed(0)).to(device)
     x0 = model.buffer.clone()
     print(f"{CHAINS} chains of 28x28 images, {STEPS} steps, {describe(device)}, {args.repeats} interleaved repetitions")
@@ -72,10 +71,8 @@ def main():
                        args.repeats, device)
     per_1000 = {name: [t / (CHAINS * STEPS) * 1000 for t in seconds] for name, seconds in times.items()}
     medians = {name: statistics.median(t) for name, t in per_1000.items()}
-    print(f"\n{'sampler':<10}{'s / 1,000 image-steps':>23}{'ours / this':>13}   all repetitions")
-    for name, t in per_1000.items():
-        print(f"{name:<10}{medians[name]:>23.4f}{medians['ours'] / medians[name]:>13.3f}   "
-              + " ".join(f"{v:.4f}" for v in t))
+    print_table("", [("sampler", 10), ("s / 1,000 image-steps", 23, ".4f"), ("ours / this", 13, ".3f")],
+                {name: [medians[name], medians["ours"] / medians[name]] for name in per_1000}, per_1000, digits=4)
     met = {name: medians["ours"] / medians[name] <= target for name, target in TARGETS.items()}
     for name, target in TARGETS.items():
         print(verdict(f"ours <= {target} x {name}", medians["ours"] / medians[name], met[name]))

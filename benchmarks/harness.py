@@ -1,11 +1,14 @@
 """What the benchmarks in this folder share: interleaved timing with the machine's state beside it, the training
-images, the verdict line and the JSON file. Not a benchmark itself (`make bench` leaves it out).
+images, the table of medians, the verdict line and the JSON file. Not a benchmark itself (`make bench` leaves it out).
 
     times = interleave({"ours": run_ours, "bound": run_bound}, repeats=7, device=device)
         # each run(rep) is called once per repetition, the contestants in turn (the order rotating), so that a
         # drift in the machine's load hits them alike; repetition 0 warms up and is not counted; CUDA is
         # synchronised around each timing;
         # times.handoff_us holds the core-handoff probe read before each counted repetition
+    print_table("", [("loop", 12), ("median s", 10, ".2f")], {n: [m] for n, m in times.medians().items()}, times, 2)
+        # loop          median s   all repetitions
+        # ours              0.52   0.52 0.51 0.53 …    (a row per contestant)
     print(verdict("ours ≤ 1.15 × bound", ratio, ratio <= 1.15))   # target ours ≤ 1.15 × bound: met (1.072)
     write({...}, "ebm.json")                                       # _build/bench/ebm.json, and says so
 
@@ -21,6 +24,7 @@ import time
 import torch
 
 from genmodels import data
+from genmodels.device import get_device
 from genmodels.paths import BUILD_DIR
 
 
@@ -111,6 +115,19 @@ def training_images(binary: bool = True, progress: bool = False):
     raise SystemExit("neither MNIST nor Fashion-MNIST training images found; see genmodels.data.load_split")
 
 
+def print_table(title: str, columns: list[tuple], rows: dict[str, list[float]], repetitions: dict, digits: int):
+    """A benchmark's table: the line `title` (a blank line if empty), a heading, and a row per contestant: its name
+    under columns[0] = (heading, width), its figures under the other columns, (heading, width, format) each, then
+    all its repetitions with `digits` decimals."""
+    (name_heading, name_width), *figures = columns
+    print(f"\n{title}" if title else "")
+    print(f"{name_heading:<{name_width}}" + "".join(f"{heading:>{width}}" for heading, width, _ in figures)
+          + "   all repetitions")
+    for name, values in rows.items():
+        cells = "".join(f"{value:>{width}{fmt}}" for value, (_, width, fmt) in zip(values, figures, strict=True))
+        print(f"{name:<{name_width}}{cells}   " + " ".join(f"{v:.{digits}f}" for v in repetitions[name]))
+
+
 def verdict(target: str, value: float, met: bool) -> str:
     """The one wording of a target's line: 'target ours ≤ 1.15 × bound: met (1.072)'."""
     return f"target {target}: {'met' if met else 'NOT met'} ({value:.3g})"
@@ -125,8 +142,16 @@ def write(result: dict, name: str):
     return out
 
 
-def parser(doc: str, repeats: int) -> argparse.ArgumentParser:
-    """An argument parser with the one flag every benchmark has, --repeats (timed repetitions, medians reported)."""
+def parser(doc: str, repeats: int, device: bool = False) -> argparse.ArgumentParser:
+    """An argument parser with the one flag every benchmark has, --repeats (timed repetitions, medians reported), and
+    with `device`, --device (default None: the full profile's device, see benchmark_device)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=repeats, help="timed repetitions (medians are reported)")
+    if device:
+        parser.add_argument("--device", default=None)
     return parser
+
+
+def benchmark_device(args) -> torch.device:
+    """The device --device names, else the one the full profile picks (the fastest)."""
+    return get_device(args.device, "full")

@@ -21,10 +21,10 @@ Run: `python benchmarks/ising.py [--repeats 7] [--sweeps 50]`.
 
 import numpy as np
 import torch
-from harness import interleave, parser, write
+from harness import benchmark_device, interleave, parser, write
 
 from genmodels import ising
-from genmodels.device import SMALL_WORK, describe, get_device
+from genmodels.device import SMALL_WORK, describe
 
 N_LATTICES, L = 64, 32
 T = ising.CRITICAL_TEMPERATURE
@@ -43,12 +43,11 @@ def numpy_sweeps(s: np.ndarray, sweeps: int, rng: np.random.Generator) -> np.nda
 
 
 def main():
-    arguments = parser(__doc__, repeats=7)
+    arguments = parser(__doc__, repeats=7, device=True)
     arguments.add_argument("--sweeps", type=int, default=50, help="sweeps per timed repetition")
-    arguments.add_argument("--device", default=None)
     arguments.add_argument("--pilot", type=int, default=400, help="pilot steps that measure each sampler's τ")
     args = arguments.parse_args()
-    device = get_device(args.device, "full")
+    device = benchmark_device(args)
     threads = torch.get_num_threads()
     rng = np.random.default_rng(0)
     start = rng.choice([-1.0, 1.0], size=(N_LATTICES, L, L))

@@ -23,13 +23,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-from harness import interleave, parser, product_gflops, write
+from harness import benchmark_device, interleave, parser, print_table, product_gflops, write
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from genmodels import vae
 from genmodels.data import binarize_stochastic, load_data
-from genmodels.device import describe, get_device
+from genmodels.device import describe
 
 BATCH = 128
 
@@ -78,11 +78,10 @@ def flops_per_image(model, x) -> float:
 
 
 def main():
-    arguments = parser(__doc__, repeats=5)
-    arguments.add_argument("--device", default=None)
+    arguments = parser(__doc__, repeats=5, device=True)
     arguments.add_argument("--conv-images", type=int, default=6000, help="images per convolutional VAE epoch")
     args = arguments.parse_args()
-    device = get_device(args.device, "full")
+    device = benchmark_device(args)
     data = load_data("full", verbose=False)
     x = torch.as_tensor(data.x_train[:60_000], device=device)
     print(f"{data.name}, {len(x)} images, batch {BATCH}, {describe(device)}, {args.repeats} interleaved repetitions")
@@ -93,10 +92,8 @@ def main():
                 "bound": lambda rep, model: bound_epoch(model, x, rep)}
         times = interleave(runs, args.repeats, device, prepare=lambda name, rep: fresh_model(device, rep))
     medians = times.medians()
-    print(f"\n{'loop':<12}{'median s/epoch':>16}{'x bare loop':>13}   all repetitions")
-    for name, t in times.items():
-        print(f"{name:<12}{medians[name]:>16.2f}{medians[name] / medians['bound']:>13.2f}   "
-              + " ".join(f"{v:.2f}" for v in t))
+    print_table("", [("loop", 12), ("median s/epoch", 16, ".2f"), ("x bare loop", 13, ".2f")],
+                {name: [medians[name], medians[name] / medians["bound"]] for name in times}, times, digits=2)
     print(times.state())
 
     x_conv = x[:args.conv_images]
@@ -110,11 +107,11 @@ def main():
     flops = flops_per_image(fresh_model(device, 0, conv_model), x_conv)
     product = product_gflops(1024, 1024, 1024, device)
     rates = {name: flops * len(x_conv) / t / 1e9 for name, t in conv_medians.items()}
-    print(f"\nconvolutional VAE, {len(x_conv):,} images an epoch, {flops / 1e6:.0f} MFLOP per image (forward and "
-          f"backward)\n{'loop':<12}{'median s/epoch':>16}{'x bare loop':>13}{'GFLOP/s':>10}   all repetitions")
-    for name, t in conv_times.items():
-        print(f"{name:<12}{conv_medians[name]:>16.2f}{conv_medians[name] / conv_medians['bound']:>13.2f}"
-              f"{rates[name]:>10.1f}   " + " ".join(f"{v:.2f}" for v in t))
+    print_table(f"convolutional VAE, {len(x_conv):,} images an epoch, {flops / 1e6:.0f} MFLOP per image (forward and "
+                "backward)", [("loop", 12), ("median s/epoch", 16, ".2f"), ("x bare loop", 13, ".2f"),
+                              ("GFLOP/s", 10, ".1f")],
+                {name: [conv_medians[name], conv_medians[name] / conv_medians["bound"], rates[name]]
+                 for name in conv_times}, conv_times, digits=2)
     print(f"a 1024³ float32 product in the same run: {product:.0f} GFLOP/s; the epoch runs at "
           f"{rates['ours'] / product:.2f} of it")
     print(conv_times.state())

@@ -52,11 +52,16 @@ def main(argv: list[str] | None = None):
         parser().error(f"--epochs must be 0 or more, got {args.epochs}")
     import genmodels
 
-    from . import distributed
+    from . import data, distributed
+    from .paths import checkpoint_path
 
     profile, device = genmodels.setup(args.profile, args.device, args.seed)
     world = distributed.from_environment()
-    history, checkpoint = _TRAIN[args.model](profile, device, args, world.leader)
+    dataset = data.load_data(profile, verbose=world.leader)
+    checkpoint = (args.checkpoint if args.checkpoint is not None
+                  else checkpoint_path(_CHECKPOINTS[args.model].format(profile=profile.name)))
+    history = _TRAIN[args.model](dataset, profile, device, args, checkpoint=checkpoint, resume=args.resume,
+                                 progress=profile.progress, seed=args.seed)
     if world.leader:
         print(f"{args.model}: {history.epochs} epochs; last: "
               + ", ".join(f"{name} {value:.4g}" for name, value in history.last().items())
@@ -64,30 +69,28 @@ def main(argv: list[str] | None = None):
     return history
 
 
-def _checkpoint(args, name: str) -> Path:
-    from .paths import checkpoint_path
+def _epochs(args, profile, **notebook) -> int:
+    """--epochs if given, else the notebook's number for the profile (`notebook`: profile.pick's keywords)."""
+    return args.epochs if args.epochs is not None else profile.pick(**notebook)
 
-    return args.checkpoint if args.checkpoint is not None else checkpoint_path(name)
+
+# Each trainer is its notebook's run and returns the History; `run` holds what every fit takes from the command line
+# and the profile: checkpoint, resume, progress and seed.
 
 
-def _train_vae(profile, device, args, leader: bool):
+def _train_vae(dataset, profile, device, args, **run):
     """05_vae_pytorch: its MLP VAE, Adam at 1e-3, batch 128, the test ELBO after each epoch."""
     from . import data, vae
 
-    dataset = data.load_data(profile, verbose=leader)
     model = vae.mlp_vae(latent_dim=20).to(device)
-    checkpoint = _checkpoint(args, f"vae_mlp_{profile.name}.pt")
-    epochs = args.epochs if args.epochs is not None else profile.pick(quick=3, full=10)
-    history = vae.fit(model, dataset.x_train, epochs=epochs, x_test=data.binarize_once(dataset.x_test),
-                      checkpoint=checkpoint, resume=args.resume, progress=profile.progress, seed=args.seed)
-    return history, checkpoint
+    return vae.fit(model, dataset.x_train, epochs=_epochs(args, profile, quick=3, full=10),
+                   x_test=data.binarize_once(dataset.x_test), **run)
 
 
-def _train_rbm(profile, device, args, leader: bool):
+def _train_rbm(dataset, profile, device, args, **run):
     """01_rbm_pytorch: its RBM, PCD with 100 chains, lr 0.005, batch 100, the test pseudo-likelihood each epoch."""
     from . import data, rbm
 
-    dataset = data.load_data(profile, verbose=leader)
     x_train, x_test = data.binary_vectors(dataset)
     model = rbm.RBM(784, profile.pick(quick=100, full=500), n_chains=100,
                     generator=torch.Generator().manual_seed(args.seed), device=device)
@@ -96,27 +99,20 @@ def _train_rbm(profile, device, args, leader: bool):
         return {"test_pseudo_ll": rbm.pseudo_log_likelihood(model, x_test),
                 "test_recon_error": rbm.reconstruction_error(model, x_test)}
 
-    checkpoint = _checkpoint(args, f"01_rbm_{profile.name}.pt")
-    epochs = args.epochs if args.epochs is not None else profile.pick(quick=3, full=20)
-    history = rbm.fit(model, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True, evaluate=evaluate,
-                      checkpoint=checkpoint, resume=args.resume, progress=profile.progress, seed=args.seed)
-    return history, checkpoint
+    return rbm.fit(model, x_train, epochs=_epochs(args, profile, quick=3, full=20), batch_size=100, lr=0.005,
+                   persistent=True, evaluate=evaluate, **run)
 
 
-def _train_ebm(profile, device, args, leader: bool):
+def _train_ebm(dataset, profile, device, args, **run):
     """04_energy_based_model: its energy network, the tutorial's sampler with the profile's steps per update."""
-    from . import data, ebm
+    from . import ebm
 
-    dataset = data.load_data(profile, verbose=leader)
     x_train = dataset.x_train[:profile.pick(quick=2048, full=None)]
     model = ebm.EnergyModel(generator=torch.Generator().manual_seed(args.seed)).to(device)
     sampler = ebm.Sampler(n_steps=profile.pick(quick=10, full=20, gpu=60))
-    checkpoint = _checkpoint(args, f"04_ebm_{profile.name}.pt")
-    epochs = args.epochs if args.epochs is not None else profile.pick(quick=2, full=4, gpu=60)
-    history = ebm.fit(model, x_train, epochs=epochs, lr=profile.pick(quick=5e-4, full=5e-4, gpu=1e-4),
-                      sampler=sampler, seed=args.seed, progress=profile.progress, checkpoint=checkpoint,
-                      resume=args.resume)
-    return history, checkpoint
+    return ebm.fit(model, x_train, epochs=_epochs(args, profile, quick=2, full=4, gpu=60),
+                   lr=profile.pick(quick=5e-4, full=5e-4, gpu=1e-4), sampler=sampler, **run)
 
 
 _TRAIN = {"vae": _train_vae, "rbm": _train_rbm, "ebm": _train_ebm}
+_CHECKPOINTS = {"vae": "vae_mlp_{profile}.pt", "rbm": "01_rbm_{profile}.pt", "ebm": "04_ebm_{profile}.pt"}  # notebooks'

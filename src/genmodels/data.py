@@ -71,38 +71,34 @@ class IdxFile:
         return 16 + self.count * 28 * 28 if self.is_images else 8 + self.count
 
 
+def _mnist_layout(train_images: dict, train_labels: dict, test_images: dict, test_labels: dict) -> dict:
+    """A data set's splits in MNIST's layout, which Fashion-MNIST copies: the same four IDX files, 60,000 training and
+    10,000 test images with their labels. Each argument holds that file's known checksums (IdxFile's keywords)."""
+    return {
+        "train": (IdxFile("train-images-idx3-ubyte", 60000, **train_images),
+                  IdxFile("train-labels-idx1-ubyte", 60000, **train_labels)),
+        "test": (IdxFile("t10k-images-idx3-ubyte", 10000, **test_images),
+                 IdxFile("t10k-labels-idx1-ubyte", 10000, **test_labels)),
+    }
+
+
 # SHA-256 of the decompressed bytes, computed from ../shared/data/mnist and Debian's dataset-fashion-mnist, whose
 # decompressed MD5s (../shared/data/README.md) show them to be the originals. MNIST's training images are on no
 # machine here: for them only the widely published MD5 of the original .gz is known, so a recompressed copy of that
 # one file can be checked by its header only.
 FILES = {
-    "mnist": {
-        "train": (
-            IdxFile("train-images-idx3-ubyte", 60000, gz_md5=("f68b3c2dcbeaaa9fbdd348bbdeb94873",)),
-            IdxFile("train-labels-idx1-ubyte", 60000,
-                    raw_sha256=("65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",)),
-        ),
-        "test": (
-            IdxFile("t10k-images-idx3-ubyte", 10000,
-                    raw_sha256=("0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",)),
-            IdxFile("t10k-labels-idx1-ubyte", 10000,
-                    raw_sha256=("ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",)),
-        ),
-    },
-    "fashion-mnist": {
-        "train": (
-            IdxFile("train-images-idx3-ubyte", 60000,
-                    raw_sha256=("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",)),
-            IdxFile("train-labels-idx1-ubyte", 60000,
-                    raw_sha256=("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",)),
-        ),
-        "test": (
-            IdxFile("t10k-images-idx3-ubyte", 10000,
-                    raw_sha256=("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",)),
-            IdxFile("t10k-labels-idx1-ubyte", 10000,
-                    raw_sha256=("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",)),
-        ),
-    },
+    "mnist": _mnist_layout(
+        train_images={"gz_md5": ("f68b3c2dcbeaaa9fbdd348bbdeb94873",)},
+        train_labels={"raw_sha256": ("65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",)},
+        test_images={"raw_sha256": ("0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",)},
+        test_labels={"raw_sha256": ("ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",)},
+    ),
+    "fashion-mnist": _mnist_layout(
+        train_images={"raw_sha256": ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",)},
+        train_labels={"raw_sha256": ("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",)},
+        test_images={"raw_sha256": ("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",)},
+        test_labels={"raw_sha256": ("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",)},
+    ),
 }
 
 

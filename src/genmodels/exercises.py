@@ -930,22 +930,20 @@ def check_autocorrelation(autocorrelation: Callable) -> None:
     all steps and chains; shape (max_lag + 1, dim)."""
     __tracebackhide__ = True
 
+    def autocovariance(y, max_lag, divisor):  # Σ_t y_t y_t+k / divisor(n, k), averaged over chains, k = 0..max_lag
+        n = len(y)
+        return torch.stack([(y[: n - k] * y[k:]).sum(0).mean(0) / divisor(n, k) for k in range(max_lag + 1)])
+
     def own_means(x, max_lag):
-        y = x - x.mean(0)
-        n = len(x)
-        acov = torch.stack([(y[: n - k] * y[k:]).sum(0).mean(0) / n for k in range(max_lag + 1)])
+        acov = autocovariance(x - x.mean(0), max_lag, lambda n, k: n)
         return acov / acov[:1]
 
     def unbiased(x, max_lag):
-        y = x - x.mean((0, 1))
-        n = len(x)
-        acov = torch.stack([(y[: n - k] * y[k:]).sum(0).mean(0) / (n - k) for k in range(max_lag + 1)])
+        acov = autocovariance(x - x.mean((0, 1)), max_lag, lambda n, k: n - k)
         return acov / acov[:1]
 
     def not_normalised(x, max_lag):
-        y = x - x.mean((0, 1))
-        n = len(x)
-        return torch.stack([(y[: n - k] * y[k:]).sum(0).mean(0) / n for k in range(max_lag + 1)])
+        return autocovariance(x - x.mean((0, 1)), max_lag, lambda n, k: n)
 
     def with_lag(make, max_lag):
         return lambda: (make(), max_lag)

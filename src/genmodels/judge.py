@@ -94,20 +94,22 @@ def check_same_dataset(judge: Judge, dataset_name: str) -> None:
                          "judge.train_judge(dataset)")
 
 
+def _in_batches(judge: Judge, images, batch_size: int, fn) -> torch.Tensor:
+    """fn of the images, batch_size at a time on the judge's device, joined into one float64 tensor on the CPU."""
+    x = _as_input(images, next(judge.parameters()).device)
+    return torch.cat([fn(chunk).double().cpu() for chunk in x.split(batch_size)])
+
+
 @torch.no_grad()
 def features(judge: Judge, images, batch_size: int = 1000) -> torch.Tensor:
     """φ(x) of grey-level images, in batches: a float64 (N, n_features) tensor on the CPU."""
-    device = next(judge.parameters()).device
-    x = _as_input(images, device)
-    return torch.cat([judge.features(chunk).double().cpu() for chunk in x.split(batch_size)])
+    return _in_batches(judge, images, batch_size, judge.features)
 
 
 @torch.no_grad()
 def probabilities(judge: Judge, images, batch_size: int = 1000) -> torch.Tensor:
     """p(y|x) of grey-level images, in batches: a float64 (N, n_classes) tensor on the CPU."""
-    device = next(judge.parameters()).device
-    x = _as_input(images, device)
-    return torch.cat([torch.softmax(judge(chunk).double(), -1).cpu() for chunk in x.split(batch_size)])
+    return _in_batches(judge, images, batch_size, lambda x: torch.softmax(judge(x).double(), -1))
 
 
 def accuracy(judge: Judge, images, labels) -> float:

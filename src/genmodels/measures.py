@@ -104,16 +104,22 @@ def extrapolate_to_infinite_n(sizes, distances) -> tuple[float, float]:
 # --- precision and recall -----------------------------------------------------------------------------------------
 
 
-def _chunked_min_distances(a: torch.Tensor, b: torch.Tensor, k: int, chunk: int, skip_self: bool) -> torch.Tensor:
-    """For each row of a, the distances to its k nearest rows of b (N_a, k), sorted; computed chunk rows of a at a
-    time (a chunk × N_b block in memory). skip_self drops each row's zero distance to itself (a is b)."""
-    out = []
+def _squared_distances_in_chunks(a: torch.Tensor, b: torch.Tensor, chunk: int):
+    """Yields (start, d2): d2[i, j] = |a_{start+i} - b_j|² for chunk rows of a at a time (a chunk × N_b block in
+    memory), from |a|² - 2 a·b + |b|²."""
     b_sq = b.square().sum(1)
     for start in range(0, len(a), chunk):
         block = a[start:start + chunk]
-        d2 = block.square().sum(1, keepdim=True) - 2 * block @ b.T + b_sq  # |a - b|², (chunk, N_b)
+        yield start, block.square().sum(1, keepdim=True) - 2 * block @ b.T + b_sq
+
+
+def _chunked_min_distances(a: torch.Tensor, b: torch.Tensor, k: int, chunk: int, skip_self: bool) -> torch.Tensor:
+    """For each row of a, the distances to its k nearest rows of b (N_a, k), sorted; computed chunk rows of a at a
+    time. skip_self drops each row's zero distance to itself (a is b)."""
+    out = []
+    for start, d2 in _squared_distances_in_chunks(a, b, chunk):
         if skip_self:
-            rows = torch.arange(len(block))
+            rows = torch.arange(len(d2))
             d2[rows, start + rows] = math.inf
         out.append(d2.clamp_(min=0).topk(k, dim=1, largest=False).values.sqrt())
     return torch.cat(out)
@@ -127,13 +133,7 @@ def kth_neighbour_radii(features, k: int = K, chunk: int = 1000) -> torch.Tensor
 
 def _inside_balls(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int) -> torch.Tensor:
     """For each point, whether it lies within radii[j] of some centre j (a boolean (N_points,) tensor)."""
-    inside = []
-    c_sq = centres.square().sum(1)
-    for start in range(0, len(points), chunk):
-        block = points[start:start + chunk]
-        d2 = block.square().sum(1, keepdim=True) - 2 * block @ centres.T + c_sq
-        inside.append((d2 <= radii.square()).any(1))
-    return torch.cat(inside)
+    return torch.cat([(d2 <= radii.square()).any(1) for _, d2 in _squared_distances_in_chunks(points, centres, chunk)])
 
 
 def precision_recall(reference, samples, k: int = K, chunk: int = 1000) -> tuple[float, float]:

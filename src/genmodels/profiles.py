@@ -77,11 +77,7 @@ def get_profile(requested: Profile | str | None = None) -> Profile:
     if isinstance(requested, Profile):
         profile = requested
     elif isinstance(requested, str) and requested.strip():
-        key = requested.strip().lower()
-        if key not in PROFILES:
-            raise ValueError(f"unknown profile {requested!r} (from the profile argument); choose 'quick' or 'full': "
-                             f"pass one of them")
-        profile = PROFILES[key]
+        profile = _named(requested, "the profile argument", "pass one of them")
         if from_env is not None and from_env.name != profile.name:
             print(f"profile {profile.name!r} (set in the notebook) wins over {ENV_VAR}={os.environ[ENV_VAR]!r}")
     else:
@@ -100,8 +96,13 @@ def _profile_from_environment() -> Profile | None:
     name = os.environ.get(ENV_VAR, "")
     if not name.strip():
         return None
+    return _named(name, f"the environment variable {ENV_VAR}", f"set {ENV_VAR} to one of them, or unset it")
+
+
+def _named(name: str, source: str, fix: str) -> Profile:
+    """The profile `name` names (case and surrounding spaces ignored); for any other name, a ValueError that says
+    where the name came from (`source`) and how to fix it (`fix`)."""
     key = name.strip().lower()
     if key not in PROFILES:
-        raise ValueError(f"unknown profile {name!r} (from the environment variable {ENV_VAR}); choose 'quick' or "
-                         f"'full': set {ENV_VAR} to one of them, or unset it")
+        raise ValueError(f"unknown profile {name!r} (from {source}); choose 'quick' or 'full': {fix}")
     return PROFILES[key]

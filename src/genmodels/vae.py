@@ -198,16 +198,23 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
 
+    @classmethod
+    def from_vae(cls, vae: VAE) -> Autoencoder:
+        """The VAE's encoder and decoder, used without the noise: the two models on one architecture."""
+        return cls(vae.encoder, vae.decoder, vae.latent_dim)
+
     def forward(self, x):
         return self.decoder(self.encoder.code(x))
 
 
 def mlp_autoencoder(latent_dim=20, hidden=400) -> Autoencoder:
-    return Autoencoder(MLPEncoder(latent_dim, hidden), MLPDecoder(latent_dim, hidden), latent_dim)
+    """mlp_vae's networks, as a plain autoencoder."""
+    return Autoencoder.from_vae(mlp_vae(latent_dim, hidden))
 
 
 def conv_autoencoder(latent_dim=2, hidden=16) -> Autoencoder:
-    return Autoencoder(ConvEncoder(latent_dim, hidden), ConvDecoder(latent_dim), latent_dim)
+    """conv_vae's networks, as a plain autoencoder."""
+    return Autoencoder.from_vae(conv_vae(latent_dim, hidden))
 
 
 # --- a linear-Gaussian VAE (probabilistic PCA): log p(x) and p(h|x) exact -----------------------------------------
