@@ -3,6 +3,7 @@
 - `chromium()`: the browser's path (a failure under CI, which installs it; a skip elsewhere);
 - `launch()`: one headless Chromium with CHROMIUM_FLAGS (no GPU, no QUIC, no background traffic, and no host name
   but loopback resolves), for a module: Playwright's sync API allows one browser at a time in a thread;
+  the `chromium_browser` fixture (conftest.py) is that browser, one per test module;
 - `refuse_outside_loopback(context)`: every request and web socket that leaves loopback is refused and recorded;
 - `serve(directory)`: a quiet HTTP server on 127.0.0.1 for a folder; `free_port()`: a loopback port nothing uses.
 """

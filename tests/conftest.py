@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from browser import QuietHandler, free_port, serve
+from browser import QuietHandler, free_port, launch, serve
 
 from genmodels import data, rbm
 from genmodels.keras_backends import BACKENDS, run_on_backend
@@ -110,6 +110,14 @@ def file_server(tmp_path):
 
     with serve(root, Recording) as url:
         yield root, url, requests
+
+
+@pytest.fixture(scope="module")
+def chromium_browser():
+    """One headless Chromium (browser.launch) for a browser test module: Playwright's sync API allows one browser at
+    a time in a thread."""
+    with launch() as browser:
+        yield browser
 
 
 @pytest.fixture(autouse=True)

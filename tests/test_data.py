@@ -77,6 +77,17 @@ def test_stochastic_binarisation_is_repeatable_with_a_seed_and_unbiased():
     assert abs(t.mean().item() - 0.3) < 5 * np.sqrt(0.3 * 0.7 / t.numel())
 
 
+def test_binary_vectors_flatten_each_split_and_binarise_it_once_with_the_course_seed():
+    rng = np.random.default_rng(3)
+    dataset = data.Data("grey", rng.random((30, 28, 28), dtype=np.float32), np.zeros(30), rng.random((7, 28, 28),
+                        dtype=np.float32), np.zeros(7), ["0"])
+    x_train, x_test = data.binary_vectors(dataset)
+    assert x_train.shape == (30, 784) and x_test.shape == (7, 784)
+    assert np.array_equal(x_train, data.binarize_once(dataset.x_train).reshape(30, 784))
+    assert np.array_equal(x_test, data.binarize_stochastic(dataset.x_test.reshape(7, 784), seed=data.BINARIZE_SEED))
+    assert set(np.unique(x_train)) == {0.0, 1.0}
+
+
 def _label_of_first(directory):
     return int(data.read_idx(directory / "t10k-labels-idx1-ubyte.gz")[0])
 
@@ -112,15 +123,19 @@ def test_a_split_needs_both_its_files(isolated_data, tmp_path):
         data.locate("fashion-mnist", "test", data_dir=tmp_path, download_missing=False)
 
 
-def _serve_real_mnist_test(root):
+@pytest.fixture
+def mnist_mirror(isolated_data, file_server, monkeypatch):
+    """The real MNIST test files served from loopback, the one mirror data.MIRRORS lists for mnist (in place of
+    isolated_data's closed port); gives (the served folder, the list of requested paths)."""
+    root, url, requests = file_server
     for spec in data.FILES["mnist"]["test"]:
         shutil.copy(mnist_test_dir() / f"{spec.name}.gz", root / f"{spec.name}.gz")
-
-
-def test_download_from_loopback_mirror_is_verified_and_cached(isolated_data, file_server, monkeypatch):
-    root, url, requests = file_server
-    _serve_real_mnist_test(root)
     monkeypatch.setattr(data, "MIRRORS", {"mnist": [url]})
+    return root, requests
+
+
+def test_download_from_loopback_mirror_is_verified_and_cached(isolated_data, mnist_mirror):
+    _, requests = mnist_mirror
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # verified by checksum: no "could not be verified" warning
         x, y = data.load_split("mnist", "test", progress=False)
@@ -140,28 +155,24 @@ def test_unverifiable_download_is_accepted_with_a_warning(isolated_data, file_se
         data.load_split("fashion-mnist", "test", progress=False)
 
 
-def test_corrupt_download_is_rejected_and_nothing_is_written(isolated_data, file_server, monkeypatch):
-    root, url, _ = file_server
-    _serve_real_mnist_test(root)
+def test_corrupt_download_is_rejected_and_nothing_is_written(isolated_data, mnist_mirror):
+    root, _ = mnist_mirror
     images = root / "t10k-images-idx3-ubyte.gz"
     images.write_bytes(images.read_bytes()[: len(images.read_bytes()) // 2])
-    monkeypatch.setattr(data, "MIRRORS", {"mnist": [url]})
     with pytest.raises(data.DataNotFoundError, match="not a complete gzip file"):
         data.load_split("mnist", "test", progress=False)
     assert not (isolated_data / "mnist" / "t10k-images-idx3-ubyte.gz").exists()
     assert [p.name for p in (isolated_data / "mnist").iterdir() if p.name.startswith(".")] == []
 
 
-def test_corrupt_cached_file_is_fetched_again(isolated_data, file_server, monkeypatch):
-    root, url, requests = file_server
-    _serve_real_mnist_test(root)
+def test_corrupt_cached_file_is_fetched_again(isolated_data, mnist_mirror):
+    root, requests = mnist_mirror
     cached = isolated_data / "mnist"
     cached.mkdir(parents=True)
     for spec in data.FILES["mnist"]["test"]:
         shutil.copy(root / f"{spec.name}.gz", cached / f"{spec.name}.gz")
     truncated = cached / "t10k-images-idx3-ubyte.gz"
     truncated.write_bytes(truncated.read_bytes()[:1000])
-    monkeypatch.setattr(data, "MIRRORS", {"mnist": [url]})
     with pytest.warns(UserWarning, match="removed a corrupt cached file"):
         x, _ = data.load_split("mnist", "test", progress=False)
     assert requests == ["/t10k-images-idx3-ubyte.gz"] and x.shape == (10000, 28, 28)
@@ -231,22 +242,23 @@ def test_quick_profile_trains_on_the_first_8000_and_evaluates_on_the_last_2000(i
     assert np.array_equal(d.x_train, x[:8000]) and np.array_equal(d.y_test, y[8000:])
 
 
-def test_full_profile_uses_mnist_when_its_training_split_is_present(isolated_data, tmp_path, monkeypatch, capsys):
-    fake_split(tmp_path / "mnist", "train", seed=1)
-    fake_split(tmp_path / "mnist", "test", seed=2)
-    monkeypatch.setenv("GENMODELS_DATA", str(tmp_path))
+def full_profile_finding_only(name, data_dir, monkeypatch):
+    """load_data("full") when GENMODELS_DATA holds one data set, `name`: synthetic training and test splits."""
+    fake_split(data_dir / name, "train", seed=1)
+    fake_split(data_dir / name, "test", seed=2)
+    monkeypatch.setenv("GENMODELS_DATA", str(data_dir))
     with pytest.warns(UserWarning):  # synthetic files: header checked, content not verifiable
-        d = data.load_data("full")
+        return data.load_data("full")
+
+
+def test_full_profile_uses_mnist_when_its_training_split_is_present(isolated_data, tmp_path, monkeypatch, capsys):
+    d = full_profile_finding_only("mnist", tmp_path, monkeypatch)
     assert d.name == "MNIST" and d.x_train.shape == (60000, 28, 28) and d.note == ""
     assert capsys.readouterr().out == ""
 
 
 def test_full_profile_falls_back_to_fashion_mnist_with_a_one_line_notice(isolated_data, tmp_path, monkeypatch, capsys):
-    fake_split(tmp_path / "fashion-mnist", "train", seed=1)
-    fake_split(tmp_path / "fashion-mnist", "test", seed=2)
-    monkeypatch.setenv("GENMODELS_DATA", str(tmp_path))
-    with pytest.warns(UserWarning):
-        d = data.load_data("full")
+    d = full_profile_finding_only("fashion-mnist", tmp_path, monkeypatch)
     assert d.name == "Fashion-MNIST" and d.x_train.shape == (60000, 28, 28) and d.classes[0] == "T-shirt"
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "using Fashion-MNIST" in out

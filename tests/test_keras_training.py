@@ -76,14 +76,14 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def run_backend(backend):
-    """The script's results on one backend (run once, cached), with the lines it printed."""
-    return backend_results(SCRIPT, backend, timeout=600)
+@pytest.fixture(params=BACKENDS)
+def results(request):
+    """The script's results on each backend in turn (run once per backend, cached), with the lines it printed."""
+    return backend_results(SCRIPT, request.param, timeout=600)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_first_epoch_divergence_puts_back_the_initial_weights_and_a_lower_rate_trains(backend):
-    result = run_backend(backend)["epoch_1"]
+def test_a_first_epoch_divergence_puts_back_the_initial_weights_and_a_lower_rate_trains(results):
+    result = results["epoch_1"]
     assert result["error"] == "TrainingDiverged" and result["restored"], result
     assert result["message"].startswith("training diverged in epoch 1: loss = nan")
     assert ("The model and its optimiser are back at their initial values. A learning rate too large is the likely "
@@ -91,29 +91,25 @@ def test_a_first_epoch_divergence_puts_back_the_initial_weights_and_a_lower_rate
     assert all(v == v and v < 1e4 for v in result["after"]), result["after"]  # finite, and a likelihood's size
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_later_divergence_keeps_the_backup_of_the_last_good_epoch_and_a_lower_rate_resumes_from_it(backend):
-    result = run_backend(backend)
-    later = result["later"]
+def test_a_later_divergence_keeps_the_backup_of_the_last_good_epoch_and_a_lower_rate_resumes_from_it(results):
+    later = results["later"]
     assert later["error"] == "TrainingDiverged" and later["finite"], later
     assert later["message"].startswith("training diverged in epoch 2: non-finite values in ")
     assert "back at the end of epoch 1, which the backup in " in later["message"]
     assert "run the same call again: it resumes from epoch 1 with the new rate" in later["message"]
     assert later["epochs_run"] == [1, 2, 3] and all(v == v for v in later["after"])
-    resumed = [line for line in result["lines"] if line.startswith("Resumed from the backup")]
-    assert resumed[0].endswith("after epoch 1, with the learning rate 0.01 -> 0.001"), result["lines"]
+    resumed = [line for line in results["lines"] if line.startswith("Resumed from the backup")]
+    assert resumed[0].endswith("after epoch 1, with the learning rate 0.01 -> 0.001"), results["lines"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_stop_says_what_the_backup_holds_and_the_same_call_resumes(backend):
-    result = run_backend(backend)
-    stop = result["stop"]
+def test_a_stop_says_what_the_backup_holds_and_the_same_call_resumes(results):
+    stop = results["stop"]
     assert stop["error"] == "TrainingInterrupted", stop
     assert stop["message"].startswith("Interrupted during epoch 2: the model keeps the training done so far; the "
                                       "backup in ")
     assert stop["message"].endswith(" holds epoch 1: run the same call again to resume from there.")
     assert stop["epochs_run"] == [1, 2]  # epochs 2 and 3, counted from 0 by Keras
-    assert result["stop_without_backup"]["message"] == (
+    assert results["stop_without_backup"]["message"] == (
         "Interrupted during epoch 2: the model keeps the training done so far; nothing was saved to resume from "
         "(pass backup_dir=... for that).")
 

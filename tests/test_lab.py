@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import free_port, launch, refuse_outside_loopback
+from browser import free_port, refuse_outside_loopback
 from conftest import REPO
 
 LAB_CONFIG = REPO / ".jupyter"  # what `make lab` adds to JUPYTER_CONFIG_PATH
@@ -105,13 +105,6 @@ def lab():
             log.close()
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             shutil.copy(tmp / "lab.log", SCREENSHOTS / "lab.log")  # the server's side, for when something failed
-
-
-@pytest.fixture(scope="module")
-def chromium_browser():
-    """One headless Chromium for the module (Playwright's sync API allows one at a time in a thread)."""
-    with launch() as browser:
-        yield browser
 
 
 @contextlib.contextmanager
@@ -332,6 +325,21 @@ def read(page) -> list[dict]:
     return page.evaluate(FULL_CELLS)
 
 
+def cell_shown(page, n: int, screenshot: str) -> dict:
+    """Cell n as the student saw it: screenshot (`screenshot`.png), then read."""
+    shot(page, n, screenshot)
+    return read(page)[n]
+
+
+def error_shown(page, n: int, screenshot: str, said: str) -> tuple[list[str], str]:
+    """Cell n's error as the student saw it, screenshot (`screenshot`.png) and recorded in said.txt under `said`:
+    its non-blank lines, and those lines as one text."""
+    lines = error_lines(cell_shown(page, n, screenshot))
+    message = "\n".join(lines)
+    record(said, message)
+    return lines, message
+
+
 ULA_WRONG = ("def ula_step(x, grad_log_p, step_size, noise):\n"
              "    return x + step_size * grad_log_p + math.sqrt(step_size) * noise")
 ULA_RIGHT = ("def ula_step(x, grad_log_p, step_size, noise):\n"
@@ -356,9 +364,7 @@ def test_a_student_fills_in_an_exercise_wrongly_then_rightly_and_run_all_reaches
         stub = next(i for i, c in enumerate(cells) if "def ula_step" in c["source"])
         type_into(page, stub, ULA_WRONG)
         cells = run(page, stub, "the ULA check", cells=2)
-        shot(page, stub + 1, "exercise03-ula-wrong")
-        wrong = error_lines(read(page)[stub + 1])
-        record("the ULA step with sqrt(eta) noise", "\n".join(wrong))
+        wrong, _ = error_shown(page, stub + 1, "exercise03-ula-wrong", "the ULA step with sqrt(eta) noise")
         message = next(i for i, line in enumerate(wrong) if line.startswith("WrongAnswer: the ULA step: "))
         assert "your noise is √η: the chain samples p²" in wrong[message], wrong
         traceback = "\n".join(wrong[:message])  # the message itself shows one input, the expected and the value got
@@ -366,8 +372,7 @@ def test_a_student_fills_in_an_exercise_wrongly_then_rightly_and_run_all_reaches
 
         type_into(page, stub, ULA_RIGHT)
         cells = run(page, stub, "the ULA check", cells=2)
-        shot(page, stub + 1, "exercise03-ula-right")
-        right = read(page)[stub + 1]
+        right = cell_shown(page, stub + 1, "exercise03-ula-right")
         record("the ULA step fixed", right["text"])
         assert not right["stderr_full"] and right["text"].startswith("✓ the ULA step: matches the package"), right
 
@@ -383,23 +388,17 @@ def test_a_students_mistakes_in_a_training_cell_end_in_short_true_advice_that_wo
 
         bad_input, diverging, resumable = 3, 4, 5
         run(page, bad_input, "the bad-input cell")
-        shot(page, bad_input, "mistakes-bad-input")
-        lines = error_lines(read(page)[bad_input])
-        record("grey levels times 255", "\n".join(lines))
-        assert any("ValueError" in line for line in lines) and len(lines) <= MAX_ERROR_LINES, "\n".join(lines)
+        lines, message = error_shown(page, bad_input, "mistakes-bad-input", "grey levels times 255")
+        assert any("ValueError" in line for line in lines) and len(lines) <= MAX_ERROR_LINES, message
 
         run(page, diverging, "the diverging cell")
-        shot(page, diverging, "mistakes-lr-10")
-        lines = error_lines(read(page)[diverging])
-        record("lr=10", "\n".join(lines))
-        message = "\n".join(lines)
+        lines, message = error_shown(page, diverging, "mistakes-lr-10", "lr=10")
         assert "training diverged in epoch 1" in message and "back at their initial values" in message, message
         assert "lower it and run the same call again" in message and len(lines) <= MAX_ERROR_LINES, message
 
         type_into(page, diverging, MISTAKE_CELLS[diverging].replace("lr=10", "lr=1e-3"))
         run(page, diverging, "the cell with lr=1e-3")
-        shot(page, diverging, "mistakes-lr-1e-3")
-        after = read(page)[diverging]
+        after = cell_shown(page, diverging, "mistakes-lr-1e-3")
         record("the same cell with lr=1e-3", after["text"][-600:])
         assert not after["stderr_full"] and "epoch 2/2" in after["text"], after
 
@@ -411,10 +410,8 @@ def test_a_students_mistakes_in_a_training_cell_end_in_short_true_advice_that_wo
             time.sleep(0.2)
         menu(page, "Kernel", "Interrupt Kernel")
         wait_until_done(page, "the interrupted cell", 120)
-        shot(page, resumable, "mistakes-stop")
-        lines = error_lines(read(page)[resumable])
-        message = "\n".join(lines)
-        record("the stop button during epoch 3 or later (resume=not profile.quick: False)", message)
+        lines, message = error_shown(page, resumable, "mistakes-stop",
+                                     "the stop button during epoch 3 or later (resume=not profile.quick: False)")
         held = int(re.search(r"holds epoch (\d+)", message)[1])
         assert "TrainingInterrupted" in message and len(lines) <= MAX_ERROR_LINES, message
         assert (f"With resume=False the same call starts again at epoch 1: pass resume=True to resume from epoch "
@@ -422,8 +419,7 @@ def test_a_students_mistakes_in_a_training_cell_end_in_short_true_advice_that_wo
 
         type_into(page, resumable, MISTAKE_CELLS[resumable].replace("resume=not profile.quick", "resume=True"))
         run(page, resumable, "the cell with resume=True")
-        shot(page, resumable, "mistakes-resumed")
-        again = read(page)[resumable]
+        again = cell_shown(page, resumable, "mistakes-resumed")
         record("the same cell with resume=True", again["text"][:300] + " ... " + again["text"][-120:])
         assert f"Resumed from vae.pt after epoch {held}" in again["text"] and "epoch 12/12" in again["text"], again
         assert not again["stderr_full"], again["stderr_full"]
@@ -431,10 +427,8 @@ def test_a_students_mistakes_in_a_training_cell_end_in_short_true_advice_that_wo
         hook, later = resumable + 1, resumable + 2
         run(page, hook, "the cell that makes epoch 3 diverge")
         run(page, later, "the resumable run that diverges in epoch 3")
-        shot(page, later, "mistakes-later-divergence")
-        lines = error_lines(read(page)[later])
-        message = "\n".join(lines)
-        record("a divergence in epoch 3 of a resumable run", message)
+        lines, message = error_shown(page, later, "mistakes-later-divergence",
+                                     "a divergence in epoch 3 of a resumable run")
         assert "training diverged in epoch 3: " in message and len(lines) <= MAX_ERROR_LINES, message
         assert ("back at the end of epoch 2, which the checkpoint later.pt holds. A learning rate too large is the "
                 "likely cause: lower it and run the same call again: it resumes from epoch 2 with the new rate") in (
@@ -442,8 +436,7 @@ def test_a_students_mistakes_in_a_training_cell_end_in_short_true_advice_that_wo
 
         type_into(page, later, MISTAKE_CELLS[later].replace("lr=1e-3", "lr=5e-4"))
         run(page, later, "the same cell with lr=5e-4")
-        shot(page, later, "mistakes-later-lower-rate")
-        again = read(page)[later]
+        again = cell_shown(page, later, "mistakes-later-lower-rate")
         record("the same cell with lr=5e-4", again["text"][:400])
         assert again["text"].startswith("Resumed from later.pt after epoch 2, with ") and (
             "-> 0.0005 after the divergence in epoch 3" in again["text"]), again["text"][:400]

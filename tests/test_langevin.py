@@ -5,6 +5,7 @@ the chains' autocorrelation (`langevin.monte_carlo_error`). Four standard errors
 """
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -31,14 +32,21 @@ def covariance_errors(samples, mean, cov):
     return errors, ses
 
 
+def assert_mean_and_covariance_match(samples, target):
+    """The chains' mean is target.mean and their covariance target.cov, each entry within Z Monte Carlo standard
+    errors; returns the covariance entries' standard errors."""
+    se_mean = langevin.monte_carlo_error(samples)
+    assert ((samples.double().mean((0, 1)) - target.mean).abs() < Z * se_mean).all()
+    errors, ses = covariance_errors(samples, target.mean, target.cov)
+    assert (errors.abs() < Z * ses).all(), (errors, ses)
+    return ses
+
+
 def test_ula_at_small_step_reproduces_gaussian_mean_and_covariance():
     target = langevin.CorrelatedGaussian(rho=0.8)  # Σ has eigenvalues 1.8 and 0.2
     step = 0.01
     chains = langevin.ula(target.log_prob, torch.zeros(500, 2), step, 3000, burn_in=1000, seed=1)
-    se_mean = langevin.monte_carlo_error(chains.samples)
-    assert (chains.samples.double().mean((0, 1)).abs() < Z * se_mean).all()
-    errors, ses = covariance_errors(chains.samples, target.mean, target.cov)
-    assert (errors.abs() < Z * ses).all(), (errors, ses)
+    ses = assert_mean_and_covariance_match(chains.samples, target)
     # ULA's own bias at this step (exact for a Gaussian) is below one standard error: the test can see p, not ULA's
     # slightly wider stationary law.
     bias = langevin.ula_gaussian_stationary_covariance(target.cov, step) - target.cov
@@ -78,10 +86,7 @@ def test_mala_is_exact_at_large_steps():
     target = langevin.CorrelatedGaussian(rho=0.8)
     chains = langevin.mala(target.log_prob, torch.zeros(500, 2), 0.3, 1500, burn_in=300, seed=4)
     assert 0.4 < chains.acceptance_rate < 0.9  # neither stuck nor so cautious that the step is wasted
-    se_mean = langevin.monte_carlo_error(chains.samples)
-    assert (chains.samples.double().mean((0, 1)).abs() < Z * se_mean).all()
-    errors, ses = covariance_errors(chains.samples, target.mean, target.cov)
-    assert (errors.abs() < Z * ses).all(), (errors, ses)
+    assert_mean_and_covariance_match(chains.samples, target)
 
 
 def test_mixture_data_use_variance_two_not_standard_deviation():
@@ -350,27 +355,28 @@ def test_diagnostics_refuse_non_finite_chains():
         langevin.effective_sample_size(chains)
 
 
+def synchronisations(sampler, *args, **kwargs) -> int:
+    """How many times sampler(*args, **kwargs) makes the GPU wait: torch's sync debug mode warns at each
+    synchronisation."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            sampler(*args, **kwargs)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_non_finite_checks_add_no_synchronisation_per_step():
     """The checks synchronise a fixed number of times (the start, the end), never once a step: a run three times as
     long makes the GPU wait exactly as often."""
-    import warnings
-
     target = langevin.CorrelatedGaussian(rho=0.8)
     x0 = torch.zeros(64, 2, device="cuda")
-
-    def synchronisations(sampler, n_steps):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                sampler(target.log_prob, x0, 0.1, n_steps)
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-        return sum("synchroniz" in str(w.message) for w in caught)
-
     for sampler in (langevin.ula, langevin.mala):
-        assert synchronisations(sampler, 20) == synchronisations(sampler, 60)
+        assert (synchronisations(sampler, target.log_prob, x0, 0.1, 20)
+                == synchronisations(sampler, target.log_prob, x0, 0.1, 60)), sampler.__name__
 
 
 # --- the seams an image sampler needs (04_energy_based_model) -------------------------------------------------------
@@ -444,19 +450,10 @@ def test_non_finite_checks_name_the_problem_for_image_chains():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_image_chains_add_no_synchronisation_per_step():
-    import warnings
-
     x0 = torch.rand(32, 1, 28, 28, device="cuda")
 
-    def synchronisations(n_steps):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                langevin.ula(image_gaussian, x0, 0.004, n_steps, project=lambda x: x.clamp(-1, 1), grad_clamp=0.03,
-                             burn_in=n_steps - 1)
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-        return sum("synchroniz" in str(w.message) for w in caught)
+    def image_chains(n_steps):
+        langevin.ula(image_gaussian, x0, 0.004, n_steps, project=lambda x: x.clamp(-1, 1), grad_clamp=0.03,
+                     burn_in=n_steps - 1)
 
-    assert synchronisations(20) == synchronisations(60)
+    assert synchronisations(image_chains, 20) == synchronisations(image_chains, 60)

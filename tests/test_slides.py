@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from browser import chromium, launch, refuse_outside_loopback, serve
+from browser import chromium, refuse_outside_loopback, serve
 from conftest import REPO
 
 LECTURE = REPO / "week13" / "week13.ipynb"
@@ -251,12 +251,6 @@ def served_deck():
         yield base + DECK.relative_to(REPO).as_posix()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with launch() as browser:
-        yield browser
-
-
 # What does not fit on the current slide, measured in the slide's own coordinates (1280 x 720 whatever the screen):
 # content taller than the slide, anything reaching past its edges, and any box that clips or scrolls its content.
 MEASURE = """() => {
@@ -295,9 +289,9 @@ MEASURE = """() => {
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
-def test_right_arrow_visits_every_slide_and_every_slide_fits(served_deck, browser, size):
+def test_right_arrow_visits_every_slide_and_every_slide_fits(served_deck, chromium_browser, size):
     width, height = size
-    context = browser.new_context(viewport={"width": width, "height": height})
+    context = chromium_browser.new_context(viewport={"width": width, "height": height})
     leaks = refuse_outside_loopback(context)
     page = context.new_page()
     try:

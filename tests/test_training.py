@@ -405,35 +405,28 @@ def test_a_later_divergence_without_resume_says_what_each_choice_does(tmp_path, 
     assert history.epochs == 8 and history.recoveries[0]["resumed_after_epoch"] == epoch - 1
 
 
-def test_the_first_non_finite_value_is_named_and_the_rest_counted():
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("poisoned, metrics, message", [
+    ({"0.bias": NAN, "1.running_var": INF}, {"loss": NAN, "kl": 1.0, "other": INF},
+     r"in epoch 1: loss = nan; 1 more metric and 2 tensors of the model are not finite either"),
+    ({"0.bias": NAN}, {}, r"in epoch 1: non-finite values in 0\.bias\. The model"),
+    ({"0.bias": NAN, "0.weight": NAN}, {}, r"values in 0\.weight; 1 more tensor of the model is not"),
+], ids=["a metric, then a parameter and a buffer", "one parameter", "the first of two parameters"])
+def test_the_first_non_finite_value_is_named_and_the_rest_counted(poisoned, metrics, message):
+    """Each step makes the `poisoned` tensors of the model (parameters or buffers, by name) non-finite and returns
+    `metrics`: the error names the first non-finite value, a metric before a tensor, and counts the rest."""
     model = torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.BatchNorm1d(2))
 
     def step(batch):
+        tensors = model.state_dict()  # shares the model's storage
         with torch.no_grad():
-            model[0].bias.fill_(float("nan"))
-            model[1].running_var.fill_(float("inf"))
-        return {"loss": torch.tensor(float("nan")), "kl": torch.tensor(1.0), "other": torch.tensor(float("inf"))}
+            for name, value in poisoned.items():
+                tensors[name].fill_(value)
+        return {name: torch.tensor(value) for name, value in metrics.items()}
 
-    with pytest.raises(training.TrainingDiverged,
-                       match=r"in epoch 1: loss = nan; 1 more metric and 2 tensors of the model are not finite either"):
-        training.train(model, torch.ones(8, 1), epochs=2, batch_size=4, step_fn=step, progress="none")
-
-    def step(batch):
-        with torch.no_grad():
-            model[0].bias.fill_(float("nan"))
-        return {}
-
-    with pytest.raises(training.TrainingDiverged, match=r"in epoch 1: non-finite values in 0\.bias\. The model"):
-        training.train(model, torch.ones(8, 1), epochs=2, batch_size=4, step_fn=step, progress="none")
-    model = torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.BatchNorm1d(2))
-
-    def step(batch):
-        with torch.no_grad():
-            model[0].bias.fill_(float("nan"))
-            model[0].weight.fill_(float("nan"))
-        return {}
-
-    with pytest.raises(training.TrainingDiverged, match=r"values in 0\.weight; 1 more tensor of the model is not"):
+    with pytest.raises(training.TrainingDiverged, match=message):
         training.train(model, torch.ones(8, 1), epochs=2, batch_size=4, step_fn=step, progress="none")
 
 

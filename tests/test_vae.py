@@ -31,6 +31,11 @@ def repeated(fn, x, n):
         return fn(x.repeat(n, 1)).view(n, len(x))
 
 
+def elbo_estimates(model, x, n, analytic_kl=True):
+    """n independent one-sample estimates of each example's ELBO (vae.elbo): an (n, len(x)) tensor."""
+    return repeated(lambda batch: vae.elbo(model, batch, analytic_kl=analytic_kl), x, n)
+
+
 def linear_gaussian(seed=0, d=6, k=3, noise_std=0.5):
     g = torch.Generator().manual_seed(seed)
     W = torch.randn(d, k, generator=g, dtype=torch.float64)
@@ -105,7 +110,7 @@ def test_elbo_gap_equals_kl_to_true_posterior():
     model, x = linear_gaussian()
     torch.manual_seed(3)
     with torch.no_grad():
-        samples = repeated(lambda b: vae.elbo(model, b), x, 20_000)
+        samples = elbo_estimates(model, x, 20_000)
         q = model.encoder(x)
         q_full = MultivariateNormal(q.mean, torch.diag_embed(q.variance))
         gap = kl_divergence(q_full, model.true_posterior(x))
@@ -117,7 +122,7 @@ def test_elbo_is_below_log_marginal():
     model, x = linear_gaussian(seed=4)
     torch.manual_seed(4)
     with torch.no_grad():
-        samples = repeated(lambda b: vae.elbo(model, b), x, 20_000)
+        samples = elbo_estimates(model, x, 20_000)
         log_px = model.log_marginal(x)
     upper = samples.mean(0) + Z * samples.std(0) / math.sqrt(len(samples))
     assert (upper < log_px).all()
@@ -128,7 +133,7 @@ def test_elbo_equals_log_marginal_at_true_posterior():
     model, x = linear_gaussian(seed=5)
     model.encoder = model.true_posterior
     with torch.no_grad():
-        samples = repeated(lambda b: vae.elbo(model, b, analytic_kl=False), x, 10)
+        samples = elbo_estimates(model, x, 10, analytic_kl=False)
         log_px = model.log_marginal(x)
     torch.testing.assert_close(samples, log_px.expand_as(samples), rtol=0, atol=1e-9)
 
@@ -137,8 +142,8 @@ def test_analytic_and_sampled_kl_give_the_same_elbo_on_average():
     model, x = linear_gaussian(seed=6)
     torch.manual_seed(6)
     with torch.no_grad():
-        sampled = repeated(lambda b: vae.elbo(model, b, analytic_kl=False), x, 20_000)
-        analytic = repeated(lambda b: vae.elbo(model, b), x, 20_000)
+        sampled = elbo_estimates(model, x, 20_000, analytic_kl=False)
+        analytic = elbo_estimates(model, x, 20_000)
     assert within_error(sampled - analytic.mean(0), 0.0, z=Z * math.sqrt(2))
     assert (analytic.std(0) < sampled.std(0)).all()  # the closed form removes part of the noise
 
