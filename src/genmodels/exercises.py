@@ -823,15 +823,14 @@ def check_mala_acceptance(mala_acceptance: Callable) -> None:
     def symmetric(x, y, lpx, lpy, gx, gy, eta):
         return torch.exp(lpy - lpx).clamp(max=1)
 
+    def log_q(to, frm, g, eta, variance):  # log N(to; frm + η g, variance · I), up to a constant
+        return -((to - frm - eta * g) ** 2).sum(-1) / (2 * variance)
+
     def variance_eta(x, y, lpx, lpy, gx, gy, eta):
-        def log_q(to, frm, g):
-            return -((to - frm - eta * g) ** 2).sum(-1) / (2 * eta)
-        return torch.exp(lpy + log_q(x, y, gy) - lpx - log_q(y, x, gx)).clamp(max=1)
+        return torch.exp(lpy + log_q(x, y, gy, eta, eta) - lpx - log_q(y, x, gx, eta, eta)).clamp(max=1)
 
     def reversed_q(x, y, lpx, lpy, gx, gy, eta):
-        def log_q(to, frm, g):
-            return -((to - frm - eta * g) ** 2).sum(-1) / (4 * eta)
-        return torch.exp(lpy + log_q(y, x, gx) - lpx - log_q(x, y, gy)).clamp(max=1)
+        return torch.exp(lpy + log_q(y, x, gx, eta, 2 * eta) - lpx - log_q(x, y, gy, eta, 2 * eta)).clamp(max=1)
 
     _verify(mala_acceptance, Exercise(
         "MALA's acceptance probability", "mala_acceptance(x, y, log_p_x, log_p_y, grad_x, grad_y, step_size)",
