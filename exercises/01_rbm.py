@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from keras import ops
 
-from genmodels import data, exercises, rbm, rbm_keras
+from genmodels import data, exercises, rbm, rbm_keras, runs
 
 profile, device = genmodels.setup(profile, "cpu", seed)
 

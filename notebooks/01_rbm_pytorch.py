@@ -18,8 +18,9 @@
 #
 # A restricted Boltzmann machine (RBM) is an energy-based model with a layer of visible units $v$ (the pixels) and
 # a layer of hidden units $h$, connected only across layers. This notebook states each piece of the theory, computes
-# it with `genmodels.rbm`, checks it against brute force where the model is small enough, and then trains a
-# 784 × 500 RBM on binarised images (784 × 100, briefly, in the quick profile).
+# it with `genmodels.rbm`, checks it against brute force where the model is small enough, and then trains an RBM of
+# 784 visible units on binarised images (the run `rbm`: its size and length are printed below, smaller and briefer in
+# the quick profile).
 #
 # You will learn
 # - the energy, the two conditionals and the free energy of a binary RBM, and why the free energy must be computed
@@ -32,19 +33,18 @@
 profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # None picks CUDA, then Apple MPS, then the CPU
 seed = 0
-n_hidden = None  # None: 100 (quick) or 500 (full)
-epochs = None  # None: 3 (quick) or 20 (full)
+n_hidden = None  # None: the run's (genmodels.runs.RUNS["rbm"], printed below)
+epochs = None  # None: the run's, for the profile
 
 # %%
 import torch
 
 import genmodels
-from genmodels import data, plotting, rbm
-from genmodels.paths import checkpoint_path
+from genmodels import data, plotting, rbm, runs
 
 profile, device = genmodels.setup(profile, device, seed)
-n_hidden = n_hidden or profile.pick(quick=100, full=500)
-epochs = epochs or profile.pick(quick=3, full=20)
+settings = runs.settings("rbm", profile, n_hidden=n_hidden, epochs=epochs)  # the run notebook 08 and the CLI train
+print(settings)
 
 # %% [markdown]
 # ## The energy and the two conditionals
@@ -145,21 +145,17 @@ print(f"binary training set {x_train.shape}, fraction of pixels on {x_train.mean
 # %% [markdown]
 # ## Training with persistent contrastive divergence
 #
-# `rbm.fit` runs the course's training loop with a CD step: SGD with momentum 0.5 for the first five epochs, then 0.9,
-# a small weight decay on $W$, and visible biases started at the pixels' log-odds $\log\frac{p_i}{1-p_i}$. After
-# each epoch we monitor the pseudo-likelihood and the reconstruction error on the test images.
+# The run `rbm` (its settings printed at the top; `genmodels.runs` holds them, and notebook 08 and `python -m
+# genmodels train rbm` train the same run) calls `rbm.fit`, the course's training loop with a CD step: SGD with
+# momentum 0.5 for the first five epochs, then 0.9, a small weight decay on $W$, and visible biases started at the
+# pixels' log-odds $\log\frac{p_i}{1-p_i}$. After each epoch we monitor the pseudo-likelihood and the reconstruction
+# error on the test images. In the quick profile the cell trains afresh each time; in the full profile it resumes
+# from the run's checkpoint (the README's checkpoint rule), so running it again, or after `python -m genmodels train
+# rbm`, continues the run instead of repeating it.
 
 # %%
-model = rbm.RBM(784, n_hidden, n_chains=100, generator=torch.Generator().manual_seed(seed), device=device)
-
-
-def evaluate():
-    return {"test_pseudo_ll": rbm.pseudo_log_likelihood(model, x_test),
-            "test_recon_error": rbm.reconstruction_error(model, x_test)}
-
-
-history = rbm.fit(model, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True, evaluate=evaluate,
-                  checkpoint=checkpoint_path(f"01_rbm_{profile.name}.pt"), resume=False, progress=profile.progress)
+model = runs.build(settings, device, seed=seed)  # rbm.RBM(784, n_hidden, n_chains=...)
+history = runs.train(model, dataset, settings, seed=seed, teaching=True)  # rbm.fit with the run's settings
 
 # %%
 plotting.plot_history(history, ["test_pseudo_ll", "test_recon_error"])
@@ -183,7 +179,7 @@ plotting.show_images(samples.reshape(-1, 28, 28), ncols=16, title="persistent ch
 # %% [markdown]
 # ## The test log-likelihood with annealed importance sampling
 #
-# $\log p(v) = -F(v) - \log Z$ needs $\log Z$, a sum over $2^{500}$ hidden (or $2^{784}$ visible) states. AIS
+# $\log p(v) = -F(v) - \log Z$ needs $\log Z$, a sum over $2^{n_h}$ hidden (or $2^{784}$ visible) states. AIS
 # anneals from a base-rate model (independent pixels, $\log Z_0$ known) to the RBM through intermediate models
 # $p^*_\beta(v) \propto e^{(1-\beta)\, b_A^\top v}\; e^{\beta b^\top v} \prod_j (1 + e^{\beta (c_j + v^\top W_{:j})})$
 # and averages the importance weights of many runs. On a small RBM it matches the exact value (the tests check this
@@ -194,8 +190,9 @@ n_betas, n_runs = profile.pick(quick=2000, full=14500), profile.pick(quick=50, f
 ais = rbm.log_partition_ais(model, n_betas=n_betas, n_runs=n_runs)
 test_ll = rbm.log_likelihood(model, x_test, log_z=ais.log_z)
 print(f"log Z = {ais.log_z:.2f}  (range {ais.log_z_low:.2f} to {ais.log_z_high:.2f})")
-print(f"average test log-likelihood: {test_ll:.2f} nats  ({dataset.name}, {n_hidden} hidden, PCD-1, {epochs} epochs)")
-profile.note(f"{n_hidden} hidden units, {epochs} epochs on {len(x_train):,} images",
+print(f"average test log-likelihood: {test_ll:.2f} nats  ({dataset.name}, {settings.n_hidden} hidden, "
+      f"PCD-{settings.k}, {settings.epochs} epochs)")
+profile.note(f"{settings.n_hidden} hidden units, {settings.epochs} epochs on {len(x_train):,} images",
              "the larger RBM of the parameters cell trained longer on the whole training split, whose chains "
              "and log-likelihood are worth comparing with the published ones")
 

@@ -35,8 +35,8 @@
 profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # the PyTorch comparison model: None picks CUDA, then Apple MPS, then the CPU
 seed = 0
-n_hidden = None  # None: 100 (quick) or 500 (full)
-epochs = None  # None: 3 (quick) or 10 (full), for both the Keras and the PyTorch RBM
+n_hidden = None  # None: the run's (genmodels.runs.RUNS["rbm_keras"], printed below)
+epochs = None  # None: the run's, for the profile; for both the Keras and the PyTorch RBM
 
 # %%
 import os
@@ -49,13 +49,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from genmodels import data, plotting, rbm, rbm_keras
-from genmodels.paths import checkpoint_path
+from genmodels import data, plotting, rbm, rbm_keras, runs
 
 profile, device = genmodels.setup(profile, device, seed)
-n_hidden = n_hidden or profile.pick(quick=100, full=500)
-epochs = epochs or profile.pick(quick=3, full=10)
-print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend; 784 x {n_hidden} RBMs, {epochs} epoch(s)")
+settings = runs.settings("rbm_keras", profile, n_hidden=n_hidden, epochs=epochs)
+twin_settings = runs.settings("rbm_keras_twin", profile, n_hidden=n_hidden, epochs=epochs)  # PyTorch, trained alike
+n_hidden = settings.n_hidden
+print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend")
+print(settings)
+print(twin_settings)
 
 # %% [markdown]
 # ## The data: binary images, the same as in the PyTorch notebooks
@@ -185,23 +187,15 @@ except ValueError as error:
 # ## Training with `fit`: persistent CD, as in notebook 01
 #
 # `rbm_keras.fit` is `model.fit(x, epochs=..., batch_size=...)` with the settings of `rbm.fit`: visible biases from
-# the
-# pixels' log-odds, SGD with momentum, PCD-1 with 100 persistent chains, learning rate 0.005. Keras' `History`
-# records the loss (the free-energy gap, not a likelihood) and, through `evaluate`, the test pseudo-likelihood and
-# reconstruction error after each epoch; the quick profile prints one plain line per epoch. Pass
-# `backup_dir=...` to resume an interrupted fit (Keras' `BackupAndRestore`).
+# the pixels' log-odds, SGD with momentum, PCD with persistent chains; the run `rbm_keras` (printed at the top) gives
+# the number of chains, the learning rate and the epochs. Keras' `History` records the loss (the free-energy gap, not
+# a likelihood) and, through `evaluate`, the test pseudo-likelihood and reconstruction error after each epoch; the
+# quick profile prints one plain line per epoch. Pass `backup_dir=...` to resume an interrupted fit (Keras'
+# `BackupAndRestore`).
 
 # %%
-model = rbm_keras.RBM(784, n_hidden, seed=seed)
-
-
-def evaluate():
-    return {"test_pseudo_ll": rbm_keras.pseudo_log_likelihood(model, x_test, seed=seed),
-            "test_recon_error": rbm_keras.reconstruction_error(model, x_test)}
-
-
-history = rbm_keras.fit(model, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True, evaluate=evaluate,
-                        progress=profile.progress, seed=seed)
+model = runs.build(settings, device, seed=seed)  # rbm_keras.RBM(784, n_hidden, seed=seed)
+history = runs.train(model, dataset, settings, seed=seed, teaching=True)  # rbm_keras.fit with the run's settings
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
@@ -232,9 +226,8 @@ plotting.show_images(samples.reshape(-1, 28, 28), ncols=16, title="persistent ch
 # takes a fused fast path on x86 CPUs), so expect close, not equal, numbers.
 
 # %%
-torch_rbm = rbm.RBM(784, n_hidden, n_chains=100, generator=torch.Generator().manual_seed(seed), device=device)
-rbm.fit(torch_rbm, x_train, epochs=epochs, batch_size=100, lr=0.005, persistent=True,
-        checkpoint=checkpoint_path(f"02_rbm_keras_twin_{profile.name}.pt"), resume=False, progress=profile.progress)
+torch_rbm = runs.build(twin_settings, device, seed=seed)
+runs.train(torch_rbm, dataset, twin_settings, seed=seed, teaching=True)
 n_betas, n_runs = profile.pick(quick=2000, full=14500), profile.pick(quick=50, full=100)
 for name, module, trained in (("Keras", rbm_keras, model), ("PyTorch", rbm, torch_rbm)):
     ais = module.log_partition_ais(trained, n_betas=n_betas, n_runs=n_runs,
@@ -242,7 +235,7 @@ for name, module, trained in (("Keras", rbm_keras, model), ("PyTorch", rbm, torc
     test_ll = module.log_likelihood(trained, x_test, log_z=ais.log_z)
     print(f"{name:>7}: log Z = {ais.log_z:.2f} (range {ais.log_z_low:.2f} to {ais.log_z_high:.2f}), "
           f"test log-likelihood {test_ll:.2f} nats ({dataset.name})")
-profile.note(f"{n_hidden} hidden units, {epochs} epochs on {len(x_train):,} images",
+profile.note(f"{n_hidden} hidden units, {settings.epochs} epochs on {len(x_train):,} images",
              "the two frameworks' RBMs at the size and length of the parameters cell, on the whole training split")
 
 # %% [markdown]

@@ -32,10 +32,10 @@
 profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # None picks CUDA, then Apple MPS, then the CPU
 seed = 0
-epochs = None  # None: 2 (quick), 4 (full on a CPU) or the UvA tutorial's 60 (full on a GPU; ebm.TUTORIAL_TRAINING)
-n_steps = None  # Langevin steps per update while training; None: 10 (quick), 20 (CPU) or the tutorial's 60 (GPU)
-n_train = None  # training images; None: 2,048 (quick) or the whole training split (full)
-lr = None  # Adam's learning rate (β1 = 0); None: 5e-4 (quick, CPU) or the tutorial's 1e-4 (GPU, a run 45 times longer)
+epochs = None  # None: the run's (genmodels.runs.RUNS["ebm"], printed below), for the profile and device
+n_steps = None  # Langevin steps per update while training; None: the run's
+n_train = None  # training images; None: the run's (None there: the whole training split)
+lr = None  # Adam's learning rate (β1 = 0); None: the run's
 
 # %%
 import math
@@ -44,14 +44,11 @@ import matplotlib.pyplot as plt
 import torch
 
 import genmodels
-from genmodels import data, ebm, judge, plotting, training
-from genmodels.paths import checkpoint_path
+from genmodels import data, ebm, judge, plotting, runs, training
 
 profile, device = genmodels.setup(profile, device, seed)
-epochs = epochs or profile.pick(quick=2, full=4, gpu=60)
-n_steps = n_steps or profile.pick(quick=10, full=20, gpu=60)
-lr = lr or profile.pick(quick=5e-4, full=5e-4, gpu=1e-4)
-n_train = n_train or profile.pick(quick=2048, full=None)
+settings = runs.settings("ebm", profile, epochs=epochs, n_steps=n_steps, n_train=n_train, lr=lr)
+print(settings)  # the run notebook 08 and the command line train too
 n_samples = profile.pick(quick=200, full=1000)  # generated images judged by the classifier
 
 # %% [markdown]
@@ -81,7 +78,7 @@ n_samples = profile.pick(quick=200, full=1000)  # generated images judged by the
 
 # %% tags=["nbval-check-output"]
 dataset = data.load_data(profile)
-x_train, x_test = dataset.x_train[:n_train], dataset.x_test
+x_train, x_test = dataset.x_train[:settings.n_train], dataset.x_test
 print(dataset)
 x = ebm.to_model_range(x_train[:1000])
 print(f"training on {len(x_train):,} images; the network sees x = 2·image - 1, shape {tuple(x.shape[1:])}, "
@@ -112,7 +109,7 @@ print(f"other data set: {other_name}, {len(x_other):,} images")
 # in every checkpoint and a resumed run continues its chains.
 
 # %% tags=["nbval-check-output"]
-model = ebm.EnergyModel(generator=torch.Generator().manual_seed(seed)).to(device)
+model = runs.build(settings, device, seed=seed)  # ebm.EnergyModel(...), the tutorial's network and buffer
 print(model)
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters; replay buffer {tuple(model.buffer.shape)}")
 
@@ -137,7 +134,7 @@ print(f"sampling e^(-E) (T = 1) with eta = {tutorial.step_size:g} needs sigma = 
       f"{math.sqrt(2 * tutorial.step_size) / tutorial.noise:.0f} times more noise")
 print(f"at T = {tutorial.temperature:.3g}, an energy difference of 0.001 is a probability ratio of "
       f"e^({0.001 / tutorial.temperature:.0f})")
-sampler = ebm.Sampler(n_steps=n_steps)  # the tutorial's settings, with fewer steps per update
+sampler = ebm.Sampler(n_steps=settings.n_steps)  # the tutorial's settings, with the run's steps per update
 print(f"training sampler: {sampler}")
 
 # %% [markdown]
@@ -152,17 +149,16 @@ print(f"training sampler: {sampler}")
 # learning rate multiplied by 0.97 after each epoch; all through the course's one training loop, which checks after
 # every epoch that the loss and the parameters are finite.
 #
-# **What we chose.** The tutorial trains 60 epochs with 60 Langevin steps per update, hours on a CPU. On a 2-core
-# CPU the full profile takes 4 epochs of the training split with 20 steps per update (a third of the tutorial's)
-# and five times its learning rate ($5\cdot10^{-4}$, still stable with the clipping and the $\alpha E^2$ term),
-# sized so that the whole notebook fits the README's ten minutes per notebook on a 2-core CPU. On a GPU the full
-# profile trains as the tutorial does (60 epochs, 60 steps, $10^{-4}$); the notebook's first line says which
-# lengths apply. The quick profile trains 2 epochs on 2,048 images with 10 steps: seconds, enough to tell digits from
+# **What we chose** (the run `ebm`, whose settings the second line of this notebook prints). The tutorial trains 60
+# epochs with 60 Langevin steps per update and a learning rate of $10^{-4}$, hours on a CPU. On a 2-core CPU the full
+# profile takes a few epochs of the training split with fewer steps per update and a larger learning rate (still
+# stable with the clipping and the $\alpha E^2$ term), sized so that the whole notebook fits the README's ten minutes
+# per notebook. On a GPU the full profile trains as the tutorial does; the notebook's first line says which lengths
+# apply. The quick profile trains a couple of epochs on a few thousand images: seconds, enough to tell digits from
 # noise, not to draw them.
 
 # %%
-history = ebm.fit(model, x_train, epochs=epochs, lr=lr, sampler=sampler, seed=seed, progress=profile.progress,
-                  checkpoint=checkpoint_path(f"04_ebm_{profile.name}.pt"), resume=not profile.quick)
+history = runs.train(model, dataset, settings, seed=seed, teaching=True)  # ebm.fit with the run's settings
 plotting.plot_history(history, ["energy_data", "energy_samples", "contrastive"])
 
 # %% [markdown]
@@ -180,7 +176,7 @@ plotting.show_images(samples[:32], ncols=16, title="256 steps from uniform noise
 
 # %% [markdown]
 # The buffer's chains continue chains that earlier training batches ran, so they have had more steps than the 256 of
-# the chains from fresh noise; how much that helps grows with training (in the quick profile, two short epochs, the
+# the chains from fresh noise; how much that helps grows with training (in the quick profile's short run, the
 # two grids look alike).
 #
 # ### How good are they? A classifier's opinion, in numbers
@@ -198,7 +194,7 @@ for name, images in {"test images": x_test[:n_samples], "samples (noise + 256 st
     p = judge.probabilities(referee, images)  # p(y|x), one row per image
     confident, counts = float((p.max(1).values > 0.9).double().mean()), p.argmax(1).bincount(minlength=10).tolist()
     print(f"{name:28s} confident > 0.9: {confident:6.1%}   per class: {counts}")
-profile.note(f"{epochs} epochs on {len(x_train):,} images, {n_steps} Langevin steps per update",
+profile.note(f"{settings.epochs} epochs on {len(x_train):,} images, {settings.n_steps} Langevin steps per update",
              "training on the whole training split, long enough for its samples to be worth judging")
 
 # %% [markdown]
@@ -267,13 +263,13 @@ for name, setting in {"usual (T = 1.25e-6)": ebm.Sampler(n_steps=n_long), "match
 # $\alpha E^2$ term, without gradient clipping and with ten times the learning rate, and compare.
 
 # %%
-runs = {"tutorial's safeguards": dict(lr=lr, alpha=0.1, grad_clip=0.1),
-        "no regulariser, no clipping, 10x lr": dict(lr=10 * lr, alpha=0.0, grad_clip=None)}
-for name, settings in runs.items():
+trials = {"tutorial's safeguards": dict(lr=settings.lr, alpha=0.1, grad_clip=0.1),
+          "no regulariser, no clipping, 10x lr": dict(lr=10 * settings.lr, alpha=0.0, grad_clip=None)}
+for name, trial_settings in trials.items():
     copy = ebm.EnergyModel(buffer_size=1024, generator=torch.Generator().manual_seed(seed)).to(device)
     try:
         trial = ebm.fit(copy, x_train[:1024], epochs=2, sampler=ebm.Sampler(n_steps=10), progress="none",
-                        seed=seed, **settings)
+                        seed=seed, **trial_settings)
         print(f"{name:38s} E(data) {trial['energy_data'][-1]:9.2f}   E(samples) {trial['energy_samples'][-1]:9.2f}")
     except training.TrainingDiverged as err:
         print(f"{name:38s} {str(err)[:100]}...")

@@ -35,8 +35,8 @@
 profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # None picks CUDA, then Apple MPS, then the CPU
 seed = 0
-epochs = None  # None: 3 (quick) or 10 (full) for the MLP models
-conv_epochs = None  # None: 1 (quick), 4 (full on a CPU) or 30 (full on a GPU, as keras.io trains it)
+epochs = None  # for the MLP models; None: their runs' (genmodels.runs.RUNS["vae_mlp"], printed below)
+conv_epochs = None  # None: the run's (RUNS["vae_conv"]: on a GPU, as long as keras.io trains it)
 iwae_k = None  # importance samples for the IWAE bound: None: 50 (quick) or 200 (full)
 
 # %%
@@ -48,14 +48,15 @@ import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 import genmodels
-from genmodels import data, plotting, vae
-from genmodels.paths import checkpoint_path
+from genmodels import data, plotting, runs, vae
 
 profile, device = genmodels.setup(profile, device, seed)
-epochs = epochs or profile.pick(quick=3, full=10)
-conv_epochs = conv_epochs or profile.pick(quick=1, full=4, gpu=30)
+settings = runs.settings("vae_mlp", profile, epochs=epochs)  # the run notebook 08 and the command line train too
+conv_settings = runs.settings("vae_conv", profile, epochs=conv_epochs)
 iwae_k = iwae_k or profile.pick(quick=50, full=200)
-print(f"{epochs} epochs (MLP), {conv_epochs} (conv), IWAE with K = {iwae_k}")
+print(settings)
+print(conv_settings)
+print(f"IWAE with K = {iwae_k}")
 
 # %% [markdown]
 # ## The data, and why we binarise
@@ -236,19 +237,17 @@ for d in (1, 10, 50):
 # number) rather than $\sigma$. The sizes are those of pytorch/examples: 784 → 400 → 20 and back.
 
 # %% tags=["nbval-check-output"]
-torch.manual_seed(seed)
-model = vae.mlp_vae(latent_dim=20).to(device)
+model = runs.build(settings, device, seed=seed)  # vae.mlp_vae(latent_dim=20), its weights drawn after seeding
 print(model)
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters;",
       "the encoder returns", type(model.encoder(torch.zeros(1, 28, 28, device=device))).__name__)
 
 # %% [markdown]
-# Training: Adam, batch 128, each batch binarised afresh; after each epoch the loop reports the test ELBO in nats
-# (higher is better; the training `loss` is -ELBO).
+# Training (the run `vae_mlp`, printed at the top): Adam, each batch binarised afresh; after each epoch the loop
+# reports the test ELBO in nats (higher is better; the training `loss` is -ELBO).
 
 # %%
-history = vae.fit(model, dataset.x_train, epochs=epochs, x_test=x_test, checkpoint=checkpoint_path(
-    f"vae_mlp_{profile.name}.pt"), resume=not profile.quick, progress=profile.progress, seed=seed)
+history = runs.train(model, dataset, settings, seed=seed, teaching=True)  # vae.fit with the run's settings
 plotting.plot_history(history, names=["loss", "kl"])
 
 # %% [markdown]
@@ -278,14 +277,14 @@ torch.manual_seed(seed)
 bounds = vae.likelihood_bounds(model, x_test[:n_eval], iwae_k)
 print(f"MLP VAE, {n_eval} binarised {dataset.name} test images: -ELBO {-bounds['elbo']:.1f} nats, "
       f"-IWAE(K={iwae_k}) {-bounds['iwae']:.1f} nats")
-profile.note(f"{epochs} epochs on {len(dataset.x_train):,} images", "the bounds and samples of models trained for "
-             "the epochs of the parameters cell on the whole training split")
+profile.note(f"{settings.epochs} epochs on {len(dataset.x_train):,} images", "the bounds and samples of models "
+             "trained for the epochs of the run on the whole training split")
 
 # %% [markdown]
 # The IWAE bound is a few nats tighter than the ELBO: that difference is (a bound on) the average
 # $D[Q\|p(\mathbf h|\mathbf x)]$, the price of an approximate posterior. For comparison, Burda, Grosse &
 # Salakhutdinov (2016, the IWAE paper) report about 87 nats for a VAE with one stochastic layer of 50 units on
-# binarised MNIST, trained for thousands of epochs; a ten-epoch run is well short of that.
+# binarised MNIST, trained for thousands of epochs; the full profile's run is well short of that.
 #
 # ## 8 · The convolutional VAE
 #
@@ -294,15 +293,12 @@ profile.note(f"{epochs} epochs on {len(dataset.x_train):,} images", "the bounds 
 # 2-D latent space and a dense layer of 16; the latent size is a parameter, and we use 20 to compare with the MLP. A
 # 16-unit layer would then be narrower than the 20-D code it feeds, a bottleneck before the bottleneck, so we widen it
 # to 256 (`hidden=256`; exercise 12 in `exercises/05_vae` puts keras.io's 16 back). Convolutions are slower on a CPU, so
-# both models are compared on the first images of the test set (and the quick profile trains the convolutional model on
-# 2,000 images for one epoch only: a smoke test, not a result).
+# both models are compared on the first images of the test set (and the quick profile's convolutional run, printed at
+# the top, is a smoke test, not a result).
 
 # %%
-torch.manual_seed(seed)
-conv = vae.conv_vae(latent_dim=20, hidden=256).to(device)
-conv_history = vae.fit(conv, dataset.x_train[:profile.pick(quick=2000, full=None)], epochs=conv_epochs, x_test=x_test,
-                       checkpoint=checkpoint_path(f"vae_conv_{profile.name}.pt"), resume=not profile.quick,
-                       progress=profile.progress, seed=seed)
+conv = runs.build(conv_settings, device, seed=seed)  # vae.conv_vae(latent_dim=20, hidden=256)
+conv_history = runs.train(conv, dataset, conv_settings, seed=seed, teaching=True)
 n_conv = profile.pick(quick=200, full=1000)
 for name, m in [("MLP", model), ("conv", conv)]:
     torch.manual_seed(seed)
@@ -322,11 +318,12 @@ plotting.show_images(vae.generate(conv, 30, generator=torch.Generator(device=dev
 # VAE, the code for the autoencoder), coloured by digit.
 
 # %%
-torch.manual_seed(seed)
-vae2, ae2 = vae.mlp_vae(latent_dim=2).to(device), vae.mlp_autoencoder(latent_dim=2).to(device)
-for name, m in [("vae2", vae2), ("ae2", ae2)]:
-    vae.fit(m, dataset.x_train, epochs=epochs, x_test=x_test, checkpoint=checkpoint_path(f"{name}_{profile.name}.pt"),
-            resume=not profile.quick, progress=profile.progress, seed=seed)
+trained_2d = {}
+for name in ("vae_2d", "autoencoder_2d"):  # the runs: vae.mlp_vae and vae.mlp_autoencoder with latent_dim=2
+    settings_2d = runs.settings(name, profile, epochs=epochs)
+    trained_2d[name] = runs.build(settings_2d, device, seed=seed)
+    runs.train(trained_2d[name], dataset, settings_2d, seed=seed, teaching=True)
+vae2, ae2 = trained_2d["vae_2d"], trained_2d["autoencoder_2d"]
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 5))

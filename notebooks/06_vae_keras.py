@@ -34,10 +34,9 @@
 profile = None  # "quick" (seconds, CPU) or "full" (real results); None: GENMODELS_PROFILE, else "full"
 device = None  # the PyTorch comparison model: None picks CUDA, then Apple MPS, then the CPU
 seed = 0
-latent_dim = 2  # as on keras.io: a latent space we can draw
-epochs = None  # None: 1 (quick), 5 (full on a CPU) or 30 (full on a GPU, keras.io's), for both models
-n_train = None  # images both models train on: None: 1,500 (quick) or the whole training split (full)
-batch_size = 128
+latent_dim = None  # None: the run's (genmodels.runs.RUNS["vae_keras"], printed below: keras.io's 2, drawable)
+epochs = None  # None: the run's, for the profile and device (on a GPU keras.io's); for both models
+n_train = None  # images both models train on; None: the run's
 
 # %%
 import os
@@ -49,13 +48,15 @@ import keras
 import numpy as np
 import torch
 
-from genmodels import data, plotting, vae, vae_keras
-from genmodels.paths import checkpoint_path
+from genmodels import data, plotting, runs, vae, vae_keras
 
 profile, device = genmodels.setup(profile, device, seed)
-epochs = epochs or profile.pick(quick=1, full=5, gpu=30)
-n_train = n_train or profile.pick(quick=1500, full=60_000)
-print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend; {epochs} epoch(s) on {n_train:,} images")
+settings = runs.settings("vae_keras", profile, latent_dim=latent_dim, epochs=epochs, n_train=n_train)
+twin_settings = runs.settings("vae_keras_twin", profile, latent_dim=latent_dim, epochs=epochs, n_train=n_train)
+latent_dim, epochs, n_train = settings.latent_dim, settings.epochs, settings.n_train
+print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend")
+print(settings)
+print(twin_settings)
 
 # %% [markdown]
 # ## The data: binarised, exactly as on the PyTorch side
@@ -105,7 +106,7 @@ for name, k, t in zip(["KL", "log p(x|h)"], keras_terms, torch_terms, strict=Tru
 # from a seeded `keras.random.SeedGenerator`. The decoder mirrors it with transposed convolutions and returns logits.
 
 # %%
-model = vae_keras.conv_vae(latent_dim=latent_dim, seed=seed)
+model = runs.build(settings, device, seed=seed)  # vae_keras.conv_vae(latent_dim=latent_dim, seed=seed)
 model.encoder.summary()
 model.decoder.summary()
 
@@ -113,8 +114,7 @@ model.decoder.summary()
 # The PyTorch `vae.conv_vae` is built to the same plan, layer for layer, so the two have exactly as many parameters:
 
 # %% tags=["nbval-check-output"]
-torch.manual_seed(seed)
-torch_model = vae.conv_vae(latent_dim=latent_dim).to(device)
+torch_model = runs.build(twin_settings, device, seed=seed)  # vae.conv_vae(latent_dim=latent_dim)
 print(f"Keras: {model.count_params():,} parameters; "
       f"PyTorch: {sum(p.numel() for p in torch_model.parameters()):,} parameters")
 
@@ -128,8 +128,7 @@ print(f"Keras: {model.count_params():,} parameters; "
 # plain line per epoch instead of Keras' progress bar.
 
 # %%
-history = vae_keras.fit(model, x_train, epochs=epochs, batch_size=batch_size, x_test=x_test,
-                        progress=profile.progress, seed=seed)
+history = runs.train(model, dataset, settings, seed=seed, teaching=True)  # vae_keras.fit, the run's settings
 plotting.plot_history(history.history, names=["loss", "val_loss", "kl"])
 
 # %% [markdown]
@@ -161,16 +160,14 @@ plotting.show_images(vae_keras.latent_manifold(model, n=15), ncols=15, title="de
 #
 # ## The same model in PyTorch, on the same data
 #
-# `genmodels.vae` trains the PyTorch twin through the course's training loop with the same optimiser (Adam, learning
-# rate 10⁻³), batch size, number of epochs and dynamic binarisation. Both are then scored by the single-sample ELBO on
-# the same binarised test digits (higher is better). The runs differ in their initial weights (Keras: Glorot-uniform
-# kernels and zero biases; PyTorch: its own uniform scheme) and their random draws, so do not expect equal numbers,
-# least of all after a few steps of training.
+# `genmodels.vae` trains the PyTorch twin through the course's training loop with the same optimiser (Adam at the
+# same learning rate: the two runs' settings, printed at the top), batch size, number of epochs and dynamic
+# binarisation. Both are then scored by the single-sample ELBO on the same binarised test digits (higher is better).
+# The runs differ in their initial weights (Keras: Glorot-uniform kernels and zero biases; PyTorch: its own uniform
+# scheme) and their random draws, so do not expect equal numbers, least of all after a few steps of training.
 
 # %%
-torch_history = vae.fit(torch_model, x_train, epochs=epochs, batch_size=batch_size, x_test=x_test,
-                        checkpoint=checkpoint_path(f"vae_keras_twin_{profile.name}.pt"), resume=not profile.quick,
-                        progress=profile.progress, seed=seed)
+torch_history = runs.train(torch_model, dataset, twin_settings, seed=seed, teaching=True)
 keras_elbo = vae_keras.evaluate_elbo(model, x_test).mean()
 torch_elbo = vae.evaluate_elbo(torch_model, x_test).mean().item()
 print(f"test ELBO, nats per image: Keras {keras_elbo:.1f}, PyTorch {torch_elbo:.1f} "

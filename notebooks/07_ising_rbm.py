@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 import genmodels
-from genmodels import ising, plotting, rbm
+from genmodels import ising, plotting, rbm, runs
 
 profile, device = genmodels.setup(profile, device, seed)  # the package picks one CPU thread for these small models
 T_c = ising.CRITICAL_TEMPERATURE
@@ -147,28 +147,29 @@ for T in (2.0, T_c, 3.0):
 # %% [markdown]
 # The correlations carry about 8 nats at $T = 2$, where the spins are nearly all aligned, and about 3 at $T = 3$
 # (the lines above: the KL of a model that ignores them). Now train
-# RBMs with several numbers of hidden units on exact samples of the Boltzmann distribution (CD-10, weights starting
-# at a
-# scale of 0.1 so that they leave the symmetric start quickly), and compute
-# the exact KL after every epoch, beside its estimate from the training data, $-H(p) - \frac1n\sum_k\log q(v_k)$.
+# RBMs with several numbers of hidden units on exact samples of the Boltzmann distribution (CD-$k$ with long chains,
+# the weights starting at a larger scale than the MNIST RBM's so that they leave the symmetric start quickly: the run
+# `ising_rbm_4x4`, printed below), and compute the exact KL after every epoch, beside its estimate from the training
+# data, $-H(p) - \frac1n\sum_k\log q(v_k)$.
 
 # %%
 temperatures_4 = (2.0, T_c, 3.0)
-hidden_4 = profile.pick(quick=(4, 16), full=(4, 16, 32))
-n_train_4, epochs_4 = profile.pick(quick=2000, full=10_000), profile.pick(quick=5, full=20)
+settings_4 = runs.settings("ising_rbm_4x4", profile)
+print(settings_4)
+hidden_4, n_train_4, epochs_4 = settings_4.hidden, settings_4.n_train, settings_4.epochs
 generator = torch.Generator().manual_seed(seed)
 curves = {}
 for T in temperatures_4:
     x = ising.spins_to_visible(ising.exact_samples(4, T, n_train_4, generator=generator)).to(device)
     entropy = ising.exact(4, T).entropy
     for n_hidden in hidden_4:
-        model = rbm.RBM(16, n_hidden, init_std=0.1, generator=torch.Generator().manual_seed(seed), device=device)
+        model = runs.build(settings_4, device, seed=seed, n_visible=16, n_hidden=n_hidden)
 
         def evaluate(model=model, x=x, T=T, entropy=entropy):
             return {"kl": ising.exact_kl_divergence(model, T),
                     "kl_from_data": -entropy - rbm.log_likelihood(model, x)}
 
-        history = rbm.fit(model, x, epochs=epochs_4, lr=0.05, k=10, evaluate=evaluate, progress="none", seed=seed)
+        history = runs.train(model, x, settings_4, seed=seed, teaching=True, evaluate=evaluate)
         curves[T, n_hidden] = history
         print(f"T = {T:.3f}, {n_hidden:2d} hidden: KL {history['kl'][0]:.3f} after one epoch, "
               f"{history['kl'][-1]:.3f} after {epochs_4}")
@@ -207,17 +208,17 @@ plt.show()
 
 # %%
 temperatures_8 = profile.pick(quick=(1.8, T_c, 3.0), full=(1.5, 1.8, 2.0, 2.2, T_c, 2.4, 2.6, 3.0, 3.5))
-hidden_8 = profile.pick(quick=(16,), full=(16, 64))
+settings_8 = runs.settings("ising_rbm_8x8", profile)
+print(settings_8)
+hidden_8, epochs_8 = settings_8.hidden, settings_8.epochs
 n_lattices, n_samples = profile.pick(quick=(50, 40), full=(100, 100))
-epochs_8 = profile.pick(quick=15, full=30)
 mc, models = {}, {}
 for T in temperatures_8:
     mc[T] = ising.sample(8, T, n_lattices, n_samples, device=device, seed=seed)
     x = ising.spins_to_visible(mc[T].spins).reshape(-1, 64)
     for n_hidden in hidden_8:
-        models[T, n_hidden] = rbm.RBM(64, n_hidden, init_std=0.1, generator=torch.Generator().manual_seed(seed),
-                                      device=device)
-        rbm.fit(models[T, n_hidden], x, epochs=epochs_8, lr=0.05, k=10, progress="none", seed=seed)
+        models[T, n_hidden] = runs.build(settings_8, device, seed=seed, n_visible=64, n_hidden=n_hidden)
+        runs.train(models[T, n_hidden], x, settings_8, seed=seed, teaching=True)
     print(f"T = {T:.3f}: {mc[T].method}, tau = {mc[T].tau:.1f} steps, {len(x):,} training lattices")
 print(mc[T].why)
 

@@ -42,8 +42,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import genmodels
-from genmodels import data, ebm, judge, measures, plotting, rbm, vae
-from genmodels.paths import checkpoint_path
+from genmodels import data, ebm, judge, measures, plotting, rbm, runs, vae
 
 profile, device = genmodels.setup(profile, device, seed)
 n = n or profile.pick(quick=1000, full=5000)
@@ -105,30 +104,18 @@ print(f"classifier score: ten classes {measures.classifier_score(confident):.3f}
 # %% [markdown]
 # ## The models, from the notebooks that trained them
 #
-# Each model is read from the checkpoint its notebook wrote in this profile (01: the RBM, 04: the energy-based model,
-# 05: the two VAEs), and trained here with the same settings when the checkpoint is absent; the training loop refuses
-# a checkpoint trained with other settings.
+# Each model is a run of `genmodels.runs` (01: the RBM, 04: the energy-based model, 05: the two VAEs), read from the
+# checkpoint its notebook (or `python -m genmodels train`) wrote in this profile, and trained here with the same
+# settings when the checkpoint is absent: the README's checkpoint rule. The training loop refuses a checkpoint trained
+# with other settings.
 
 # %%
-x_train_binary, _ = data.binary_vectors(dataset)  # the RBM's binary images, as in notebook 01
-rbm_model = rbm.RBM(784, profile.pick(quick=100, full=500), n_chains=100,
-                    generator=torch.Generator().manual_seed(seed), device=device)
-rbm.fit(rbm_model, x_train_binary, epochs=profile.pick(quick=3, full=20), batch_size=100, lr=0.005, persistent=True,
-        checkpoint=checkpoint_path(f"01_rbm_{profile.name}.pt"), progress=profile.progress, seed=seed)
-ebm_model = ebm.EnergyModel(generator=torch.Generator().manual_seed(seed)).to(device)
-ebm.fit(ebm_model, dataset.x_train[:profile.pick(quick=2048, full=None)],
-        epochs=profile.pick(quick=2, full=4, gpu=60), lr=profile.pick(quick=5e-4, full=5e-4, gpu=1e-4),
-        sampler=ebm.Sampler(n_steps=profile.pick(quick=10, full=20, gpu=60)), seed=seed,
-        checkpoint=checkpoint_path(f"04_ebm_{profile.name}.pt"), progress=profile.progress)
-torch.manual_seed(seed)
-mlp_vae = vae.mlp_vae(latent_dim=20).to(device)
-vae.fit(mlp_vae, dataset.x_train, epochs=profile.pick(quick=3, full=10), seed=seed,
-        checkpoint=checkpoint_path(f"vae_mlp_{profile.name}.pt"), progress=profile.progress)
-torch.manual_seed(seed)
-conv_vae = vae.conv_vae(latent_dim=20, hidden=256).to(device)
-vae.fit(conv_vae, dataset.x_train[:profile.pick(quick=2000, full=None)],
-        epochs=profile.pick(quick=1, full=4, gpu=30), seed=seed,
-        checkpoint=checkpoint_path(f"vae_conv_{profile.name}.pt"), progress=profile.progress)
+models = {}
+for name in ("rbm", "ebm", "vae_mlp", "vae_conv"):  # the runs of notebooks 01, 04 and 05 (genmodels.runs)
+    settings = runs.settings(name, profile)
+    print(settings)
+    models[name], _ = runs.trained(dataset, settings, device, seed=seed)
+rbm_model, ebm_model, mlp_vae, conv_vae = models.values()
 
 # %% [markdown]
 # ## The rows: every model's samples, and a ladder of reference sets

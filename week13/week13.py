@@ -91,7 +91,7 @@ profile, device = genmodels.setup(profile, device, seed)
 # About 20 minutes. Stress that the free energy is what makes an RBM's likelihood computable up to $\log Z$, and
 # that everything here is checked by enumeration on a 6×4 model. Point out why the original code's
 # `log(exp(x) + 1)` fails in float32 (the cell shows `inf`). Switch to `notebooks/01_rbm_pytorch` after this part
-# if the class has laptops: it trains a 784×500 RBM and estimates its test log-likelihood by AIS.
+# if the class has laptops: it trains a larger RBM by PCD and estimates its test log-likelihood by AIS.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## Energy and free energy
@@ -185,19 +185,18 @@ print("softplus(x):    ", torch.nn.functional.softplus(x).tolist())
 # ## The modernised code, run
 #
 # `genmodels.rbm.fit` trains with CD-$k$ or PCD through the course's training loop (data resident on the
-# device, checkpoints, Ctrl-C safe); `01_rbm_pytorch` trains a 784×500 RBM and evaluates it with AIS.
+# device, checkpoints, Ctrl-C safe); `genmodels.runs` holds each run's settings, here the lecture's shorter
+# CD-1 run; `01_rbm_pytorch` trains a larger RBM by PCD and evaluates it with AIS.
 
 # %% slideshow={"slide_type": "fragment"} tags=["remove-output"]
-from genmodels import data, plotting
+from genmodels import data, plotting, runs
 
 dataset = data.load_data(profile)
-x_flat = dataset.x_train.reshape(len(dataset.x_train), -1)
-x_train = data.binarize_once(x_flat)
-rbm_model = rbm.RBM(784, profile.pick(quick=100, full=500),
-                    device=device)
-history = rbm.fit(rbm_model, x_train,
-                  epochs=profile.pick(quick=5, full=10), k=1,
-                  progress=profile.progress, seed=seed)
+settings = runs.settings("lecture_rbm", profile)
+print(settings)  # CD-1 on binarised images
+rbm_model = runs.build(settings, device, seed=seed)
+history = runs.train(rbm_model, dataset, settings,
+                     seed=seed, teaching=True)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ## What the hidden units learnt
@@ -790,11 +789,11 @@ show_source(vae.elbo_terms)
 
 # %% slideshow={"slide_type": "fragment"} tags=["remove-output"]
 x_test = data.binarize_once(dataset.x_test)  # the course's one seed
-vae_model = vae.mlp_vae(latent_dim=20).to(device)
-history = vae.fit(vae_model, dataset.x_train,
-                  epochs=profile.pick(quick=6, full=10),
-                  x_test=x_test, progress=profile.progress,
-                  seed=seed)
+settings = runs.settings("lecture_vae", profile)
+print(settings)
+vae_model = runs.build(settings, device, seed=seed)
+history = runs.train(vae_model, dataset, settings,
+                     seed=seed, teaching=True)
 
 # %% slideshow={"slide_type": "fragment"}
 k = profile.pick(quick=50, full=200)
@@ -840,20 +839,17 @@ show_source(vae_keras.VAE.compute_loss)
 # $\boldsymbol{h}$ evenly spaced in probability under the prior (the *latent manifold*).
 
 # %% slideshow={"slide_type": "fragment"} tags=["remove-output"]
-keras_vae = vae_keras.conv_vae(
-    latent_dim=2, seed=seed,
-    lr=profile.pick(quick=4e-3, full=2e-3))
-keras_history = vae_keras.fit(
-    keras_vae, dataset.x_train,
-    epochs=profile.pick(quick=4, full=5),
-    batch_size=profile.pick(quick=64, full=128),
-    x_test=x_test, progress=profile.progress, seed=seed)
+settings = runs.settings("lecture_vae_keras", profile)
+print(settings)
+keras_vae = runs.build(settings, device, seed=seed)
+keras_history = runs.train(keras_vae, dataset, settings,
+                           seed=seed, teaching=True)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # **Speaker note.**
-# The quick profile trains on 8,000 images for 4 epochs with a larger learning rate (about a minute on a laptop
-# CPU), enough for a manifold in which several digits appear; the full profile trains 5 epochs on 60,000 (about 8
-# minutes on a 2-core CPU).
+# The run `lecture_vae_keras` (its settings printed in the notebook): the quick profile trains a few epochs with a
+# larger learning rate (about a minute on a laptop CPU), enough for a manifold in which several digits appear; the
+# full profile trains longer on the whole training split (about 8 minutes on a 2-core CPU).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The 2-D latent manifold (Keras), $h_1$ along a row, $h_2$ up

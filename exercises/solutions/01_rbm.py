@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from keras import ops
 
-from genmodels import data, exercises, rbm, rbm_keras
+from genmodels import data, exercises, rbm, rbm_keras, runs
 
 profile, device = genmodels.setup(profile, "cpu", seed)
 
@@ -254,7 +254,7 @@ def test_log_likelihood(model):
 # %%
 ### BEGIN SOLUTION
 cd_model = train_rbm(lr=0.05, persistent=False)
-pcd_model = train_rbm(lr=0.005, persistent=True)
+pcd_model = train_rbm(lr=runs.settings("rbm", profile).lr, persistent=True)  # notebook 01's learning rate
 print(f"test log-likelihood, {n_hidden} hidden units, epochs={epochs}: CD-1 {test_log_likelihood(cd_model):.1f}, "
       f"PCD-1 {test_log_likelihood(pcd_model):.1f} nats")
 ### END SOLUTION
@@ -309,11 +309,12 @@ print(f"largest hidden input of the trained model on the test set: {hidden_input
 # %%
 ### BEGIN SOLUTION
 switch_epochs = profile.pick(quick=1, full=5)
+notebook_lr = runs.settings("rbm", profile).lr  # notebook 01's learning rate
 for label, settings in [("momentum 0.5 then 0.9", {}), ("momentum 0.5 throughout", {"momentum": (0.5, 0.5)}),
-                        ("half the learning rate", {"lr": 0.0025})]:
+                        ("half the learning rate", {"lr": notebook_lr / 2})]:
     model = rbm.RBM(784, n_hidden, generator=torch.Generator().manual_seed(seed))
     history = rbm.fit(model, x_train, epochs=switch_epochs + 1, batch_size=100, persistent=True,
-                      lr=settings.get("lr", 0.005), momentum=settings.get("momentum", (0.5, 0.9)),
+                      lr=settings.get("lr", notebook_lr), momentum=settings.get("momentum", (0.5, 0.9)),
                       momentum_epochs=switch_epochs, progress="none", seed=seed,
                       evaluate=lambda m=model: {"pseudo_ll": rbm.pseudo_log_likelihood(m, x_test)})
     print(f"{label:25s} pseudo-likelihood per epoch: {[round(p, 1) for p in history['pseudo_ll']]}, "

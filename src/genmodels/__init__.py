@@ -12,6 +12,8 @@ Infrastructure (taught in 00_data_and_setup)
     checks          every input check, one function per rule: check_count, check_rate, check_momentum,
                     check_binary, check_grey_levels, the samplers' and the lattices' checks
     training        the one training loop: train, History, TrainingDiverged, save_checkpoint, load_checkpoint
+    runs            every training run of the course, defined once (settings per profile and device, checkpoint,
+                    the checkpoint rule): settings, build, train, trained; the notebooks, the lecture and cli use it
     distributed     the same loop under torchrun, on several processes (README: "Training from the command line")
     cli             python -m genmodels train vae|rbm|ebm (__main__ runs it): a notebook's training as a command
     plotting        show_images, plot_history, plot_latent_codes, latent_grid
