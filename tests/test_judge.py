@@ -1,12 +1,15 @@
 """The judge: trained in the quick profile it reads MNIST's held-out digits, the same seed gives the same network at
-any thread count and from a checkpoint another run wrote, and its checkpoint refuses another data set."""
+any thread count and from a checkpoint another run wrote, the lecture and notebook 08 print one judge, and its
+checkpoint refuses another data set."""
 
 import contextlib
 import dataclasses
+import json
+import re
 
 import pytest
 import torch
-from conftest import mnist_test_dir
+from conftest import REPO, mnist_test_dir
 
 from genmodels import data, judge
 
@@ -82,6 +85,25 @@ def test_reading_a_cached_judge_leaves_the_global_generator_as_it_was(quick_data
     before = torch.get_rng_state()
     judge.train_judge(small(quick_data), epochs=1, checkpoint=tmp_path / "judge.pt")
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def printed(notebook: str) -> str:
+    """Everything a committed notebook's cells printed, as one text."""
+    cells = json.loads((REPO / notebook).read_text())["cells"]
+    return "\n".join("".join(output.get("text", "")) for cell in cells for output in cell.get("outputs", []))
+
+
+def test_the_lecture_and_notebook_08_print_one_judge_and_one_floor():
+    """Same seed, same data, same judge: the committed outputs of the lecture and of 08 (quick profile) print the same
+    test accuracy (08 to two decimals, the lecture to one) and the same floor row, N = 1,000 training images per
+    seed against the same 1,000 test images (FD mean ± sd, precision, recall, score: the columns both show)."""
+    lecture, yardstick = printed("week13/week13.ipynb"), printed("notebooks/08_yardstick.ipynb")
+    accuracy = re.search(r"judge: ([\d.]+)% test accuracy", lecture).group(1)
+    accuracy_08 = re.search(r"the judge's test accuracy on MNIST: ([\d.]+)%", yardstick).group(1)
+    assert accuracy == f"{float(accuracy_08):.1f}"
+    floor, floor_08 = (re.search(r"^training images \(floor\) +(.+)$", text, re.M).group(1).split()
+                       for text in (lecture, yardstick))
+    assert floor == floor_08[:len(floor)] and len(floor) == 6  # FD, ±, sd, precision, recall, score
 
 
 def test_a_cached_judge_is_reused_and_one_of_another_data_set_is_refused(quick_data, tmp_path):
