@@ -12,9 +12,9 @@ classifier score and the classes a set of samples covers. Training is cross-entr
 training loop, and the checkpoint keeps the settings and the name of the data set, so that a judge of Fashion-MNIST is
 never asked to judge digits.
 
-On a CPU the judge trains on one thread. Every notebook that measures samples shares one cached judge, and a run at
+On a CPU the judge trains on one thread. The notebooks that measure samples share one cached judge, and a run at
 another thread count would train another one (genmodels.device says why): the lecture, trained at 2 threads, and
-notebook 08, reading a judge cached by a test worker at 1, once printed 97.7 % and 97.60 % for the same seed.
+notebook 08, reading a judge that a test worker had cached at 1, once printed two accuracies for the same seed.
 """
 
 from __future__ import annotations
