@@ -36,26 +36,28 @@ def regressor(seed):
 
 
 def train_regressor(model, checkpoint, seen=None, diverge_in_epoch=None, rank=0):
-    """SGD on the mean squared error; `seen` collects the example ids of each step; from `diverge_in_epoch` on,
-    rank 1's loss is NaN."""
+    """SGD on the mean squared error, with the mean absolute error as a second metric and the squared error on all
+    the data as the evaluation (the same on every rank, whose weights agree); `seen` collects the example ids of
+    each step; from `diverge_in_epoch` on, rank 1's loss is NaN. Returns the History."""
     epoch = [0]
+    x, y, ids = regression_data()
 
     def loss_fn(batch):
-        x, y, ids = batch
+        xb, yb, idb = batch
         if seen is not None:
-            seen.append(ids.tolist())
-        loss = ((model(x) - y) ** 2).mean()
+            seen.append(idb.tolist())
+        error = model(xb) - yb
+        loss = (error ** 2).mean()
         if diverge_in_epoch is not None and epoch[0] >= diverge_in_epoch and rank == 1:
             loss = loss * float("nan")
-        return loss, {}
+        return loss, {"abs_error": error.abs().mean()}
 
-    def count_epochs():
+    def evaluate():
         epoch[0] += 1
-        return {}
+        return {"squared_error_all": ((model(x) - y) ** 2).mean()}
 
-    x, y, ids = regression_data()
     return training.train(model, (x, y, ids), epochs=EPOCHS, batch_size=BATCH, loss_fn=loss_fn,
-                          optimizer=torch.optim.SGD(model.parameters(), lr=0.1), evaluate=count_epochs,
+                          optimizer=torch.optim.SGD(model.parameters(), lr=0.1), evaluate=evaluate,
                           checkpoint=checkpoint, progress="none", seed=3)
 
 
@@ -81,8 +83,9 @@ def main(scenario, out, images_path):
         training.save_checkpoint = lambda path, state: (writes.append(Path(path).name), save(path, state))
         model = regressor(seed=100 + rank)  # rank 0's weights must reach every rank
         seen = []
-        train_regressor(model, out / "regressor.pt", seen)
+        history = train_regressor(model, out / "regressor.pt", seen)
         result["regressor"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        result["regressor_history"] = history.metrics
         result["seen"] = seen
 
         machine = rbm.RBM(784, 16, n_chains=10, generator=torch.Generator().manual_seed(0))

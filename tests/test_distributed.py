@@ -47,23 +47,44 @@ def two_ranks(tmp_path_factory):
     return out, ranks(out, "train"), ranks(out, "resume")
 
 
-def test_two_ranks_train_as_one_process_on_the_same_global_batches(two_ranks):
+@pytest.fixture(scope="module")
+def one_process():
+    """The regressor trained in one process on the whole batches: its weights, the example ids of each step, and its
+    history of metrics."""
+    model, seen = regressor(seed=100), []
+    history = train_regressor(model, None, seen=seen)
+    return model.state_dict(), seen, history.metrics
+
+
+def test_two_ranks_train_as_one_process_on_the_same_global_batches(two_ranks, one_process):
     """Each rank starts from its own weights; after 3 epochs (33 steps, the last of each epoch split 2 + 1) both
     hold rank 0's weights trained on the whole batches: the one-process run's, within float32 rounding."""
     _, (rank0, rank1), _ = two_ranks
-    one_process = regressor(seed=100)
-    train_regressor(one_process, None)
-    for name, expected in one_process.state_dict().items():
+    weights, _, _ = one_process
+    for name, expected in weights.items():
         assert torch.equal(rank0["regressor"][name], rank1["regressor"][name]), name
         torch.testing.assert_close(rank0["regressor"][name], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_the_shards_of_an_epoch_are_disjoint_cover_the_data_and_change_between_epochs(two_ranks):
+def test_the_ranks_metric_histories_and_evaluations_are_the_one_process_runs(two_ranks, one_process):
+    """Epoch by epoch, on both ranks: the loss and the mean absolute error (each rank's sums and counts over its
+    shards, added over the ranks) and the squared error on all the data (each rank's evaluation, averaged over the
+    ranks) equal the one-process run's on the whole batches, within float32 rounding (sums in another order)."""
+    _, (rank0, rank1), _ = two_ranks
+    _, _, history = one_process
+    assert set(history) == {"loss", "abs_error", "squared_error_all"} and len(history["loss"]) == EPOCHS
+    for rank in (rank0, rank1):
+        assert rank["regressor_history"].keys() == history.keys()
+        for name, expected in history.items():
+            torch.testing.assert_close(torch.tensor(rank["regressor_history"][name]), torch.tensor(expected),
+                                       rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_the_shards_of_an_epoch_are_disjoint_cover_the_data_and_change_between_epochs(two_ranks, one_process):
     """Step by step, the two ranks' examples are the one-process run's batch cut in two (sizes within one);
     each epoch's steps cover all 203 examples once; the epochs' orders differ."""
     _, (rank0, rank1), _ = two_ranks
-    whole_batches = []
-    train_regressor(regressor(seed=100), None, seen=whole_batches)
+    _, whole_batches, _ = one_process
     assert len(rank0["seen"]) == len(rank1["seen"]) == len(whole_batches) == EPOCHS * -(-N_EXAMPLES // BATCH)
     for mine, theirs, whole in zip(rank0["seen"], rank1["seen"], whole_batches, strict=True):
         assert mine + theirs == whole and not set(mine) & set(theirs) and abs(len(mine) - len(theirs)) <= 1

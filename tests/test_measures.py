@@ -45,6 +45,31 @@ def test_frechet_distance_of_exact_gaussian_moments_equals_the_closed_form():
     assert fd == pytest.approx(closed_form_with_scipy(mu_x, sigma_x, mu_y, sigma_y), rel=1e-8)
 
 
+def sampled_features(n, d, seed, shift):
+    """n draws of d correlated features, their mean `shift` away from 0 (so that a covariance that forgets to centre
+    is wrong by μμᵀ); few draws, so that dividing by N instead of N - 1 is wrong by 1/N."""
+    g = torch.Generator().manual_seed(seed)
+    mixing = torch.randn(d, d, generator=g, dtype=torch.float64)
+    return torch.randn(n, d, generator=g, dtype=torch.float64) @ mixing + shift
+
+
+def test_moments_are_numpys_mean_and_covariance():
+    """np.cov (rows are draws; divided by N - 1) of 40 draws of 5 features: float64 rounding apart (1e-12)."""
+    f = sampled_features(40, 5, seed=0, shift=3.0)
+    mu, sigma = measures.moments(f)
+    np.testing.assert_allclose(mu.numpy(), f.numpy().mean(0), rtol=1e-12)
+    np.testing.assert_allclose(sigma.numpy(), np.cov(f.numpy(), rowvar=False), rtol=1e-12, atol=1e-12)
+
+
+def test_frechet_distance_of_sampled_features_equals_scipys_on_numpys_moments():
+    """The distance the tables print, from features: NumPy's mean and covariance, then SciPy's sqrtm of Σ_X Σ_Y, agree
+    with moments and the eigendecompositions to float64 rounding (1e-8 relative)."""
+    x, y = sampled_features(60, 6, seed=1, shift=2.0), sampled_features(50, 6, seed=2, shift=-1.0)
+    independent = closed_form_with_scipy(*(torch.from_numpy(a) for a in (
+        x.numpy().mean(0), np.cov(x.numpy(), rowvar=False), y.numpy().mean(0), np.cov(y.numpy(), rowvar=False))))
+    assert measures.frechet_distance(x, y) == pytest.approx(independent, rel=1e-8)
+
+
 def test_frechet_distance_of_diagonal_gaussians_is_the_sum_of_squared_differences():
     mu_x, mu_y = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 0.0])
     var_x, var_y = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([4.0, 1.0, 1.0])
@@ -77,10 +102,17 @@ def test_fit_in_one_over_n_recovers_the_intercept_and_slope():
 # --- precision and recall -------------------------------------------------------------------------------------------
 
 
-def test_precision_and_recall_are_one_for_identical_sets_and_zero_for_separated_ones():
-    x = clusters(30, range(10))
-    assert measures.precision_recall(x, x) == (1.0, 1.0)
-    assert measures.precision_recall(x, x + 1000.0) == (0.0, 0.0)
+def test_precision_and_recall_of_sets_on_a_line_are_counted_by_hand():
+    """The reference 0, 1, …, 9: its balls reach the third neighbour, radius 2 inside and 3 at the ends, so its
+    support is [-3, 12]. Of the 12 samples, the four near 3 and the four near 11.6 lie in it, the four past 30 do not:
+    precision 8/12. The samples' own balls: radius 3 at 2.5 and 5.5, 2 at 3.5 and 4.5, covering [-0.5, 8.5]; the
+    clusters at 11.6 and 32 are tight (radii 0.3 at most): recall 9/10 (9 falls outside). The second or fourth
+    neighbour gives (4/12, 7/10) or (8/12, 10/10); a radius compared unsquared with squared distances, (4/12, 7/10);
+    the two swapped, (9/10, 8/12)."""
+    reference = torch.arange(10, dtype=torch.float64)[:, None]
+    samples = torch.tensor([2.5, 3.5, 4.5, 5.5, 11.5, 11.6, 11.7, 11.8, 30.5, 31.5, 32.5, 33.5],
+                           dtype=torch.float64)[:, None]
+    assert measures.precision_recall(reference, samples) == (pytest.approx(8 / 12), pytest.approx(9 / 10))
 
 
 def test_dropping_half_the_classes_lowers_recall_and_keeps_precision():
@@ -111,6 +143,23 @@ def test_classifier_score_is_ten_for_ten_confident_equal_classes_and_one_for_one
     assert measures.classifier_score(one) == pytest.approx(1.0, rel=1e-12)
     assert measures.classifier_score(torch.full((100, 10), 0.1)) == pytest.approx(1.0, rel=1e-12)  # unsure: 1 too
     assert (measures.classes_covered(ten), measures.classes_covered(one)) == (10, 1)
+
+
+def test_classifier_score_of_unsure_samples_is_the_exponential_of_the_mean_kl():
+    """Two classes; half the samples sure of class 0, (1, 0), half unsure, (1/2, 1/2): p(y) = (3/4, 1/4),
+    KL = log(4/3) for the sure ones, ½ log(2/3) + ½ log 2 = ½ log(4/3) for the unsure ones, so the score is
+    exp(¾ log(4/3)) = (4/3)^¾ = 1.2408 (the mean of exp KL would be 1.2440)."""
+    p = torch.tensor([[1.0, 0.0], [0.5, 0.5]]).repeat(50, 1)
+    assert measures.classifier_score(p) == pytest.approx((4 / 3) ** 0.75, rel=1e-12)
+
+
+def test_a_class_is_covered_by_the_samples_it_is_most_probable_for_not_by_summed_probabilities():
+    """100 samples, each 0.46 sure of class 0 or 1 (50 each) and 0.06 for each of the other nine classes: only
+    classes 0 and 1 are any sample's top class. Classes 2 to 9 receive 100 × 0.06 = 6 samples' worth of probability
+    each, more than half their fair share (N / 2C = 5), but no sample."""
+    p = torch.full((100, 10), 0.06, dtype=torch.float64)
+    p[torch.arange(100), torch.arange(100) % 2] = 0.46
+    assert measures.classes_covered(p) == 2
 
 
 def test_a_class_needs_half_its_fair_share_to_be_covered():
@@ -189,10 +238,13 @@ def test_a_judge_of_another_data_set_is_refused(tiny_judge, tiny_yardstick):
 def test_independent_pixels_keep_each_pixel_mean_and_lose_the_correlations():
     images = torch.zeros(1000, 28, 28)
     images[:500, :, :14] = 1.0  # half the images dark on the left, the others blank: pixels perfectly correlated
-    fake = measures.independent_pixels(images, 20_000, seed=0).reshape(-1, 784)
-    assert torch.allclose(fake.mean(0), images.reshape(-1, 784).mean(0), atol=0.03)  # 4 sd of a mean of 20,000
+    n = 20_000
+    fake = measures.independent_pixels(images, n, seed=0).reshape(-1, 784)
+    # each left pixel's mean is a mean of n draws of 0 or 1 (p = 1/2), sd 0.5/√n; the largest of the 392 errors
+    # passes 4.5 sd with probability 392 × 7e-6 = 0.3 %
+    assert torch.allclose(fake.mean(0), images.reshape(-1, 784).mean(0), atol=4.5 * 0.5 / n**0.5)
     corr = torch.corrcoef(fake[:, [0, 1]].T)[0, 1]
-    assert abs(corr) < 0.05
+    assert abs(corr) < 4 / n**0.5  # 4 sd of a correlation of n independent pairs (sd 1/√n)
 
 
 def test_blurring_keeps_the_ink_and_spreads_it():

@@ -4,7 +4,10 @@ Threads: torch splits an op across the CPU's cores, which pays when the op is la
 a hundred 8×8 lattices) starting and joining the second thread costs more than the arithmetic it takes over, and on a
 shared machine whose other core is busy it costs far more. `threads_for(work, device)` runs a block with one thread
 when its ops are below SMALL_WORK multiply-adds or site updates, with torch's count otherwise; the samplers and
-training loops of the small models call it, so a notebook never sets the thread count itself.
+training loops of the small models call it, so a notebook never sets the thread count itself. The thread count also
+changes results: torch cuts a sum (a convolution's weight gradient, say) into one piece per thread, and each cut
+rounds differently, so a network trained for thousands of steps at 1 and at 2 threads ends with different weights.
+What must be the same on every machine and test worker (the judge) trains inside `one_thread`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import torch
 
 from .profiles import Profile, get_profile
 
-__all__ = ["get_device", "seed_everything", "amp_dtype", "describe", "threads_for", "SMALL_WORK", "ENV_VAR"]
+__all__ = ["get_device", "seed_everything", "amp_dtype", "describe", "threads_for", "one_thread", "SMALL_WORK",
+           "ENV_VAR"]
 
 
 def _available(kind: str) -> bool:
@@ -125,12 +129,18 @@ def describe(device: torch.device) -> str:
 SMALL_WORK = 2**17
 
 
-@contextlib.contextmanager
 def threads_for(work: int, device=None):
     """Run the block with one CPU thread if its ops do fewer than SMALL_WORK multiply-adds or site updates each,
     with torch's thread count otherwise; the count is restored on exit. Off the CPU it changes nothing."""
+    return one_thread(device) if work < SMALL_WORK else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def one_thread(device=None):
+    """Run the block with one CPU thread, the count restored on exit: its results are then the same whatever the
+    thread count of the process (see above). Off the CPU it changes nothing."""
     threads = torch.get_num_threads()
-    one = (device is None or torch.device(device).type == "cpu") and work < SMALL_WORK and threads > 1
+    one = (device is None or torch.device(device).type == "cpu") and threads > 1
     if one:
         torch.set_num_threads(1)
     try:
