@@ -102,9 +102,14 @@ html: venv node_modules/.installed
 
 ## lab: JupyterLab in the project's environment, on notebook 00 (how a student works). .jupyter/ is added to your
 ## own Jupyter settings: its jupyter_server_config.py hides each notebook's .py twin from the file browser
+## As root (a container, a cloud VM), where Jupyter refuses to start without it, it adds --allow-root and says so.
+## LAB_ARGS: more options for jupyter lab, e.g. make lab LAB_ARGS="--no-browser --port 8890"
+LAB_ARGS ?=
+AS_ROOT := $(filter 0,$(shell id -u))
 lab: venv
+	@$(if $(AS_ROOT),echo "make lab: running as root: JupyterLab starts with --allow-root (as Jupyter asks)")
 	JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
-		jupyter lab --ServerApp.root_dir="$(CURDIR)" notebooks/00_data_and_setup.ipynb
+		jupyter lab $(if $(AS_ROOT),--allow-root) --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) notebooks/00_data_and_setup.ipynb
 
 ## test: lint, the package tests and the notebooks' nbval regression tests, in the quick profile, on TEST_WORKERS
 ## pytest-xdist workers (a test file or notebook stays on one worker, its cells in order; TEST_WORKERS=0: one process).

@@ -50,6 +50,37 @@ def test_make_lab_opens_notebook_00_with_the_project_settings():
     assert (LAB_CONFIG / "jupyter_server_config.py").exists()
 
 
+def test_make_lab_starts_jupyterlab_as_root_or_as_a_user(tmp_path):
+    """The real `make lab` (no -n), on a free loopback port, until its server answers; as root (CI, a container) it
+    says in one line that it adds --allow-root, without which Jupyter refuses to start."""
+    port, token = free_port(), os.urandom(16).hex()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    env.update(JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_DATA_DIR=str(tmp_path / "data"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"))
+    arguments = (f"--no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port={port} --ServerApp.port_retries=0 "
+                 f"--IdentityProvider.token={token} --LabApp.news_url= --ServerApp.shutdown_no_activity_timeout=120")
+    log = tmp_path / "make-lab.log"
+    with log.open("w") as out:
+        make = subprocess.Popen(["make", "--no-print-directory", "lab", f"LAB_ARGS={arguments}"], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=5).read()
+                break
+            except OSError:
+                assert make.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+                time.sleep(0.5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(make.pid, signal.SIGTERM)
+        make.wait(timeout=30)
+    said = log.read_text()
+    root_notice = "make lab: running as root: JupyterLab starts with --allow-root"
+    assert (root_notice in said) == (os.geteuid() == 0), said[-2000:]
+
+
 @pytest.fixture(scope="module")
 def lab():
     """JupyterLab with the project's configuration on a temporary copy of notebook 01; yields (base URL, token)."""
