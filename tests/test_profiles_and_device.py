@@ -183,6 +183,17 @@ def test_a_quick_profile_result_says_so_in_one_line_and_a_full_one_says_nothing(
                                       "shows the real thing)\n"
 
 
+def test_a_long_note_wraps_at_spaces_never_inside_a_word(capsys):
+    from genmodels.profiles import PROFILES
+
+    words = [f"word{i}" for i in range(60)]
+    PROFILES["quick"].note(" ".join(words[:30]), " ".join(words[30:]))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1 and all(len(line) <= 100 for line in lines)
+    assert " ".join(lines).split() == f"(quick profile: {' '.join(words[:30])}, a run of seconds; the full profile " \
+                                      f"shows {' '.join(words[30:])})".split()  # every word whole, in order
+
+
 def test_small_ops_run_on_one_cpu_thread_and_the_count_comes_back(monkeypatch):
     """threads_for: one thread below SMALL_WORK on the CPU, torch's count at or above it and off the CPU; restored on
     exit, an exception included (the samplers of the small models run inside it)."""

@@ -12,6 +12,7 @@ the environment variable GENMODELS_PROFILE, else "full".
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import dataclass, replace
 
 __all__ = ["Profile", "get_profile", "PROFILES", "ENV_VAR"]
@@ -54,8 +55,8 @@ class Profile:
     def note(self, run: str, full: str) -> None:
         """In the quick profile only, one line saying that the results just shown come from a short run, and what
         the full profile shows instead: `profile.note(f"{epochs} epochs on {n:,} images", "digits you can read")`."""
-        if self.quick:
-            print(f"(quick profile: {run}, a run of seconds; the full profile shows {full})")
+        if self.quick:  # wrapped at spaces: a notebook's output area would break one long line mid-word
+            print(textwrap.fill(f"(quick profile: {run}, a run of seconds; the full profile shows {full})", width=100))
 
 
 PROFILES = {
