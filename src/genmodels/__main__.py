@@ -1,8 +1,10 @@
 """python -m genmodels: the command line (genmodels.cli). torchrun -m genmodels runs it on several processes."""
 
+import sys
+
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from .cli import main
+from .cli import command
 
 if __name__ == "__main__":
-    record(main)()  # under torchrun, a failing rank's error and traceback go into torchrun's summary
+    sys.exit(record(command)())  # under torchrun, a failing rank's error and traceback go into torchrun's summary

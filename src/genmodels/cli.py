@@ -17,11 +17,16 @@ genmodels.distributed). It prints the settings it uses first.
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+import textwrap
 from pathlib import Path
 
-__all__ = ["main", "parser", "MODELS"]
+__all__ = ["main", "command", "parser", "MODELS", "EXIT_CODES"]
 
 MODELS = ("vae", "rbm", "ebm")
+# What the command's exit status says: 2 is argparse's for bad usage.
+EXIT_CODES = {"trained": 0, "error": 1, "usage": 2, "checkpoint refused": 3, "diverged": 4, "interrupted": 130}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,11 +42,15 @@ def parser() -> argparse.ArgumentParser:
                        help="quick or full (default: GENMODELS_PROFILE, else full)")
     train.add_argument("--device", default=None, help="cuda, mps, cpu or auto (default: GENMODELS_DEVICE, else the "
                        "profile's; under torchrun each process takes its own GPU)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--lr", type=float, default=None,
+                       help="the learning rate (default: the notebook's); after a divergence, a lower one resumes")
+    train.add_argument("--seed", type=int, default=0, help="the seed of every random draw (default: 0)")
     train.add_argument("--checkpoint", type=Path, default=None,
                        help="the checkpoint file (default: the notebook's, under _build/checkpoints/)")
     train.add_argument("--no-resume", dest="resume", action="store_false",
                        help="start afresh instead of resuming from the checkpoint")
+    train.add_argument("--traceback", action="store_true", help="on an error, show Python's traceback, not one message")
+    train.epilog = ("exit status: " + ", ".join(f"{code} {what}" for what, code in EXIT_CODES.items()) + ".")
     return top
 
 
@@ -50,6 +59,8 @@ def main(argv: list[str] | None = None):
     args = parser().parse_args(argv)
     if args.epochs is not None and args.epochs < 0:
         parser().error(f"--epochs must be 0 or more, got {args.epochs}")
+    if args.lr is not None and not args.lr > 0:
+        parser().error(f"--lr must be a number above 0, got {args.lr}")
     import genmodels
 
     from . import data, distributed, runs
@@ -57,12 +68,12 @@ def main(argv: list[str] | None = None):
     profile, device = genmodels.setup(args.profile, args.device, args.seed)
     world = distributed.from_environment()
     dataset = data.load_data(profile, verbose=world.leader)
-    settings = runs.settings(_RUNS[args.model], profile, checkpoint=args.checkpoint, epochs=args.epochs)
+    settings = runs.settings(_RUNS[args.model], profile, checkpoint=args.checkpoint, epochs=args.epochs, lr=args.lr)
     if world.leader:
         print(settings)
     _, history = runs.trained(dataset, settings, device, seed=args.seed, resume=None if args.resume else False)
     if world.leader:
-        print(f"{args.model}: {history.epochs} epochs; last: "
+        print(f"{args.model}: {history.epochs} epoch{'s' * (history.epochs != 1)}; last: "
               + ", ".join(f"{name} {value:.4g}" for name, value in history.last().items())
               + f"; checkpoint {settings.checkpoint}")
     return history
@@ -71,3 +82,50 @@ def main(argv: list[str] | None = None):
 # The command line trains the course's runs (genmodels.runs), where their settings and checkpoints live; the models
 # it offers and the runs they are.
 _RUNS = {"vae": "vae_mlp", "rbm": "rbm", "ebm": "ebm"}
+
+
+def command(argv: list[str] | None = None) -> int:
+    """`python -m genmodels`: main, with an error told in one short message in the command line's words (flags, not
+    Python arguments) and an exit status from EXIT_CODES; --traceback shows Python's traceback instead."""
+    from .training import CheckpointRefused, TrainingDiverged
+
+    words = sys.argv[1:] if argv is None else argv
+    try:
+        main(argv)
+    except (Exception, KeyboardInterrupt) as err:
+        if "--traceback" in words:
+            raise
+        kind = ("diverged" if isinstance(err, TrainingDiverged) else
+                "checkpoint refused" if isinstance(err, CheckpointRefused) else
+                "interrupted" if isinstance(err, KeyboardInterrupt) else "error")
+        message = in_flags(str(err)) or type(err).__name__
+        lines = textwrap.wrap(f"python -m genmodels: {kind}: {message}", width=100, subsequent_indent="  ",
+                              break_on_hyphens=False)
+        print("\n".join(lines[:4] + (["  ... (--traceback shows all of it)"] if len(lines) > 4 else [])),
+              file=sys.stderr)
+        return EXIT_CODES[kind]
+    return EXIT_CODES["trained"]
+
+
+# The package's messages advise Python arguments (they are written for notebooks); the command's flags instead.
+_FLAGS = [
+    (r"run the same call again: it trains from these weights, counting epochs from 1 \(resume=True would resume "
+     r"from epoch (\d+) in ([^)]+)\)", r"run the command again without --no-resume: it resumes from epoch \1 in \2"),
+    (r"With resume=False the same call starts again at epoch 1: pass resume=True to resume",
+     "With --no-resume the command starts again at epoch 1: leave it out to resume"),
+    (r"resume=False \(--no-resume on the command line\)", "--no-resume"),
+    (r"resume=False", "--no-resume"),
+    (r"the same call", "the same command"),
+    (r"lower it and run", "pass a lower --lr and run"),
+    (r"pass a smaller lr", "pass a smaller --lr"),
+    (r"pass device=None or 'auto'", "pass --device auto"),
+    (r"pass device='auto' or device='cpu' \(device=None would read", "pass --device auto or --device cpu (no --device "
+     "would read"),
+]
+
+
+def in_flags(message: str) -> str:
+    """A package message with its advice in the command line's flags (--no-resume, --lr, --device)."""
+    for pattern, replacement in _FLAGS:
+        message = re.sub(pattern, replacement, message)
+    return message.strip()

@@ -29,9 +29,9 @@ from . import distributed
 from .checks import check_count, check_progress, check_rate  # re-exported: their home is genmodels.checks
 from .device import amp_dtype
 
-__all__ = ["train", "History", "TrainingDiverged", "TrainingInterrupted", "as_tensor", "batches", "check_progress",
-           "check_count", "check_rate", "save_checkpoint", "load_checkpoint", "stop", "describe_non_finite",
-           "diverged_message", "interrupted_message"]
+__all__ = ["train", "History", "TrainingDiverged", "CheckpointRefused", "TrainingInterrupted", "as_tensor", "batches",
+           "check_progress", "check_count", "check_rate", "save_checkpoint", "load_checkpoint", "stop",
+           "describe_non_finite", "diverged_message", "interrupted_message"]
 
 
 @dataclass
@@ -98,12 +98,21 @@ def load_checkpoint(path, device="cpu") -> dict:
     except FileNotFoundError:
         raise
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... depending on the damage
-        raise ValueError(f"the checkpoint {path} is damaged or not a checkpoint ({type(err).__name__}: {err}); "
-                         "delete it, or pass resume=False to start afresh") from err
+        # torch's own first line only: its advice to load with weights_only=False would run the file's code
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "no details"
+        if "weights_only" in first.lower() or "weights only" in first.lower():
+            first = "not a file that torch.load reads safely"
+        raise CheckpointRefused(f"the checkpoint {path} is damaged or not a checkpoint ({type(err).__name__}: "
+                                f"{first}); delete it, or pass resume=False to start afresh") from err
     if not isinstance(state, dict) or not {"model", "epoch", "history"} <= state.keys():
-        raise ValueError(f"the checkpoint {path} was not written by genmodels.training.train; delete it, or pass "
-                         "resume=False to start afresh")
+        raise CheckpointRefused(f"the checkpoint {path} was not written by genmodels.training.train; delete it, or "
+                                "pass resume=False to start afresh")
     return state
+
+
+class CheckpointRefused(ValueError):
+    """A checkpoint that cannot be resumed: damaged, not written by `train`, or written with other settings, another
+    model or another number of processes. The message says how to start afresh."""
 
 
 class TrainingDiverged(FloatingPointError):
@@ -535,10 +544,10 @@ class _Run:
         if written_by != running:
             def processes(n):
                 return "one process" if n == 1 else f"{n} processes (torchrun --nproc-per-node ... with {n} in all)"
-            raise ValueError(f"the checkpoint {path} was written by {processes(written_by)}, and this run has "
-                             f"{processes(running)}: each process resumes its own chains and random streams, so "
-                             f"resume it with {written_by} process{'es' * (written_by > 1)}, or start afresh: pass "
-                             "resume=False (--no-resume on the command line), or delete the file.")
+            raise CheckpointRefused(f"the checkpoint {path} was written by {processes(written_by)}, and this run has "
+                                    f"{processes(running)}: each process resumes its own chains and random streams, "
+                                    f"so resume it with {written_by} process{'es' * (written_by > 1)}, or start "
+                                    "afresh: pass resume=False (--no-resume on the command line), or delete the file.")
         saved, wanted = state.get("config", {}), _plain(self.config)
         if "config" not in state:  # written before checkpoints kept their settings: nothing to compare
             saved = wanted
@@ -547,8 +556,8 @@ class _Run:
         recovering = "diverged_in_epoch" in state and changed.keys() <= _LEARNING_RATES
         if changed and not recovering:
             listed = "; ".join(f"{k}: {old!r} in the checkpoint, {new!r} now" for k, (old, new) in changed.items())
-            raise ValueError(f"the checkpoint {path} was trained with other settings ({listed}). To train with the new "
-                             "ones, start afresh: pass resume=False, or delete the file.")
+            raise CheckpointRefused(f"the checkpoint {path} was trained with other settings ({listed}). To train with "
+                                    "the new ones, start afresh: pass resume=False, or delete the file.")
         new_rates = [group.get("initial_lr", group.get("lr")) for group in self.optimizer.param_groups] \
             if self.optimizer is not None else []
         try:
@@ -558,8 +567,9 @@ class _Run:
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
         except (RuntimeError, ValueError, KeyError) as err:
-            raise ValueError(f"checkpoint {path} does not fit this model or optimiser ({err}); "
-                             "delete it, or pass resume=False to start afresh") from err
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointRefused(f"checkpoint {path} does not fit this model or optimiser ({first}); "
+                                    "delete it, or pass resume=False to start afresh") from err
         recoveries = list(state.get("recoveries", []))
         if changed:  # a recovery: the new learning rates replace the checkpoint's, where a scheduler has taken them
             self._set_learning_rates(new_rates)
