@@ -81,6 +81,9 @@ def test_make_lab_starts_jupyterlab_as_root_or_as_a_user(tmp_path):
     assert (root_notice in said) == (os.geteuid() == 0), said[-2000:]
 
 
+LAB_ROOT = {}  # where the lab fixture's server serves from: {"course": Path}
+
+
 @pytest.fixture(scope="module")
 def lab():
     """JupyterLab with the project's configuration on a temporary copy of notebook 01; yields (base URL, token)."""
@@ -125,6 +128,7 @@ def lab():
                     if server.poll() is not None or time.monotonic() > deadline:
                         pytest.fail(f"JupyterLab did not start:\n{(tmp / 'lab.log').read_text()[-3000:]}")
                     time.sleep(0.5)
+            LAB_ROOT["course"] = root
             yield base, token
         finally:
             os.killpg(server.pid, signal.SIGTERM)  # the server shuts its kernels down on SIGTERM
@@ -227,6 +231,31 @@ def wait_until_done(page, what: str, limit_s: float) -> list[dict]:
             page.screenshot(path=SCREENSHOTS / "timeout.png")
             pytest.fail(f"{what} did not finish within {limit_s:.0f} s: prompts {prompts}")
         time.sleep(0.5)
+
+
+UNEDITED = ["week13/week13.ipynb", "notebooks/00_data_and_setup.ipynb", "exercises/05_vae.ipynb"]  # one of each kind
+
+
+@pytest.mark.parametrize("path", UNEDITED)
+def test_opening_and_saving_an_unedited_notebook_leaves_both_twins_as_committed(chromium_browser, lab, path):
+    """A student opens a notebook, its kernel starts, and saves it unchanged (Ctrl+S): the .ipynb and its .py twin on
+    disk must be byte for byte the committed ones, or a clean clone shows as modified and a later pull conflicts."""
+    root = LAB_ROOT["course"]
+    files = [path, path.replace(".ipynb", ".py")]
+    for name in files:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, root / name)
+    before = (root / path).stat().st_mtime_ns
+    with lab_page(chromium_browser, lab, path, "unedited-" + Path(path).stem) as page:
+        wait_for_the_kernel(page)
+        page.locator(".jp-NotebookPanel").first.click(position={"x": 5, "y": 5})
+        page.keyboard.press("Control+s")
+        page.wait_for_function("() => /Saving completed/.test(document.querySelector('#jp-main-statusbar')?.innerText)")
+        assert (root / path).stat().st_mtime_ns != before, f"{path} was not written"
+    changed = [name for name in files if (root / name).read_bytes() != (REPO / name).read_bytes()]
+    for name in changed:  # kept for a diff with the committed file
+        shutil.copy(root / name, SCREENSHOTS / ("saved-" + Path(name).name))
+    assert not changed, f"saving an unedited notebook changed {changed} (saved copies in {SCREENSHOTS})"
 
 
 def test_notebook_01_runs_clean_in_the_quick_profile(page):

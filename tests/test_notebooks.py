@@ -179,6 +179,21 @@ def test_no_notebook_times_code_sets_threads_or_starts_a_subprocess(script):
     assert not found, f"{script.name} does package work:\n" + "\n".join(found)
 
 
+ALL_PAIRS = sorted(p for folder in ("week13", "notebooks", "exercises", "exercises/solutions")
+                   for p in (REPO / folder).glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", ALL_PAIRS, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_committed_notebook_names_a_tools_version_or_lacks_what_jupyterlab_writes(path):
+    """Opening and saving an unedited notebook must leave the clone clean: no jupytext version in either twin (a
+    newer jupytext would rewrite it; jupytext.toml's notebook_metadata_filter leaves it out), and the kernel's
+    language_info in the .ipynb (JupyterLab adds it on saving)."""
+    assert "jupytext_version:" not in path.with_suffix(".py").read_text()
+    metadata = json.loads(path.read_text())["metadata"]
+    assert "jupytext_version" not in json.dumps(metadata.get("jupytext", {}).get("text_representation", {}))
+    assert metadata.get("language_info", {}).get("name") == "python", f"{path.name}: no language_info"
+
+
 def test_package_work_is_found_in_imports_and_calls():
     code = "import time\nfrom subprocess import run\nimport torch\ntorch.set_num_threads(1)\nx = torch.zeros(3)"
     assert [line.split(":")[0] for line in package_work(code)] == ["line 1", "line 2", "line 4"]

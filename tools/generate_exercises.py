@@ -74,8 +74,16 @@ def generated() -> dict[Path, str]:
     """Each student file (.py and .ipynb) and the text it should hold."""
     files = {}
     for source in sorted(SOLUTIONS.glob("[0-9][0-9]_*.py")):
-        notebook = student_notebook(jupytext.read(source))
-        files[HERE / source.name] = jupytext.writes(notebook, fmt="py:percent")
+        py = jupytext.writes(student_notebook(jupytext.read(source)), fmt="py:percent")
+        files[HERE / source.name] = py
+        # The .ipynb is what JupyterLab writes when a student opens the pair and saves it unedited: the cells as
+        # jupytext reads them back from the .py (with its spacing hints), and the kernel's language_info, as in the
+        # executed solution. Anything else would show the clone as modified after a save.
+        notebook = jupytext.reads(py, fmt="py:percent")
+        notebook.metadata["language_info"] = nbformat.read(source.with_suffix(".ipynb"), as_version=4).metadata[
+            "language_info"]
+        for number, cell in enumerate(notebook.cells):
+            cell.id = f"cell-{number}"
         ipynb = jupytext.writes(notebook, fmt="ipynb")
         files[HERE / source.with_suffix(".ipynb").name] = ipynb if ipynb.endswith("\n") else ipynb + "\n"
     return files
