@@ -107,6 +107,20 @@ def test_training_raises_the_exact_log_likelihood(trained_digits_rbm):
     assert R.log_likelihood(rbm, x) > R.log_likelihood(untrained, x) + 5
 
 
+def test_ais_spread_is_finite_and_its_ess_counts_the_runs_that_carry_the_weight(trained_digits_rbm):
+    """With 3 temperatures the weights' spread exceeds their mean, so log(mean w - 3 SE), the old low end, was -inf;
+    the delta method's log Z ± 3 SE is finite, and the ESS says how few runs carry the weight."""
+    rbm, _ = trained_digits_rbm
+    ais = R.log_partition_ais(rbm, n_betas=3, n_runs=100, generator=torch.Generator().manual_seed(0))
+    w = torch.exp(ais.log_weights - ais.log_weights.max())
+    assert w.std() / math.sqrt(100) > w.mean() / 3  # the old range's low end: log of a negative number
+    assert math.isfinite(ais.log_z_low) and ais.log_z_low < ais.log_z < ais.log_z_high
+    assert ais.ess == pytest.approx((w.sum() ** 2 / (w**2).sum()).item(), rel=1e-9)
+    assert 1 <= ais.ess < 10  # measured 5.9 of 100: a handful of runs carry the estimate
+    assert ais.std_error == pytest.approx(math.sqrt((100 / ais.ess - 1) / 99), rel=1e-9)
+    assert ais.log_z_high - ais.log_z == pytest.approx(3 * ais.std_error)
+
+
 def exact_gradient(rbm, data):
     """∂ mean log p(v)/∂W = ⟨v p(h|v)ᵀ⟩_data - ⟨v p(h|v)ᵀ⟩_model, the model term by enumerating every v."""
     v, p = exact_p_v(rbm)

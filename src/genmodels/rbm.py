@@ -266,12 +266,19 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
 
 
 class AISEstimate(NamedTuple):
-    """log Z from AIS and its spread: log(mean(w) ± 3 standard errors), as Salakhutdinov & Murray (2008) report."""
+    """log Z from forward or reverse AIS, with the Monte-Carlo error of that one estimator.
+
+    `std_error` is the delta method's standard error of log mean(w), SE² = (n/ESS - 1) / (n - 1), always finite;
+    `log_z_low`, `log_z_high` = log_z ∓ 3 SE. `ess` = (Σ w)² / Σ w², the effective sample size of the n weights: n
+    when all runs weigh the same, 1 when one run carries all the weight (then the SE, estimated from those same
+    weights, is not to be trusted either)."""
 
     log_z: float
     log_z_low: float
     log_z_high: float
     log_weights: torch.Tensor
+    std_error: float
+    ess: float
 
 
 @torch.no_grad()
@@ -318,29 +325,48 @@ def log_partition_ais(rbm: RBM, n_betas: int = 14500, n_runs: int = 100,
     Σ_i softplus(b_A,i) + n_hidden·log 2 is known, and anneals through
         log p*_β(v) = (1-β) b_A·v + β b·v + Σ_j softplus(β (c_j + v·W_:j))
     with one Gibbs sweep at each β. log Z = log Z_0 + log mean(w), with log w = Σ_k [log p*_βk - log p*_βk-1](v_k).
+    E[w] = Z/Z_0, so by Jensen E[log Z_AIS] <= log Z: the log-likelihood it gives leans high (optimistic).
     Taught in 01_rbm_pytorch."""
     checks.check_count("n_betas (the number of temperatures)", n_betas, minimum=3)
     checks.check_count("n_runs (a standard error needs two runs at least)", n_runs, minimum=2)
-    betas = torch.tensor(ais_betas(n_betas), dtype=torch.float64)
     rbm = _with_float64(rbm)
+    v = bernoulli(torch.sigmoid(rbm.base_bias).expand(n_runs, rbm.n_visible).contiguous(), generator=generator)
+    log_w = _anneal(rbm, v, ais_betas(n_betas), generator)
+    return _estimate(_base_log_partition(rbm) + _log_mean_exp(log_w), log_w)
+
+
+def _anneal(rbm: RBM, v: torch.Tensor, betas, generator: torch.Generator | None) -> torch.Tensor:
+    """AIS's loop, in either direction: log w += log p*_β(v) - log p*_β_prev(v), then a Gibbs sweep that leaves
+    p*_β invariant, for each consecutive (β_prev, β) of `betas`. Returns log w (float64), one per row of v."""
     W, b, c, bA = rbm.W, rbm.b, rbm.c, rbm.base_bias
-    v = bernoulli(torch.sigmoid(bA).expand(n_runs, rbm.n_visible).contiguous(), generator=generator)
-    log_w = torch.zeros(n_runs, dtype=torch.float64, device=W.device)
+    betas = [float(beta) for beta in betas]
+    log_w = torch.zeros(len(v), dtype=torch.float64, device=W.device)
     db = (b - bA).double()
-    for beta_prev, beta in zip(betas[:-1].tolist(), betas[1:].tolist(), strict=True):
+    for beta_prev, beta in zip(betas[:-1], betas[1:], strict=True):
         x = torch.addmm(c, v, W)
         x64 = x.double()
         log_w += (beta - beta_prev) * (v.double() @ db) + (F.softplus(beta * x64) - F.softplus(beta_prev * x64)).sum(1)
         # one Gibbs sweep that leaves p*_beta invariant
         h = bernoulli(torch.sigmoid(beta * x), generator=generator)
         v = bernoulli(torch.sigmoid((1 - beta) * bA + beta * torch.addmm(b, h, W.t())), generator=generator)
-    log_z0 = F.softplus(bA.double()).sum().item() + rbm.n_hidden * math.log(2)
-    top = log_w.max()
-    r = torch.exp(log_w - top)
-    mean, se = r.mean().item(), r.std().item() / math.sqrt(n_runs)
-    shift = log_z0 + top.item()
-    low = math.log(mean - 3 * se) + shift if mean > 3 * se else -math.inf
-    return AISEstimate(math.log(mean) + shift, low, math.log(mean + 3 * se) + shift, log_w.cpu())
+    return log_w
+
+
+def _base_log_partition(rbm: RBM) -> float:
+    """log Z_0 = Σ_i softplus(b_A,i) + n_hidden·log 2 of the base-rate model, where AIS starts (β = 0)."""
+    return F.softplus(rbm.base_bias.double()).sum().item() + rbm.n_hidden * math.log(2)
+
+
+def _log_mean_exp(log_w: torch.Tensor) -> float:
+    return torch.logsumexp(log_w, 0).item() - math.log(len(log_w))
+
+
+def _estimate(log_z: float, log_w: torch.Tensor) -> AISEstimate:
+    """log_z with its spread: the delta method's SE of log mean(w) and the weights' ESS (see AISEstimate)."""
+    n = len(log_w)
+    ess = math.exp(2 * torch.logsumexp(log_w, 0).item() - torch.logsumexp(2 * log_w, 0).item())
+    se = math.sqrt(max(n / ess - 1, 0.0) / (n - 1))
+    return AISEstimate(log_z, log_z - 3 * se, log_z + 3 * se, log_w.cpu(), se, ess)
 
 
 @torch.no_grad()
