@@ -23,8 +23,9 @@ from . import checks, distributed, rbm_fast, training
 from .device import threads_for
 
 __all__ = ["RBM", "fit", "cd_step_fn", "check_cd_settings", "log_partition_exact", "log_partition_ais", "AISEstimate",
-           "ais_betas", "log_likelihood", "log_probabilities", "pseudo_log_likelihood", "reconstruction_error",
-           "bernoulli", "binary_states", "MAX_EXACT_UNITS"]
+           "ais_betas", "log_partition_reverse_ais", "log_likelihood", "log_likelihood_bracket", "LikelihoodBracket",
+           "log_probabilities", "pseudo_log_likelihood", "reconstruction_error", "bernoulli", "binary_states",
+           "MAX_EXACT_UNITS"]
 
 MAX_EXACT_UNITS = 25  # 2**25 states: a few minutes; beyond, use AIS
 
@@ -271,7 +272,7 @@ class AISEstimate(NamedTuple):
     `std_error` is the delta method's standard error of log mean(w), SE² = (n/ESS - 1) / (n - 1), always finite;
     `log_z_low`, `log_z_high` = log_z ∓ 3 SE. `ess` = (Σ w)² / Σ w², the effective sample size of the n weights: n
     when all runs weigh the same, 1 when one run carries all the weight (then the SE, estimated from those same
-    weights, is not to be trusted either)."""
+    weights, is not to be trusted either). This spread is not the likelihood's bracket: see log_likelihood_bracket."""
 
     log_z: float
     log_z_low: float
@@ -335,6 +336,24 @@ def log_partition_ais(rbm: RBM, n_betas: int = 14500, n_runs: int = 100,
     return _estimate(_base_log_partition(rbm) + _log_mean_exp(log_w), log_w)
 
 
+@torch.no_grad()
+def log_partition_reverse_ais(rbm: RBM, v_start, n_betas: int = 14500,
+                              generator: torch.Generator | None = None) -> AISEstimate:
+    """Reverse AIS (Burda, Grosse & Salakhutdinov 2015): the same annealing run backwards, from the model to the
+    base rate, one run from each row of `v_start`.
+
+    log w = Σ_k [log p*_βk-1 - log p*_βk](v_k) over β_K = 1 > ... > β_0 = 0, and log Z = log Z_0 - log mean(w).
+    Started from exact samples of the model, E[w] = Z_0/Z, so E[log Z_rev] >= log Z: a pessimistic log-likelihood.
+    From other states (the test images, PCD's chains) that guarantee is gone; log_likelihood_bracket reads the same
+    weights one image at a time (RAISE), which bounds the likelihood of AIS's sampler instead."""
+    v = rbm.check(v_start)
+    checks.check_count("len(v_start) (a standard error needs two runs at least)", len(v), minimum=2)
+    checks.check_count("n_betas (the number of temperatures)", n_betas, minimum=3)
+    rbm = _with_float64(rbm)
+    log_w = _anneal(rbm, v.to(rbm.W.device), ais_betas(n_betas)[::-1], generator)
+    return _estimate(_base_log_partition(rbm) - _log_mean_exp(log_w), log_w)
+
+
 def _anneal(rbm: RBM, v: torch.Tensor, betas, generator: torch.Generator | None) -> torch.Tensor:
     """AIS's loop, in either direction: log w += log p*_β(v) - log p*_β_prev(v), then a Gibbs sweep that leaves
     p*_β invariant, for each consecutive (β_prev, β) of `betas`. Returns log w (float64), one per row of v."""
@@ -376,6 +395,57 @@ def log_likelihood(rbm: RBM, v, log_z: float | None = None) -> float:
     if log_z is None:
         log_z = log_partition_exact(rbm)
     return -rbm._free_energy(v).cpu().double().mean().item() - log_z
+
+
+class LikelihoodBracket(NamedTuple):
+    """The average log p(v) of a data set, in nats, between two estimates biased in opposite directions.
+
+    `pessimistic` (RAISE) and `optimistic` (AIS), each with the standard error of its own Monte-Carlo noise;
+    `forward` and `reverse` are the two annealing runs, with their log Z, spread and ESS. The errors are each
+    estimator's noise; the gap between the ends is the bias that neither can rule out."""
+
+    pessimistic: float
+    optimistic: float
+    pessimistic_std_error: float
+    optimistic_std_error: float
+    forward: AISEstimate
+    reverse: AISEstimate
+
+    @property
+    def crossed(self) -> bool:
+        """The pessimistic end above the optimistic one by more than 3 standard errors of their difference: AIS's
+        sampler p_ann fits these images better than the RBM does, so the annealing has not reached the RBM, and
+        neither end bounds its log-likelihood (see log_likelihood_bracket)."""
+        return self.pessimistic - self.optimistic > 3 * math.hypot(self.pessimistic_std_error,
+                                                                   self.optimistic_std_error)
+
+
+@torch.no_grad()
+def log_likelihood_bracket(rbm: RBM, v, n_betas: int = 14500, n_runs: int = 100,
+                           generator: torch.Generator | None = None) -> LikelihoodBracket:
+    """The average log p(v) = -F(v) - log Z of the images v as a bracket (pessimistic, optimistic).
+
+    optimistic = mean -F(v) - log Z_AIS, with log_partition_ais (n_runs from the base rate): E[log Z_AIS] <= log Z,
+    so this end is too high in expectation, always.
+    pessimistic = mean over v of [-F(v) - log Z_0 + log w_rev(v)], with one reverse-AIS run from each image
+    (log_partition_reverse_ais's weights): RAISE (Burda, Grosse & Salakhutdinov 2015). exp of each term is an
+    unbiased estimate of p_ann(v), the probability of v under AIS's own sampler (the base rate, then one Gibbs sweep
+    per temperature), so each term is below log p_ann(v) in expectation. p_ann tends to p as the annealing mixes.
+    On images drawn from the RBM, E log p_ann(v) <= E log p(v) (Gibbs' inequality), a true pessimistic end; on
+    real images it is pessimistic as long as p_ann fits them no better than the RBM, as Burda et al. found. When it
+    does fit them better, the ends cross (bracket.crossed), and the RBM's likelihood is known only to lie below the
+    optimistic end.
+    pessimistic_std_error = std(log w_rev) / sqrt(N) bounds its Monte-Carlo error from above (the spread of the
+    log-weights includes the images' own variety); optimistic_std_error = forward.std_error.
+    Taught in 01_rbm_pytorch."""
+    v = rbm.check(v)
+    forward = log_partition_ais(rbm, n_betas=n_betas, n_runs=n_runs, generator=generator)
+    reverse = log_partition_reverse_ais(rbm, v, n_betas=n_betas, generator=generator)
+    minus_f = -rbm._free_energy(v).cpu().double().mean().item()
+    log_w = reverse.log_weights
+    pessimistic = minus_f - _base_log_partition(rbm) + log_w.mean().item()
+    return LikelihoodBracket(pessimistic, minus_f - forward.log_z, log_w.std().item() / math.sqrt(len(log_w)),
+                             forward.std_error, forward, reverse)
 
 
 @torch.no_grad()
