@@ -180,7 +180,7 @@ def test_reverse_weights_with_the_forward_sign_break_the_bracket(trained_digits_
         return -log_w if betas[0] > betas[-1] else log_w
 
     monkeypatch.setattr(R, "_anneal", forward_sign)
-    wrong = R.log_likelihood_bracket(rbm, v, n_betas=1000, n_runs=100, generator=torch.Generator().manual_seed(0))
+    wrong = R.log_likelihood_bracket(rbm, v, n_betas=100, n_runs=100, generator=torch.Generator().manual_seed(0))
     assert not in_bracket(wrong, exact)
     assert wrong.pessimistic > exact + 5 and wrong.crossed  # the ends cross: a bracket's own warning
 
@@ -493,6 +493,9 @@ def test_on_cuda_one_generator_serves_every_random_draw_and_a_cpu_one_is_a_clear
     assert math.isfinite(R.pseudo_log_likelihood(rbm, x, generator=g))
     ais = R.log_partition_ais(rbm, n_betas=200, n_runs=20, generator=g)
     assert abs(ais.log_z - R.log_partition_exact(rbm)) < 0.5
+    bracket = R.log_likelihood_bracket(rbm, x, n_betas=200, n_runs=20, generator=g)
+    exact = R.log_likelihood(rbm, x)
+    assert abs(bracket.pessimistic - exact) < 0.5 and abs(bracket.optimistic - exact) < 0.5
     with pytest.raises(ValueError, match="generator is on cpu"):
         rbm.sample(5, steps=1, generator=torch.Generator())
     with pytest.raises(ValueError, match="generator is on cpu"):
