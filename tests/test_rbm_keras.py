@@ -180,6 +180,17 @@ def test_log_likelihood_equals_pytorch_on_the_same_weights():
     assert RK.log_likelihood(model, v) == pytest.approx(R.log_likelihood(twin, torch.from_numpy(v)), abs=1e-4)
 
 
+def test_log_likelihood_bracket_equals_pytorch_on_the_same_weights():
+    """One bracket for both frameworks: the same copied weights and the same generator seed give the same numbers."""
+    twin, model = small_pair()
+    v = (np.random.default_rng(0).random((20, 12)) < 0.5).astype("float32")
+    keras_side = RK.log_likelihood_bracket(model, v, n_betas=20, n_runs=10, generator=torch.Generator().manual_seed(0))
+    torch_side = R.log_likelihood_bracket(twin, torch.from_numpy(v), n_betas=20, n_runs=10,
+                                          generator=torch.Generator().manual_seed(0))
+    assert keras_side.pessimistic == pytest.approx(torch_side.pessimistic, abs=1e-4)  # float32 free energies
+    assert keras_side.optimistic == pytest.approx(torch_side.optimistic, abs=1e-4)
+
+
 def test_monitors_equal_pytorch_on_the_same_weights():
     twin, model = small_pair()
     v = (np.random.default_rng(1).random((40, 12)) < 0.5).astype("float32")

@@ -20,7 +20,8 @@ Infrastructure (taught in 00_data_and_setup)
     keras_training  the Keras side's progress output and batched prediction (06_vae_keras)
     source          a function's code without its docstring, as the lecture's slides show it: show_source
 Models
-    rbm             01_rbm_pytorch: RBM, fit, log_partition_exact, log_partition_ais, log_likelihood, binary_states
+    rbm             01_rbm_pytorch: RBM, fit, log_partition_exact, log_partition_ais, log_likelihood, binary_states,
+                    log_likelihood_bracket (RAISE's pessimistic end beside AIS's optimistic one)
     rbm_fast        the RBM's training step made fast on x86 CPUs (rbm.fit uses it; benchmarks/rbm.py)
     rbm_keras       02_rbm_keras: the same RBM in Keras 3, on TensorFlow, PyTorch or JAX
     keras_backends  code run under another Keras backend, in a fresh process: run_on_backend (02_rbm_keras)

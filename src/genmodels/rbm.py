@@ -23,8 +23,9 @@ from . import checks, distributed, rbm_fast, training
 from .device import threads_for
 
 __all__ = ["RBM", "fit", "cd_step_fn", "check_cd_settings", "log_partition_exact", "log_partition_ais", "AISEstimate",
-           "ais_betas", "log_likelihood", "log_probabilities", "pseudo_log_likelihood", "reconstruction_error",
-           "bernoulli", "binary_states", "MAX_EXACT_UNITS"]
+           "ais_betas", "log_partition_reverse_ais", "log_likelihood", "log_likelihood_bracket", "LikelihoodBracket",
+           "log_probabilities", "pseudo_log_likelihood", "reconstruction_error", "bernoulli", "binary_states",
+           "MAX_EXACT_UNITS"]
 
 MAX_EXACT_UNITS = 25  # 2**25 states: a few minutes; beyond, use AIS
 
@@ -266,12 +267,19 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
 
 
 class AISEstimate(NamedTuple):
-    """log Z from AIS and its spread: log(mean(w) ± 3 standard errors), as Salakhutdinov & Murray (2008) report."""
+    """log Z from forward or reverse AIS, with the Monte-Carlo error of that one estimator.
+
+    `std_error` is the delta method's standard error of log mean(w), SE² = (n/ESS - 1) / (n - 1), always finite;
+    `log_z_low`, `log_z_high` = log_z ∓ 3 SE. `ess` = (Σ w)² / Σ w², the effective sample size of the n weights: n
+    when all runs weigh the same, 1 when one run carries all the weight (then the SE, estimated from those same
+    weights, is not to be trusted either). This spread is not the likelihood's bracket: see log_likelihood_bracket."""
 
     log_z: float
     log_z_low: float
     log_z_high: float
     log_weights: torch.Tensor
+    std_error: float
+    ess: float
 
 
 @torch.no_grad()
@@ -318,29 +326,66 @@ def log_partition_ais(rbm: RBM, n_betas: int = 14500, n_runs: int = 100,
     Σ_i softplus(b_A,i) + n_hidden·log 2 is known, and anneals through
         log p*_β(v) = (1-β) b_A·v + β b·v + Σ_j softplus(β (c_j + v·W_:j))
     with one Gibbs sweep at each β. log Z = log Z_0 + log mean(w), with log w = Σ_k [log p*_βk - log p*_βk-1](v_k).
+    E[w] = Z/Z_0, so by Jensen E[log Z_AIS] <= log Z: the log-likelihood it gives leans high (optimistic).
     Taught in 01_rbm_pytorch."""
     checks.check_count("n_betas (the number of temperatures)", n_betas, minimum=3)
     checks.check_count("n_runs (a standard error needs two runs at least)", n_runs, minimum=2)
-    betas = torch.tensor(ais_betas(n_betas), dtype=torch.float64)
     rbm = _with_float64(rbm)
+    v = bernoulli(torch.sigmoid(rbm.base_bias).expand(n_runs, rbm.n_visible).contiguous(), generator=generator)
+    log_w = _anneal(rbm, v, ais_betas(n_betas), generator)
+    return _estimate(_base_log_partition(rbm) + _log_mean_exp(log_w), log_w)
+
+
+@torch.no_grad()
+def log_partition_reverse_ais(rbm: RBM, v_start, n_betas: int = 14500,
+                              generator: torch.Generator | None = None) -> AISEstimate:
+    """Reverse AIS (Burda, Grosse & Salakhutdinov 2015): the same annealing run backwards, from the model to the
+    base rate, one run from each row of `v_start`.
+
+    log w = Σ_k [log p*_βk-1 - log p*_βk](v_k) over β_K = 1 > ... > β_0 = 0, and log Z = log Z_0 - log mean(w).
+    Started from exact samples of the model, E[w] = Z_0/Z, so E[log Z_rev] >= log Z: a pessimistic log-likelihood.
+    From other states (the test images, PCD's chains) that guarantee is gone; log_likelihood_bracket reads the same
+    weights one image at a time (RAISE), which bounds the likelihood of AIS's sampler instead."""
+    v = rbm.check(v_start)
+    checks.check_count("len(v_start) (a standard error needs two runs at least)", len(v), minimum=2)
+    checks.check_count("n_betas (the number of temperatures)", n_betas, minimum=3)
+    rbm = _with_float64(rbm)
+    log_w = _anneal(rbm, v.to(rbm.W.device), ais_betas(n_betas)[::-1], generator)
+    return _estimate(_base_log_partition(rbm) - _log_mean_exp(log_w), log_w)
+
+
+def _anneal(rbm: RBM, v: torch.Tensor, betas, generator: torch.Generator | None) -> torch.Tensor:
+    """AIS's loop, in either direction: log w += log p*_β(v) - log p*_β_prev(v), then a Gibbs sweep that leaves
+    p*_β invariant, for each consecutive (β_prev, β) of `betas`. Returns log w (float64), one per row of v."""
     W, b, c, bA = rbm.W, rbm.b, rbm.c, rbm.base_bias
-    v = bernoulli(torch.sigmoid(bA).expand(n_runs, rbm.n_visible).contiguous(), generator=generator)
-    log_w = torch.zeros(n_runs, dtype=torch.float64, device=W.device)
+    betas = [float(beta) for beta in betas]
+    log_w = torch.zeros(len(v), dtype=torch.float64, device=W.device)
     db = (b - bA).double()
-    for beta_prev, beta in zip(betas[:-1].tolist(), betas[1:].tolist(), strict=True):
+    for beta_prev, beta in zip(betas[:-1], betas[1:], strict=True):
         x = torch.addmm(c, v, W)
         x64 = x.double()
         log_w += (beta - beta_prev) * (v.double() @ db) + (F.softplus(beta * x64) - F.softplus(beta_prev * x64)).sum(1)
         # one Gibbs sweep that leaves p*_beta invariant
         h = bernoulli(torch.sigmoid(beta * x), generator=generator)
         v = bernoulli(torch.sigmoid((1 - beta) * bA + beta * torch.addmm(b, h, W.t())), generator=generator)
-    log_z0 = F.softplus(bA.double()).sum().item() + rbm.n_hidden * math.log(2)
-    top = log_w.max()
-    r = torch.exp(log_w - top)
-    mean, se = r.mean().item(), r.std().item() / math.sqrt(n_runs)
-    shift = log_z0 + top.item()
-    low = math.log(mean - 3 * se) + shift if mean > 3 * se else -math.inf
-    return AISEstimate(math.log(mean) + shift, low, math.log(mean + 3 * se) + shift, log_w.cpu())
+    return log_w
+
+
+def _base_log_partition(rbm: RBM) -> float:
+    """log Z_0 = Σ_i softplus(b_A,i) + n_hidden·log 2 of the base-rate model, where AIS starts (β = 0)."""
+    return F.softplus(rbm.base_bias.double()).sum().item() + rbm.n_hidden * math.log(2)
+
+
+def _log_mean_exp(log_w: torch.Tensor) -> float:
+    return torch.logsumexp(log_w, 0).item() - math.log(len(log_w))
+
+
+def _estimate(log_z: float, log_w: torch.Tensor) -> AISEstimate:
+    """log_z with its spread: the delta method's SE of log mean(w) and the weights' ESS (see AISEstimate)."""
+    n = len(log_w)
+    ess = math.exp(2 * torch.logsumexp(log_w, 0).item() - torch.logsumexp(2 * log_w, 0).item())
+    se = math.sqrt(max(n / ess - 1, 0.0) / (n - 1))
+    return AISEstimate(log_z, log_z - 3 * se, log_z + 3 * se, log_w.cpu(), se, ess)
 
 
 @torch.no_grad()
@@ -350,6 +395,57 @@ def log_likelihood(rbm: RBM, v, log_z: float | None = None) -> float:
     if log_z is None:
         log_z = log_partition_exact(rbm)
     return -rbm._free_energy(v).cpu().double().mean().item() - log_z
+
+
+class LikelihoodBracket(NamedTuple):
+    """The average log p(v) of a data set, in nats, between two estimates biased in opposite directions.
+
+    `pessimistic` (RAISE) and `optimistic` (AIS), each with the standard error of its own Monte-Carlo noise;
+    `forward` and `reverse` are the two annealing runs, with their log Z, spread and ESS. The errors are each
+    estimator's noise; the gap between the ends is the bias that neither can rule out."""
+
+    pessimistic: float
+    optimistic: float
+    pessimistic_std_error: float
+    optimistic_std_error: float
+    forward: AISEstimate
+    reverse: AISEstimate
+
+    @property
+    def crossed(self) -> bool:
+        """The pessimistic end above the optimistic one by more than 3 standard errors of their difference: AIS's
+        sampler p_ann fits these images better than the RBM does, so the annealing has not reached the RBM, and
+        neither end bounds its log-likelihood (see log_likelihood_bracket)."""
+        return self.pessimistic - self.optimistic > 3 * math.hypot(self.pessimistic_std_error,
+                                                                   self.optimistic_std_error)
+
+
+@torch.no_grad()
+def log_likelihood_bracket(rbm: RBM, v, n_betas: int = 14500, n_runs: int = 100,
+                           generator: torch.Generator | None = None) -> LikelihoodBracket:
+    """The average log p(v) = -F(v) - log Z of the images v as a bracket (pessimistic, optimistic).
+
+    optimistic = mean -F(v) - log Z_AIS, with log_partition_ais (n_runs from the base rate): E[log Z_AIS] <= log Z,
+    so this end is too high in expectation, always.
+    pessimistic = mean over v of [-F(v) - log Z_0 + log w_rev(v)], with one reverse-AIS run from each image
+    (log_partition_reverse_ais's weights): RAISE (Burda, Grosse & Salakhutdinov 2015). exp of each term is an
+    unbiased estimate of p_ann(v), the probability of v under AIS's own sampler (the base rate, then one Gibbs sweep
+    per temperature), so each term is below log p_ann(v) in expectation. p_ann tends to p as the annealing mixes.
+    On images drawn from the RBM, E log p_ann(v) <= E log p(v) (Gibbs' inequality), a true pessimistic end; on
+    real images it is pessimistic as long as p_ann fits them no better than the RBM, as Burda et al. found. When it
+    does fit them better, the ends cross (bracket.crossed), and the RBM's likelihood is known only to lie below the
+    optimistic end.
+    pessimistic_std_error = std(log w_rev) / sqrt(N) bounds its Monte-Carlo error from above (the spread of the
+    log-weights includes the images' own variety); optimistic_std_error = forward.std_error.
+    Taught in 01_rbm_pytorch."""
+    v = rbm.check(v)
+    forward = log_partition_ais(rbm, n_betas=n_betas, n_runs=n_runs, generator=generator)
+    reverse = log_partition_reverse_ais(rbm, v, n_betas=n_betas, generator=generator)
+    minus_f = -rbm._free_energy(v).cpu().double().mean().item()
+    log_w = reverse.log_weights
+    pessimistic = minus_f - _base_log_partition(rbm) + log_w.mean().item()
+    return LikelihoodBracket(pessimistic, minus_f - forward.log_z, log_w.std().item() / math.sqrt(len(log_w)),
+                             forward.std_error, forward, reverse)
 
 
 @torch.no_grad()

@@ -28,8 +28,8 @@ from . import checks, keras_training
 from . import rbm as torch_rbm
 
 __all__ = ["RBM", "MomentumSGD", "fit", "to_pytorch", "from_pytorch", "log_partition_exact", "log_partition_ais",
-           "log_likelihood", "pseudo_log_likelihood", "reconstruction_error", "scores_from_weights",
-           "bernoulli"]
+           "log_likelihood", "log_likelihood_bracket", "pseudo_log_likelihood", "reconstruction_error",
+           "scores_from_weights", "bernoulli"]
 
 
 class RBM(keras.Model):
@@ -294,6 +294,14 @@ def log_likelihood(model: RBM, v, log_z: float | None = None) -> float:
         log_z = log_partition_exact(model)
     free_energy = keras_training.batched(model._free_energy, v)
     return -float(free_energy.astype(np.float64).mean()) - log_z
+
+
+def log_likelihood_bracket(model: RBM, v, n_betas: int = 14500, n_runs: int = 100,
+                           generator=None) -> torch_rbm.LikelihoodBracket:
+    """Average log p(v) between RAISE's pessimistic end and AIS's optimistic one: rbm.log_likelihood_bracket on the
+    copied weights (one bracket for both frameworks).  Taught in 01_rbm_pytorch."""
+    return torch_rbm.log_likelihood_bracket(to_pytorch(model), model.check(v), n_betas=n_betas, n_runs=n_runs,
+                                            generator=generator)
 
 
 def pseudo_log_likelihood(model: RBM, v, seed=None) -> float:
