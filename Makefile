@@ -41,12 +41,19 @@ CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-quic --no-firs
 	--disable-component-update --disable-sync --allow-file-access-from-files \
 	--host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 
-.PHONY: venv run lab test test-latest baseline bench sync lint clean slides html handout exercises
+.PHONY: help venv run lab test test-latest baseline bench sync lint clean slides html handout exercises
+
+## help: this list, each target with what it does (read from the Makefile's ## comments)
+help:
+	@awk '/^## [a-z-]+: / { sub(/^## /, ""); i = index($$0, ": "); \
+		printf "make %-12s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2); block = 1; next } \
+		/^## / { if (block) { sub(/^## /, ""); printf "%18s%s\n", "", $$0 } next } { block = 0 }' $(firstword $(MAKEFILE_LIST))
 
 ifeq ($(VENV),$(LATEST_VENV))
 venv:  # built by make test-latest, newest releases: never install the pins into it
 	@test -x $(VENV)/bin/python || { echo "$(VENV) is made by make test-latest"; exit 1; }
 else
+## venv: the environment in .venv, from pyproject.toml's pins (every other target makes it first)
 venv: $(STAMP)
 endif
 
@@ -145,9 +152,11 @@ exercises: venv
 sync: venv
 	jupytext --sync $(SCRIPTS)
 
+## lint: ruff over the repository (make test runs it first)
 lint: venv
 	ruff check .
 
+## clean: remove what the tools built (_build/, caches); keeps .venv, node_modules and data/
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

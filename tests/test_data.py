@@ -229,6 +229,22 @@ def test_a_silent_server_times_out_and_is_not_asked_twice(isolated_data, monkeyp
     server.close()
 
 
+def test_two_silent_mirrors_share_one_timeout(isolated_data, monkeypatch):
+    """The README's promise, offline a data set gives up within the timeout, holds with every mirror silent: the
+    second mirror gets what the first left of the time (here nothing), not a timeout of its own."""
+    servers = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
+    held = []
+    for server in servers:
+        threading.Thread(target=lambda s=server: held.extend(s.accept() for _ in range(3)), daemon=True).start()
+    monkeypatch.setattr(data, "MIRRORS", {"mnist": [f"http://127.0.0.1:{s.getsockname()[1]}/" for s in servers]})
+    start = time.perf_counter()
+    with pytest.raises(data.DataNotFoundError, match="had run out"):
+        data.load_split("mnist", "test", progress=False, timeout=2)
+    assert time.perf_counter() - start < 3.5  # one 2 s timeout in all; each mirror its own would be 4 s and more
+    for server in servers:
+        server.close()
+
+
 def test_quick_profile_never_falls_back(isolated_data):
     with pytest.raises(data.DataNotFoundError, match="(?s)quick profile needs MNIST.s test split.*GENMODELS_DATA"):
         data.load_data("quick")

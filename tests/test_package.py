@@ -101,3 +101,17 @@ def test_the_package_map_names_every_module_and_each_module_lists_what_others_us
                          if not hasattr(imported, n)]
         problems += [f"{module}.{n} is used but not in its __all__" for n in sorted(wanted.get(module, set()) - listed)]
     assert not problems, "\n".join(problems)
+
+
+def test_make_help_lists_every_phony_target_with_its_comment():
+    import os
+
+    makefile = (REPO / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY: (.*)$", makefile, re.M).group(1).split()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    listed = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO, capture_output=True, text=True,
+                            check=True, env=env).stdout
+    names = re.findall(r"^make (\S+)", listed, re.M)
+    assert sorted(names) == sorted(phony), listed
+    assert subprocess.run(["make", "--no-print-directory"], cwd=REPO, capture_output=True, text=True,
+                          env=env).stdout == listed  # plain `make` shows the same list

@@ -14,6 +14,7 @@ import http.client
 import os
 import struct
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -44,7 +45,7 @@ MIRRORS = {  # https only: a file fetched in the clear could be altered on the w
     # four files over https.
     "fashion-mnist": ["https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"],
 }
-TIMEOUT_S = 10.0  # connect and read timeout for each download: offline, nothing waits longer than this
+TIMEOUT_S = 10.0  # the wait for a data set's mirrors, all together: offline, nothing waits longer than this
 
 NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "digits": "scikit-learn digits (8x8, resized)"}
 CLASSES = {
@@ -218,14 +219,22 @@ _unreachable: set[str] = set()  # mirrors that failed to answer in this process:
 
 
 def _fetch(dataset: str, spec: IdxFile, timeout: float, progress: bool) -> Path:
+    """The file from the first mirror that answers. `timeout` bounds the wait for all mirrors together: a mirror left
+    unasked when it runs out counts as unreachable, so that offline a data set gives up within `timeout`."""
     dest = CACHE_DIR / dataset / f"{spec.name}.gz"
     errors = []
+    deadline = time.monotonic() + timeout
     for mirror in MIRRORS[dataset]:
         if mirror in _unreachable:
             errors.append(f"{mirror}: unreachable earlier in this session")
             continue
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _unreachable.add(mirror)
+            errors.append(f"{mirror}: not asked, the {timeout:g} s for downloads had run out")
+            continue
         try:
-            if not download(mirror + spec.name + ".gz", dest, spec, timeout=timeout, progress=progress):
+            if not download(mirror + spec.name + ".gz", dest, spec, timeout=left, progress=progress):
                 warnings.warn(f"{dest}: downloaded from {mirror}; header is right but the content could not be "
                               "verified by checksum", stacklevel=3)
             return dest
@@ -295,7 +304,7 @@ def _missing_message(dataset, split, data_dir):
     return (
         f"{NAMES[dataset]} {split} split not found: need {names}.\n  Looked in:\n  {looked}{notes}\n"
         f"Put the files in {CACHE_DIR / dataset}, or set GENMODELS_DATA to a directory that holds {dataset}/ "
-        f"(for example GENMODELS_DATA=../shared/data)."
+        f"(for example GENMODELS_DATA=~/datasets, holding mnist/t10k-images-idx3-ubyte.gz and the others)."
     )
 
 
