@@ -294,6 +294,39 @@ def test_cd_step_is_sgd_with_momentum_and_decoupled_weight_decay(persistent, mom
     assert ours.n_updates == 6
 
 
+def test_a_linear_schedule_is_sgd_with_the_rate_falling_to_zero(monkeypatch):
+    """decay_updates = T: update t takes the rate lr·(1 - t/T), in the increment Δθ ← μΔθ + lr_t·g and in the weight
+    decay alike (written out by hand here); fit's lr_schedule='linear' decays over all its epochs' updates."""
+    monkeypatch.setattr(rbm_fast, "applies", lambda rbm: False)
+    x = torch.bernoulli(torch.full((30, 6), 0.5), generator=torch.Generator().manual_seed(0))
+    ours, reference = random_rbm(6, 3, seed=3), random_rbm(6, 3, seed=3)
+    lr, decay, T, mu = 0.1, 0.05, 6, 0.5
+    step = R.cd_step_fn(ours, lr=lr, weight_decay=decay, momentum=(mu, mu), decay_updates=T)
+    increments = [torch.zeros_like(p) for p in (reference.W, reference.b, reference.c)]
+    for i in range(T):
+        v = x[i * 5:(i + 1) * 5]
+        torch.manual_seed(i)
+        step(v)
+        torch.manual_seed(i)
+        *gradient, _ = reference.contrastive_divergence(v)
+        rate = lr * (1 - i / T)
+        with torch.no_grad():
+            increments = [mu * inc + rate * g for inc, g in zip(increments, gradient, strict=True)]
+            reference.W.mul_(1 - rate * decay)
+            for theta, inc in zip((reference.W, reference.b, reference.c), increments, strict=True):
+                theta.add_(inc)
+        for name in ("W", "b", "c"):
+            torch.testing.assert_close(getattr(ours, name), getattr(reference, name))
+    done = random_rbm(6, 3, seed=4)
+    R.fit(done, x, epochs=2, batch_size=10, lr=0.1, momentum=(0.0, 0.0), lr_schedule="linear", progress="none")
+    assert done.n_updates == 6  # 3 batches in each of 2 epochs: T = 6
+    before = done.W.detach().clone()
+    R.cd_step_fn(done, lr=0.1, momentum=(0.0, 0.0), decay_updates=6)(x[:10])  # a 7th update: the rate is 0
+    torch.testing.assert_close(done.W.detach(), before, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="lr_schedule must be 'constant' or 'linear'"):
+        R.fit(R.RBM(6, 3), x, epochs=1, lr_schedule="cosine", progress="none")
+
+
 def test_cd_reports_the_reconstruction_error_of_one_batch_in_monitor_every():
     rbm = random_rbm(6, 3, scale=0.1)
     v = torch.bernoulli(torch.full((5, 6), 0.5), generator=torch.Generator().manual_seed(0))

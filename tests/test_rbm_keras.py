@@ -248,3 +248,14 @@ def test_fit_refuses_bad_settings_as_rbm_fit_does(settings, message):
         RK.fit(RK.RBM(784, 10, seed=0), x, epochs=1, **settings)
     with pytest.raises(ValueError, match=message):
         R.fit(R.RBM(784, 10), x, epochs=1, **settings)
+
+
+def test_a_linear_schedule_falls_to_zero_over_the_fits_updates_as_rbm_fit_does():
+    x = (np.random.default_rng(0).random((30, 784)) < 0.3).astype(np.float32)
+    model = RK.RBM(784, 10, seed=0)
+    RK.fit(model, x, epochs=2, batch_size=10, lr=0.05, lr_schedule="linear", progress="none")
+    schedule = model.optimizer._learning_rate  # lr·(1 - t/T) over T = 6 updates
+    assert [round(float(schedule(t)), 6) for t in (0, 3, 6)] == [0.05, 0.025, 0.0]
+    assert int(model.optimizer.iterations) == 6
+    with pytest.raises(ValueError, match="lr_schedule must be 'constant' or 'linear'"):
+        RK.fit(RK.RBM(784, 10, seed=0), x, epochs=1, lr_schedule="cosine")

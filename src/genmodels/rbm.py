@@ -198,9 +198,12 @@ class RBM(nn.Module):
 
 
 def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = False, weight_decay: float = 2e-4,
-               momentum=(0.5, 0.9), momentum_switch: int = 0, monitor_every: int = 10):
+               momentum=(0.5, 0.9), momentum_switch: int = 0, monitor_every: int = 10,
+               decay_updates: int | None = None):
     """A `step_fn` for genmodels.training.train: one CD-k (or PCD-k) update of `rbm` per batch, `rbm.sgd_step` with
-    μ = momentum[0] for the first `momentum_switch` updates, then momentum[1]. Reports the reconstruction error
+    μ = momentum[0] for the first `momentum_switch` updates, then momentum[1]; with `decay_updates` = T, the learning
+    rate falls linearly to 0 over T updates, lr_t = lr·(1 - t/T) (Tieleman 2008: PCD's chains keep up with
+    parameters that move ever more slowly). Reports the reconstruction error
     Σ_i (v_i - v⁻_i)² of one batch in `monitor_every` (CD only: PCD's negatives are not reconstructions); batches are
     random, so its epoch mean estimates the mean over all examples. rbm.fit trains with it. Under torchrun each rank
     holds a shard of the batch (and, for PCD, its own chains): the step averages both phases' statistics over the
@@ -212,16 +215,18 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
 
     def step(v):
         mu = momentum[0] if rbm.n_updates < momentum_switch else momentum[1]
+        rate = lr if decay_updates is None else lr * max(0.0, 1.0 - float(rbm.n_updates) / decay_updates)
         if distributed.from_environment().active:
             v_neg = rbm.negative_phase(v, k, persistent)
             positive = distributed.average(rbm.phase_statistics(v), weight=len(v))
             negative = distributed.average(rbm.phase_statistics(v_neg), weight=len(v_neg))
-            rbm.sgd_step([p - q for p, q in zip(positive, negative, strict=True)], lr, mu, weight_decay)
+            rbm.sgd_step([p - q for p, q in zip(positive, negative, strict=True)], rate, mu, weight_decay)
         elif fast:
-            v_neg = rbm_fast.cd_step(rbm, v, k=k, persistent=persistent, lr=lr, momentum=mu, weight_decay=weight_decay)
+            v_neg = rbm_fast.cd_step(rbm, v, k=k, persistent=persistent, lr=rate, momentum=mu,
+                                     weight_decay=weight_decay)
         else:
             *gradient, v_neg = rbm.contrastive_divergence(v, k, persistent)
-            rbm.sgd_step(gradient, lr, mu, weight_decay)
+            rbm.sgd_step(gradient, rate, mu, weight_decay)
         if persistent or (rbm.n_updates - 1) % monitor_every:  # the 1st, (1 + monitor_every)th, ... update
             return {}
         return {"recon_error": F.mse_loss(v_neg, v, reduction="sum") / len(v)}
@@ -241,11 +246,13 @@ def check_cd_settings(*, k: int, batch_size: int, lr: float, momentum) -> None:
 
 
 def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: int = 1, persistent: bool = False,
-        weight_decay: float = 2e-4, momentum=(0.5, 0.9), momentum_epochs: int = 5, init_bias: bool = True,
-        evaluate=None, checkpoint=None, resume: bool = True, progress: str = "bar", seed: int = 0):
+        weight_decay: float = 2e-4, momentum=(0.5, 0.9), momentum_epochs: int = 5, lr_schedule: str = "constant",
+        init_bias: bool = True, evaluate=None, checkpoint=None, resume: bool = True, progress: str = "bar",
+        seed: int = 0):
     """Train `rbm` on binary data `x` by CD-k (or PCD-k with persistent=True) through genmodels.training.train.
     Visible biases start from the data's pixel log-odds; momentum rises from momentum[0] to momentum[1] after
-    `momentum_epochs` epochs. Returns the training History.  Taught in 01_rbm_pytorch."""
+    `momentum_epochs` epochs; lr_schedule "linear" lowers the learning rate linearly to 0 at the end of `epochs`
+    (cd_step_fn's decay_updates). Returns the training History.  Taught in 01_rbm_pytorch."""
     __tracebackhide__ = True  # a mistake in the call shows the student's line and the message (IPython, pytest)
     check_cd_settings(k=k, batch_size=batch_size, lr=lr, momentum=momentum)
     if persistent:
@@ -253,11 +260,17 @@ def fit(rbm: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: 
     x, pixel_means = rbm._check(x)  # one pass over the data
     if init_bias and not (checkpoint is not None and resume and Path(checkpoint).exists()):
         rbm._set_base_rates(pixel_means)  # as init_visible_bias(x) would
+    if lr_schedule not in ("constant", "linear"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'linear' (to 0 at the last epoch), got {lr_schedule!r}")
     updates_per_epoch = math.ceil(len(x) / batch_size)
+    decay_updates = epochs * updates_per_epoch if lr_schedule == "linear" else None
     step = cd_step_fn(rbm, lr=lr, k=k, persistent=persistent, weight_decay=weight_decay, momentum=momentum,
-                      momentum_switch=momentum_epochs * updates_per_epoch, monitor_every=min(10, updates_per_epoch))
+                      momentum_switch=momentum_epochs * updates_per_epoch, monitor_every=min(10, updates_per_epoch),
+                      decay_updates=decay_updates)
     config = dict(lr=lr, k=k, persistent=persistent, weight_decay=weight_decay, momentum=momentum,
                   momentum_epochs=momentum_epochs)
+    if decay_updates is not None:  # a linear schedule ends at `epochs`: resuming with another length is another run
+        config.update(lr_schedule=lr_schedule, decay_updates=decay_updates)
     with threads_for(batch_size * rbm.n_visible * rbm.n_hidden, rbm.W.device):  # one CPU thread for small models
         return training.train(rbm, x, epochs=epochs, batch_size=batch_size, step_fn=step, evaluate=evaluate,
                               checkpoint=checkpoint, resume=resume, progress=progress, seed=seed, config=config)

@@ -230,12 +230,15 @@ class MomentumSGD(keras.optimizers.Optimizer):
 
 
 def fit(model: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k: int = 1, persistent: bool = False,
-        weight_decay: float = 2e-4, momentum=(0.5, 0.9), momentum_epochs: int = 5, init_bias: bool = True,
-        x_test=None, evaluate=None, backup_dir=None, progress: str = "bar", callbacks=(), seed: int = 0):
+        weight_decay: float = 2e-4, momentum=(0.5, 0.9), momentum_epochs: int = 5, lr_schedule: str = "constant",
+        init_bias: bool = True, x_test=None, evaluate=None, backup_dir=None, progress: str = "bar", callbacks=(),
+        seed: int = 0):
     """Train `model` on binary data `x` by CD-k (or PCD-k with persistent=True) with `model.fit`, as rbm.fit does:
     visible biases from the data's pixel log-odds, momentum from momentum[0] to momentum[1] after `momentum_epochs`
-    epochs. `x_test` adds Keras' validation metrics (val_recon_error); `evaluate()` adds its numbers to each epoch's
-    logs; `backup_dir` lets a stopped or diverged fit resume (Keras' BackupAndRestore, through keras_training.fit).
+    epochs, lr_schedule "linear" lowering the learning rate linearly to 0 at the end of `epochs` (Keras'
+    PolynomialDecay with power 1). `x_test` adds Keras' validation metrics (val_recon_error); `evaluate()` adds its
+    numbers to each epoch's logs; `backup_dir` lets a stopped or diverged fit resume (Keras' BackupAndRestore, through
+    keras_training.fit).
     Returns Keras' History.  Taught in 02_rbm_keras."""
     __tracebackhide__ = True  # a mistake in the call shows the student's line and the message (IPython, pytest)
     torch_rbm.check_cd_settings(k=k, batch_size=batch_size, lr=lr, momentum=momentum)
@@ -244,8 +247,12 @@ def fit(model: RBM, x, *, epochs: int, batch_size: int = 100, lr: float = 0.1, k
     if init_bias:
         model._set_base_rates(pixel_means)  # as init_visible_bias(x) would; a backup, if any, overwrites it
     model.k, model.persistent = k, persistent
+    if lr_schedule not in ("constant", "linear"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'linear' (to 0 at the last epoch), got {lr_schedule!r}")
     updates_per_epoch = math.ceil(len(x) / batch_size)
-    model.compile(optimizer=MomentumSGD(lr, momentum, momentum_epochs * updates_per_epoch, weight_decay))
+    rate = lr if lr_schedule == "constant" else keras.optimizers.schedules.PolynomialDecay(
+        lr, decay_steps=epochs * updates_per_epoch, end_learning_rate=0.0, power=1.0)  # lr·(1 - t/T), as rbm.fit
+    model.compile(optimizer=MomentumSGD(rate, momentum, momentum_epochs * updates_per_epoch, weight_decay))
     return keras_training.fit(model, x, epochs=epochs, batch_size=batch_size, evaluate=evaluate, progress=progress,
                               validation_data=None if x_test is None else (model.check(x_test),),
                               callbacks=callbacks, seed=seed, backup_dir=backup_dir)
