@@ -306,7 +306,7 @@ def log_likelihood(model: RBM, v, log_z: float | None = None) -> float:
 def log_likelihood_bracket(model: RBM, v, n_betas: int = 14500, n_runs: int = 100,
                            generator=None) -> torch_rbm.LikelihoodBracket:
     """Average log p(v) between RAISE's pessimistic end and AIS's optimistic one: rbm.log_likelihood_bracket on the
-    copied weights (one bracket for both frameworks).  Taught in 01_rbm_pytorch."""
+    copied weights (one bracket for both frameworks).  Taught in 02_rbm_keras."""
     return torch_rbm.log_likelihood_bracket(to_pytorch(model), model.check(v), n_betas=n_betas, n_runs=n_runs,
                                             generator=generator)
 
