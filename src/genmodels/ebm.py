@@ -13,9 +13,10 @@ The replay buffer's states and fresh chains from noise are two different sampler
 `n_steps / restart` Langevin steps since its chain last started from noise, on average (mean_steps_from_noise): the
 tutorial's 5 % restarts train the energy against chains hundreds of steps old, and nothing in training shapes what a
 short chain from noise meets, so the buffer can look like data while `generate` from noise draws textures. Restarting
-half the chains (restart=0.5) from a buffer small enough that its states are drawn again and again keeps the
-negatives about as young as the generation chain from noise (GENERATE): what the model was trained against is then
-what a student draws, the short-run MCMC of Nijkamp, Hill, Zhu & Wu (2019) with a little persistence.
+a large fraction of the chains (restart 0.2 to 0.5, from a buffer small enough that its states are drawn again and
+again) keeps the negatives about as young as the generation chain from noise (GENERATE): what the model was trained
+against is then what a student draws, the short-run MCMC of Nijkamp, Hill, Zhu & Wu (2019) with a little
+persistence. The price is the buffer's: its young states look less like data than the tutorial's old ones.
 
 Images come in and go out as grey levels in [0, 1], as everywhere in the course; inside, the network and the chains
 work on x = 2·image - 1 in [-1, 1], the tutorial's range, so that its step sizes carry over.
@@ -122,7 +123,8 @@ class Sampler:
 
 TUTORIAL_SAMPLER = Sampler()  # UvA tutorial 8 (and Foster ch. 7) while training
 # The course's one generation sampler, from fresh uniform noise (generate's default; notebook 04's figures and
-# notebook 08's row): the tutorial's step, noise and clamp, as long as the chains that restart=0.5 trains against.
+# notebook 08's row): the tutorial's step, noise and clamp, for about as many steps as the negatives of a run with
+# 10 steps per update and restart 0.2 to 0.5 have run since noise (mean_steps_from_noise: 20 to 50).
 GENERATE = replace(TUTORIAL_SAMPLER, n_steps=40)
 
 
