@@ -83,6 +83,47 @@ def test_buffer_keeps_its_size_and_restart_fraction():
         ebm.negative_samples(model, 300, still)
 
 
+class Uphill(ebm.EnergyModel):
+    """E(x) = -0.01 Σ x: with η = 1 and no clamp, every step raises every pixel by 0.01, so the median pixel of a
+    chain that started from uniform noise in [-1, 1] is 0.01 × its age in steps (until it reaches 1, after 100)."""
+
+    def forward(self, x):
+        return -0.01 * x.flatten(1).sum(-1)
+
+
+def test_negative_samples_have_run_n_steps_over_restart_steps_since_noise():
+    """A draw restarts each chain with probability r = 0.25, so a negative sample's age is geometric: 1/r = 4 draws
+    of 2 steps, 8 steps on average (mean_steps_from_noise). After 50 draws (each of the 64 states drawn 25 times,
+    0.75^25 < 0.001 never restarted), 150 draws of 32 chains: the median of 784 pixels reads each age within 3.6
+    steps (sd), and the mean of the 4,800 ages is within about 0.3 steps (sd; the geometric's sd is 6.9 steps, and
+    a state drawn again is counted again); 10 % allowed."""
+    torch.manual_seed(0)
+    model = Uphill(channels=(1, 1, 1, 1), hidden=1, buffer_size=64, restart=0.25,
+                   generator=torch.Generator().manual_seed(0))
+    rise = ebm.Sampler(n_steps=2, step_size=1.0, noise=1e-6, grad_clamp=None)
+    generator = torch.Generator().manual_seed(1)
+    ages = []
+    for draw in range(200):
+        samples = ebm.negative_samples(model, 32, rise, generator)
+        if draw >= 50:
+            ages.append(samples.flatten(1).median(-1).values / 0.01)
+    ages = torch.cat(ages)
+    assert ebm.mean_steps_from_noise(2, 0.25) == 8
+    assert ages.mean().item() == pytest.approx(8, rel=0.1)
+    with pytest.raises(ValueError, match="restart is the fraction.*never start again"):
+        ebm.mean_steps_from_noise(10, 0.0)
+
+
+def test_generate_runs_the_generation_sampler_from_uniform_noise():
+    """generate's default is GENERATE, the course's one generation sampler, on chains from uniform noise in
+    [-1, 1] drawn from the seed's generator."""
+    model = tiny_model()
+    generator = torch.Generator().manual_seed(3)
+    x0 = torch.rand(6, 1, 28, 28, generator=generator) * 2 - 1
+    expected = ebm.to_images(ebm.langevin_sample(model, x0, ebm.GENERATE, generator=generator))
+    torch.testing.assert_close(ebm.generate(model, 6, seed=3), expected, rtol=0, atol=0)
+
+
 def images(n=128, seed=0):
     return torch.rand(n, 784, generator=torch.Generator().manual_seed(seed))
 

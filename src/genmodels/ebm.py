@@ -9,6 +9,15 @@ a replay buffer of earlier samples (Du & Mordatch 2019; the UvA deep-learning tu
 ports to Keras). In the lecture's order: the energy network, the sampler and the replay buffer, the contrastive loss
 and training through genmodels.training.train, then what a trained model does (generate, score images).
 
+The replay buffer's states and fresh chains from noise are two different samplers. A negative sample has run
+`n_steps / restart` Langevin steps since its chain last started from noise, on average (mean_steps_from_noise): the
+tutorial's 5 % restarts train the energy against chains hundreds of steps old, and nothing in training shapes what a
+short chain from noise meets, so the buffer can look like data while `generate` from noise draws textures. Restarting
+a large fraction of the chains (restart 0.2 to 0.5, from a buffer small enough that its states are drawn again and
+again) keeps the negatives about as young as the generation chain from noise (GENERATE): what the model was trained
+against is then what a student draws, the short-run MCMC of Nijkamp, Hill, Zhu & Wu (2019) with a little
+persistence. The price is the buffer's: its young states look less like data than the tutorial's old ones.
+
 Images come in and go out as grey levels in [0, 1], as everywhere in the course; inside, the network and the chains
 work on x = 2·image - 1 in [-1, 1], the tutorial's range, so that its step sizes carry over.
 """
@@ -23,7 +32,8 @@ from torch import nn
 
 from . import checks, langevin, training
 
-__all__ = ["EnergyModel", "Sampler", "TUTORIAL_SAMPLER", "GENERATE", "INPUT_SHAPE", "temperature", "to_model_range",
+__all__ = ["EnergyModel", "Sampler", "TUTORIAL_SAMPLER", "GENERATE", "INPUT_SHAPE", "temperature",
+           "mean_steps_from_noise", "to_model_range",
            "to_images", "langevin_sample", "negative_samples", "contrastive_loss", "loss_fn", "fit",
            "TUTORIAL_TRAINING", "energy", "generate", "ood_auc"]
 
@@ -112,7 +122,23 @@ class Sampler:
 
 
 TUTORIAL_SAMPLER = Sampler()  # UvA tutorial 8 (and Foster ch. 7) while training
-GENERATE = replace(TUTORIAL_SAMPLER, n_steps=256)  # and the tutorial's generation from noise
+# The course's one generation sampler, from fresh uniform noise (generate's default; notebook 04's figures and
+# notebook 08's row): the tutorial's step, noise and clamp, for about as many steps as the negatives of a run with
+# 10 steps per update and restart 0.2 to 0.5 have run since noise (mean_steps_from_noise: 20 to 50).
+GENERATE = replace(TUTORIAL_SAMPLER, n_steps=40)
+
+
+def mean_steps_from_noise(n_steps: int, restart: float) -> float:
+    """The Langevin steps a negative sample has run since its chain last started from noise, on average, once every
+    state of the buffer has been drawn many times: each draw restarts a chain with probability r = restart, so its
+    age in draws is geometric with mean 1/r, and n_steps/r in steps (tutorial: 60/0.05 = 1,200; restart=0.5 with
+    10 steps: 20). A generation chain from noise much shorter than this meets an energy nothing trained there.
+    Taught in 04_energy_based_model."""
+    checks.check_count("n_steps (Langevin steps)", n_steps)
+    if not 0 < restart <= 1:
+        raise ValueError(f"restart is the fraction of chains restarted from noise, in (0, 1]; got {restart!r} "
+                         f"(with no restarts the chains never start again from noise)")
+    return n_steps / restart
 
 
 def temperature(step_size: float, noise: float) -> float:
@@ -243,9 +269,10 @@ def energy(model: EnergyModel, images, batch_size: int = 1000) -> torch.Tensor:
 
 def generate(model: EnergyModel, n: int, sampler: Sampler = GENERATE, *, from_buffer: bool = False,
              seed: int = 0, batch_size: int = 1024, thin: int | None = None) -> torch.Tensor:
-    """n images in [0, 1] (on the CPU): Langevin chains (256 steps by default, as the tutorial generates) from fresh
-    uniform noise, or from n states of the replay buffer (from_buffer=True). Any n; chains run batch_size at a time.
-    With `thin`, every thin-th state of each chain: (n_kept, n, 1, 28, 28), to watch long runs."""
+    """n images in [0, 1] (on the CPU): Langevin chains (GENERATE by default, the course's one generation sampler)
+    from fresh uniform noise, or from n states of the replay buffer (from_buffer=True). Any n; chains run
+    batch_size at a time. With `thin`, every thin-th state of each chain: (n_kept, n, 1, 28, 28), to watch long
+    runs."""
     checks.check_count("n (images to generate)", n)
     sampler.check()
     device = next(model.parameters()).device
