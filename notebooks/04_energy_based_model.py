@@ -167,18 +167,38 @@ plotting.plot_history(history, ["energy_data", "energy_samples", "contrastive"])
 # the model improves, because the samples improve with it.
 #
 # ## Samples: from the buffer and from fresh noise
+#
+# A model that generates must do it from noise: the replay buffer is training's memory, not a sampler a user can call.
+# `ebm.GENERATE` is the course's one generation sampler (notebook 08 measures the same): the tutorial's Langevin step
+# from uniform noise, for the number of steps it prints. The same sampler also continues states of the buffer.
 
 # %%
-from_buffer = ebm.generate(model, 32, from_buffer=True, seed=seed)  # 256 steps, as the tutorial generates
-samples = ebm.generate(model, n_samples, seed=seed)  # 256 steps from uniform noise
-plotting.show_images(from_buffer, ncols=16, title="256 steps from the replay buffer")
-plotting.show_images(samples[:32], ncols=16, title="256 steps from uniform noise")
+print(f"generation sampler: {ebm.GENERATE}")
+steps = ebm.GENERATE.n_steps
+from_buffer = ebm.generate(model, 32, from_buffer=True, seed=seed)
+samples = ebm.generate(model, n_samples, seed=seed)  # from uniform noise
+plotting.show_images(from_buffer, ncols=16, title=f"{steps} steps from the replay buffer")
+plotting.show_images(samples[:32], ncols=16, title=f"{steps} steps from uniform noise")
 
 # %% [markdown]
-# The buffer's chains continue chains that earlier training batches ran, so they have had more steps than the 256 of
-# the chains from fresh noise; how much that helps grows with training (in the quick profile's short run, the
-# two grids look alike).
-#
+# Why the two grids can differ. The energy is shaped only where training's negative samples lie, and a negative is
+# a chain that has run `n_steps` per update since it last restarted from noise, which happens to a fraction `restart`
+# of the chains at each draw: on average `n_steps / restart` steps (`ebm.mean_steps_from_noise`). The tutorial's
+# negatives are old chains; the buffer then holds good images, but a short chain from noise meets energy that training
+# never shaped. The CPU runs of this notebook restart more chains, so their negatives are about as old as the
+# generation sampler's chains: generating from noise is what training practised (the idea of Nijkamp et al. 2019's
+# short-run chains). The price is a buffer of younger, rougher states. A buffer state must also be drawn many times
+# to become a sample at all:
+
+# %%
+updates = settings.epochs * math.ceil(len(x_train) / settings.batch_size)
+for name, n_steps, restart in (("the tutorial", ebm.TUTORIAL_SAMPLER.n_steps, ebm.EnergyModel().restart),
+                               ("this run", settings.n_steps, settings.restart)):
+    print(f"{name:12s}: negatives about {ebm.mean_steps_from_noise(n_steps, restart):5,.0f} Langevin steps from noise "
+          f"({n_steps} per update, restart {restart:g}); generation runs {steps}")
+print(f"this run drew each of its {settings.buffer_size:,} buffer states about "
+      f"{updates * settings.batch_size / settings.buffer_size:.1f} times in {updates} updates")
+
 # ### How good are they? A classifier's opinion, in numbers
 #
 # The course's judge (`genmodels.judge`: a small convolutional classifier, trained once on the training images and
@@ -189,7 +209,7 @@ plotting.show_images(samples[:32], ncols=16, title="256 steps from uniform noise
 # %%
 referee = judge.train_judge(dataset, seed=seed, device=device)
 noise = torch.rand(n_samples, 784, generator=torch.Generator().manual_seed(seed))
-for name, images in {"test images": x_test[:n_samples], "samples (noise + 256 steps)": samples,
+for name, images in {"test images": x_test[:n_samples], f"samples (noise + {steps} steps)": samples,
                      "uniform noise": noise}.items():
     p = judge.probabilities(referee, images)  # p(y|x), one row per image
     confident, counts = float((p.max(1).values > 0.9).double().mean()), p.argmax(1).bincount(minlength=10).tolist()
@@ -263,8 +283,9 @@ for name, setting in {"usual (T = 1.25e-6)": ebm.Sampler(n_steps=n_long), "match
 # $\alpha E^2$ term, without gradient clipping and with ten times the learning rate, and compare.
 
 # %%
-trials = {"tutorial's safeguards": dict(lr=settings.lr, alpha=0.1, grad_clip=0.1),
-          "no regulariser, no clipping, 10x lr": dict(lr=10 * settings.lr, alpha=0.0, grad_clip=None)}
+trial_lr = 5e-4  # this demonstration's own rate, five times the tutorial's (not a run of the course)
+trials = {"tutorial's safeguards": dict(lr=trial_lr, alpha=0.1, grad_clip=0.1),
+          "no regulariser, no clipping, 10x lr": dict(lr=10 * trial_lr, alpha=0.0, grad_clip=None)}
 for name, trial_settings in trials.items():
     copy = ebm.EnergyModel(buffer_size=1024, generator=torch.Generator().manual_seed(seed)).to(device)
     try:
@@ -294,6 +315,8 @@ for name, trial_settings in trials.items():
 #   samples (negative phase), as for the RBM.
 # - The tutorial's step 10 with noise 0.005 is a temperature of $1.25\cdot10^{-6}$: the chains are noisy gradient
 #   descent. They make good short-run samples; the density $e^{-E}$ is not a model of the data (long chains show it).
+# - A replay buffer can hold good images while chains from noise stay poor: the energy is shaped where training's
+#   negatives were. To generate from noise, train against negatives about as young as the chains you will run.
 # - Judge samples by numbers: a classifier's confidence and class histogram, beside test images and noise.
 # - The energy ranks images: an out-of-distribution score, to be checked against the other data set it is meant to
 #   separate (its AUC can fall below 0.5).

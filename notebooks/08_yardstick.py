@@ -47,7 +47,6 @@ from genmodels import data, ebm, judge, measures, plotting, rbm, runs, vae
 profile, device = genmodels.setup(profile, device, seed)
 n = n or profile.pick(quick=1000, full=5000)
 gibbs_steps = profile.pick(quick=300, full=1000)  # Gibbs sweeps of the RBM's chains
-ebm_steps = profile.pick(quick=10, full=20)  # Langevin steps of the EBM's chains from noise, as in its training
 n_nats, iwae_k = profile.pick(quick=200, full=1000), profile.pick(quick=50, full=100)  # test images, IWAE's K
 
 # %% [markdown]
@@ -122,8 +121,8 @@ rbm_model, ebm_model, mlp_vae, conv_vae = models.values()
 #
 # Every row is a set of $N$ grey-level images, measured against the same reference, the first $N$ held-out test
 # images; a Fréchet distance depends on $N$ (below), so rows are compared at one $N$. The models' rows: the RBM's
-# $p(v|h)$ after long Gibbs chains from the base rate; the EBM's chains from uniform noise (as many Langevin steps as
-# its training sampler took), and the states of its replay buffer (both mapped back from $[-1, 1]$); each VAE's
+# $p(v|h)$ after long Gibbs chains from the base rate; the EBM's chains from uniform noise (`ebm.GENERATE`, notebook 04's
+# generation sampler), and the states of its replay buffer (both mapped back from $[-1, 1]$); each VAE's
 # decoder means $\sigma(g(h))$, $h \sim N(0, I)$. The
 # reference rows bracket them: new training images (the floor: a perfect model's samples), the same with Gaussian
 # noise ($\sigma$ = 0.1 and 0.3) or blurred, independent pixels with the data's marginals, uniform noise (the ceiling).
@@ -163,7 +162,7 @@ rows = {
     "independent pixels": lambda s: measures.independent_pixels(dataset.x_train, n, seed=s),
     "uniform noise (ceiling)": lambda s: measures.uniform_noise(n, seed=s),
     "RBM p(v|h)": lambda s: rbm_model.sample(n, steps=gibbs_steps, generator=device_generator(s)).cpu(),
-    "EBM from noise": lambda s: ebm.generate(ebm_model, n, ebm.Sampler(n_steps=ebm_steps), seed=s),
+    "EBM from noise": lambda s: ebm.generate(ebm_model, n, seed=s),  # ebm.GENERATE, as notebook 04 generates
     "EBM replay buffer": lambda s: ebm.to_images(ebm_model.buffer[torch.randperm(
         len(ebm_model.buffer), generator=cpu_generator(s))[:n].to(ebm_model.buffer.device)]),
     "MLP VAE means": lambda s: vae.generate(mlp_vae, n, device_generator(s)).cpu(),
@@ -283,8 +282,8 @@ plt.show()
 #   precision/recall judge samples, nats judge how probable the model finds new data. Report both where you can.
 #
 # ## Exercises
-# 1. Measure the RBM's binary samples ($v$ instead of $p(v|h)$, `probabilities=False`) and the EBM's chains after 256
-#    steps (`ebm.GENERATE`): how do their rows move?
+# 1. Measure the RBM's binary samples ($v$ instead of $p(v|h)$, `probabilities=False`) and the EBM's chains from noise
+#    after 256 steps (`ebm.Sampler(n_steps=256)`) instead of `ebm.GENERATE`'s: how do their rows move?
 # 2. Train the judge for one epoch only and rebuild the table: which conclusions survive a worse judge?
 # 3. Repeat the FD-against-$N$ curve for the RBM and the EBM. Is $\mathrm{FD}_\infty$'s order the same as at
 #    $N$ = 2,000?

@@ -70,9 +70,14 @@ def test_no_two_runs_write_one_checkpoint():
     assert len(files) == len(set(files))
 
 
-def test_the_gpu_column_changes_only_what_it_names():
-    quick, cpu, gpu = (runs.settings("ebm", p) for p in (QUICK, FULL, FULL_GPU))
-    assert (cpu.epochs, cpu.n_steps) != (gpu.epochs, gpu.n_steps) and quick.epochs < cpu.epochs
+def test_the_gpu_column_is_the_tutorials_recipe_and_changes_only_what_it_names():
+    from genmodels import ebm
+
+    cpu, gpu = (runs.settings("ebm", p) for p in (FULL, FULL_GPU))
+    tutorial = ebm.TUTORIAL_TRAINING
+    assert (gpu.epochs, gpu.lr, gpu.batch_size) == (tutorial["epochs"], tutorial["lr"], tutorial["batch_size"])
+    assert gpu.n_steps == tutorial["sampler"].n_steps and gpu.restart == ebm.EnergyModel().restart
+    assert (cpu.epochs, cpu.n_steps) != (gpu.epochs, gpu.n_steps)
     assert runs.settings("rbm", FULL).values == runs.settings("rbm", FULL_GPU).values  # no gpu= column
 
 

@@ -195,14 +195,16 @@ def _train_rbm_keras(model, dataset, s, *, seed, resume, evaluate):
 
 def _ebm(s, device, seed):
     from . import ebm
-    return ebm.EnergyModel(generator=torch.Generator().manual_seed(seed)).to(device)
+    return ebm.EnergyModel(buffer_size=s.buffer_size, restart=s.restart,
+                           generator=torch.Generator().manual_seed(seed)).to(device)
 
 
 def _train_ebm(model, dataset, s, *, seed, resume, evaluate):
     """The contrastive loss with Langevin negatives from the replay buffer, through ebm.fit."""
     from . import ebm
-    return ebm.fit(model, dataset.x_train[:s.n_train], epochs=s.epochs, lr=s.lr, sampler=ebm.Sampler(n_steps=s.n_steps),
-                   evaluate=evaluate, checkpoint=s.checkpoint, resume=resume, progress=s.profile.progress, seed=seed)
+    return ebm.fit(model, dataset.x_train[:s.n_train], epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+                   sampler=ebm.Sampler(n_steps=s.n_steps), evaluate=evaluate, checkpoint=s.checkpoint, resume=resume,
+                   progress=s.profile.progress, seed=seed)
 
 
 def _vae(kind):
@@ -252,8 +254,13 @@ RUNS = {run.name: run for run in (
     Run("rbm_keras_twin", "02_rbm_keras", "notebook 01's RBM, trained as long as the Keras one, for their comparison",
         dict(_MNIST_RBM, epochs=By(3, 10), evaluate=False), _rbm, _train_rbm,
         checkpoint="02_rbm_keras_twin_{profile}.pt"),
+    # The energy model: on a GPU the UvA tutorial's recipe (ebm.TUTORIAL_TRAINING: old negatives, a buffer that
+    # samples well, chains from noise that do not); on a CPU, measured for samples from noise in ten minutes (issue
+    # 46's table in the README): fewer steps per update and more restarts from noise, so that the negatives are
+    # young chains, as the 40 steps of ebm.GENERATE are; the quick profile's also a small buffer, drawn often.
     Run("ebm", "04_energy_based_model", "the convolutional energy, Langevin negatives from a replay buffer",
-        dict(n_train=By(2048, None), epochs=By(2, 4, gpu=60), n_steps=By(10, 20, gpu=60), lr=By(5e-4, 5e-4, gpu=1e-4)),
+        dict(n_train=By(2048, None), epochs=By(6, 4, gpu=60), batch_size=By(64, 128), n_steps=By(10, 10, gpu=60),
+             lr=By(2e-3, 2e-4, gpu=1e-4), restart=By(0.5, 0.2, gpu=0.05), buffer_size=By(1024, 8192)),
         _ebm, _train_ebm, checkpoint="04_ebm_{profile}.pt"),
     Run("vae_mlp", "05_vae_pytorch", "the MLP VAE 784-400-20",
         dict(latent_dim=20, n_train=None, epochs=By(3, 10), lr=1e-3, batch_size=128), _vae("mlp"), _train_vae,
