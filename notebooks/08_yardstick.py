@@ -121,11 +121,11 @@ rbm_model, ebm_model, mlp_vae, conv_vae = models.values()
 #
 # Every row is a set of $N$ grey-level images, measured against the same reference, the first $N$ held-out test
 # images; a Fréchet distance depends on $N$ (below), so rows are compared at one $N$. The models' rows: the RBM's
-# $p(v|h)$ after long Gibbs chains from the base rate; the EBM's chains from uniform noise (`ebm.GENERATE`, notebook 04's
-# generation sampler), and the states of its replay buffer (both mapped back from $[-1, 1]$); each VAE's
-# decoder means $\sigma(g(h))$, $h \sim N(0, I)$. The
-# reference rows bracket them: new training images (the floor: a perfect model's samples), the same with Gaussian
-# noise ($\sigma$ = 0.1 and 0.3) or blurred, independent pixels with the data's marginals, uniform noise (the ceiling).
+# $p(v|h)$ after long Gibbs chains from the base rate; the EBM's chains from uniform noise (`ebm.GENERATE`, notebook
+# 04's generation sampler), and the states of its replay buffer (both mapped back from $[-1, 1]$); each VAE's decoder
+# means $\sigma(g(h))$, $h \sim N(0, I)$. The reference rows bracket them: new training images (the floor: a perfect
+# model's samples), the same with Gaussian noise ($\sigma$ = 0.1 and 0.3) or blurred, independent pixels with the
+# data's marginals, uniform noise (the ceiling).
 # The perturbed rows perturb training images, not the reference itself: a noisy copy of each reference image would
 # sit next to its original and score better than new images of the same kind. One row copies the $N$ training images
 # the nearest-neighbour ratio compares with: a model that memorised its data. Two more rows ask what the
