@@ -103,6 +103,47 @@ class RBM(nn.Module):
                 v, pv = self.gibbs_step(v, generator)
         return pv if probabilities else v
 
+    def tempered_gibbs_step(self, v: torch.Tensor, beta: float, generator: torch.Generator | None = None):
+        """One block-Gibbs sweep that leaves the tempered model p*_β invariant, the path of AIS from the base rate
+        (β = 0: independent pixels with log-odds b_A = base_bias) to the RBM (β = 1):
+            log p*_β(v) = (1-β) b_A·v + β b·v + Σ_j softplus(β (c_j + v·W_:j)),
+            h ~ σ(β (c + v W)),   v' ~ σ((1-β) b_A + β (b + W h)).
+        Returns (v', p(v'=1|h))."""
+        h = bernoulli(torch.sigmoid(beta * (self.c + v @ self.W)), generator)
+        pv = torch.sigmoid((1 - beta) * self.base_bias + beta * (self.b + h @ self.W.t()))
+        return bernoulli(pv, generator), pv
+
+    @torch.no_grad()
+    def sample_tempered(self, n: int, n_betas: int = 10, steps: int = 100, generator: torch.Generator | None = None,
+                        probabilities: bool = True) -> torch.Tensor:
+        """n independent runs of parallel tempering (Swendsen & Wang 1986; Desjardins et al. 2010 for RBMs), each
+        with one replica (v_k, h_k) at every β_k = k / (n_betas - 1) of AIS's path, β_0 = 0 the base rate, the last
+        the RBM. A sweep: one tempered_gibbs_step per replica, then neighbours k, k+1 (even k on even sweeps, odd k on
+        odd) exchange their states with probability
+            min(1, exp((β_k+1 - β_k) (G(v_k, h_k) - G(v_k+1, h_k+1)))),   G(v, h) = b·v + c·h + vᵀWh - b_A·v,
+        the Metropolis ratio of the joint p*_β(v, h) ∝ exp(b_A·v + β G(v, h)). The β = 0 replica draws a fresh
+        independent image every sweep; exchanges carry such images up to β = 1. Costs n_betas sweeps per step.
+        Returns the β = 1 replicas' last p(v=1|h), or with probabilities=False their binary v."""
+        checks.check_count("n_betas (the number of temperatures, 2 at least)", n_betas, minimum=2)
+        betas = torch.linspace(0, 1, n_betas, device=self.W.device, dtype=self.W.dtype)[:, None, None]
+        v = bernoulli(torch.sigmoid(self.base_bias).expand(n_betas, n, self.n_visible), generator)
+        on = generator.device if generator is not None else v.device
+        with threads_for(n_betas * n * self.n_visible * self.n_hidden, v.device):
+            for step in range(steps):
+                h = bernoulli(torch.sigmoid(betas * (self.c + v @ self.W)), generator)
+                a = self.b + h @ self.W.t()  # b + W h, the RBM's input to the visible units
+                pv = torch.sigmoid((1 - betas) * self.base_bias + betas * a)
+                v = bernoulli(pv, generator)
+                g = (v * (a - self.base_bias)).sum(-1) + h @ self.c  # G(v, h) for each replica (n_betas, n)
+                for k in range(step % 2, n_betas - 1, 2):
+                    log_ratio = (betas[k + 1, 0, 0] - betas[k, 0, 0]) * (g[k] - g[k + 1])
+                    u = torch.rand(n, generator=generator, device=on, dtype=v.dtype).to(v.device)
+                    swap = (u.log() < log_ratio)[:, None]
+                    for state in (v, pv):
+                        state[k], state[k + 1] = (torch.where(swap, state[k + 1], state[k]),
+                                                  torch.where(swap, state[k], state[k + 1]))
+        return pv[-1] if probabilities else v[-1]
+
     # --- contrastive divergence ---------------------------------------------------------------------------------
 
     @torch.no_grad()
