@@ -506,3 +506,11 @@ def test_parallel_tempering_samples_a_two_mode_rbm_where_gibbs_stays_where_it_st
     # its starts between the basins (measured: 65 % in the heavy mode, not 95 %; tempering 95 %), off by about 0.3
     assert total_variation_from_exact(model, tempered) < 0.05
     assert total_variation_from_exact(model, gibbs) > 0.2
+
+
+def test_the_chains_diagnostic_keeps_the_states_that_sample_returns():
+    model = random_rbm(6, 4, seed=3)
+    kept = model.sample_along_chains(50, at=(5, 1, 20), generator=torch.Generator().manual_seed(0))
+    assert list(kept) == [1, 5, 20]
+    torch.testing.assert_close(kept[20], model.sample(50, steps=20, generator=torch.Generator().manual_seed(0)))
+    assert not torch.equal(kept[1], kept[20])

@@ -103,6 +103,22 @@ class RBM(nn.Module):
                 v, pv = self.gibbs_step(v, generator)
         return pv if probabilities else v
 
+    @torch.no_grad()
+    def sample_along_chains(self, n: int, at=(1, 10, 100, 1000), generator: torch.Generator | None = None) -> dict:
+        """The mixing diagnostic of `sample`: the same n fresh chains from the base rate, with their p(v=1|h) kept
+        after each number of sweeps in `at`, as {sweeps: (n, n_visible) tensor}; the last equals
+        sample(n, steps=max(at)) with the same generator. Judge each (classes seen, Fréchet distance): chains that
+        have mixed stop changing.  Taught in 01_rbm_pytorch."""
+        at = sorted({checks.check_count("a number of sweeps in `at`", s) for s in at})
+        v = bernoulli(torch.sigmoid(self.base_bias).expand(n, self.n_visible), generator)
+        kept = {}
+        with threads_for(n * self.n_visible * self.n_hidden, v.device):
+            for step in range(1, at[-1] + 1):
+                v, pv = self.gibbs_step(v, generator)
+                if step in at:
+                    kept[step] = pv.clone()
+        return kept
+
     def tempered_gibbs_step(self, v: torch.Tensor, beta: float, generator: torch.Generator | None = None):
         """One block-Gibbs sweep that leaves the tempered model p*_β invariant, the path of AIS from the base rate
         (β = 0: independent pixels with log-odds b_A = base_bias) to the RBM (β = 1):
