@@ -129,35 +129,43 @@ class RBM(nn.Module):
         pv = torch.sigmoid((1 - beta) * self.base_bias + beta * (self.b + h @ self.W.t()))
         return bernoulli(pv, generator), pv
 
+    def tempered_log_p(self, v: torch.Tensor, x: torch.Tensor, beta: float) -> torch.Tensor:
+        """log p*_β(v) up to its constant, given x = c + v W: (1-β) b_A·v + β b·v + Σ_j softplus(β x_j)."""
+        return (1 - beta) * (v @ self.base_bias) + beta * (v @ self.b) + F.softplus(beta * x).sum(-1)
+
     @torch.no_grad()
-    def sample_tempered(self, n: int, n_betas: int = 10, steps: int = 100, generator: torch.Generator | None = None,
+    def sample_tempered(self, n: int, n_betas: int = 20, steps: int = 50, generator: torch.Generator | None = None,
                         probabilities: bool = True) -> torch.Tensor:
         """n independent runs of parallel tempering (Swendsen & Wang 1986; Desjardins et al. 2010 for RBMs), each
-        with one replica (v_k, h_k) at every β_k = k / (n_betas - 1) of AIS's path, β_0 = 0 the base rate, the last
-        the RBM. A sweep: one tempered_gibbs_step per replica, then neighbours k, k+1 (even k on even sweeps, odd k on
-        odd) exchange their states with probability
-            min(1, exp((β_k+1 - β_k) (G(v_k, h_k) - G(v_k+1, h_k+1)))),   G(v, h) = b·v + c·h + vᵀWh - b_A·v,
-        the Metropolis ratio of the joint p*_β(v, h) ∝ exp(b_A·v + β G(v, h)). The β = 0 replica draws a fresh
-        independent image every sweep; exchanges carry such images up to β = 1. Costs n_betas sweeps per step.
-        Returns the β = 1 replicas' last p(v=1|h), or with probabilities=False their binary v."""
+        with one replica v_k at every β_k = (k / (n_betas - 1))² of AIS's path (denser near the base rate, β_0 = 0,
+        where neighbours differ most), the last the RBM. A step: neighbours k, k+1 (even k on even steps, odd k on
+        odd) exchange their images with probability
+            min(1, p*_βk(v_k+1) p*_βk+1(v_k) / (p*_βk(v_k) p*_βk+1(v_k+1))),   (tempered_log_p)
+        then one tempered_gibbs_step per replica. The β = 0 replica draws a fresh independent image every step;
+        exchanges carry such images up to β = 1. Costs n_betas sweeps per step. Returns the β = 1 replicas' last
+        p(v=1|h), or with probabilities=False their binary v."""
         checks.check_count("n_betas (the number of temperatures, 2 at least)", n_betas, minimum=2)
-        betas = torch.linspace(0, 1, n_betas, device=self.W.device, dtype=self.W.dtype)[:, None, None]
+        betas = torch.linspace(0, 1, n_betas).pow(2).tolist()
+        beta = torch.tensor(betas, device=self.W.device, dtype=self.W.dtype)[:, None, None]
         v = bernoulli(torch.sigmoid(self.base_bias).expand(n_betas, n, self.n_visible), generator)
+        pv = v
         on = generator.device if generator is not None else v.device
         with threads_for(n_betas * n * self.n_visible * self.n_hidden, v.device):
             for step in range(steps):
-                h = bernoulli(torch.sigmoid(betas * (self.c + v @ self.W)), generator)
-                a = self.b + h @ self.W.t()  # b + W h, the RBM's input to the visible units
-                pv = torch.sigmoid((1 - betas) * self.base_bias + betas * a)
-                v = bernoulli(pv, generator)
-                g = (v * (a - self.base_bias)).sum(-1) + h @ self.c  # G(v, h) for each replica (n_betas, n)
+                x = self.c + v @ self.W  # (n_betas, n, n_hidden): the hidden units' input, for the swaps and the sweep
                 for k in range(step % 2, n_betas - 1, 2):
-                    log_ratio = (betas[k + 1, 0, 0] - betas[k, 0, 0]) * (g[k] - g[k + 1])
+                    log_ratio = (self.tempered_log_p(v[k + 1], x[k + 1], betas[k])
+                                 + self.tempered_log_p(v[k], x[k], betas[k + 1])
+                                 - self.tempered_log_p(v[k], x[k], betas[k])
+                                 - self.tempered_log_p(v[k + 1], x[k + 1], betas[k + 1]))
                     u = torch.rand(n, generator=generator, device=on, dtype=v.dtype).to(v.device)
                     swap = (u.log() < log_ratio)[:, None]
-                    for state in (v, pv):
+                    for state in (v, x):
                         state[k], state[k + 1] = (torch.where(swap, state[k + 1], state[k]),
                                                   torch.where(swap, state[k], state[k + 1]))
+                h = bernoulli(torch.sigmoid(beta * x), generator)  # tempered_gibbs_step, reusing x
+                pv = torch.sigmoid((1 - beta) * self.base_bias + beta * (self.b + h @ self.W.t()))
+                v = bernoulli(pv, generator)
         return pv[-1] if probabilities else v[-1]
 
     # --- contrastive divergence ---------------------------------------------------------------------------------
