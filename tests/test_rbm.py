@@ -592,3 +592,54 @@ def test_log_probabilities_are_the_marginals_of_the_joint_energy_by_brute_force(
     v, h = R.binary_states(6), R.binary_states(4)
     log_w = -rbm.energy(v.repeat_interleave(16, 0), h.repeat(64, 1)).double().view(64, 16)
     torch.testing.assert_close(log_p, log_w.logsumexp(1) - log_w.flatten().logsumexp(0), rtol=0, atol=1e-5)
+
+
+def two_mode_rbm(weight=6.0, tilt=3.0):
+    """An RBM of 8 pixels with two modes: hidden unit 0 turns on pixels 0-3 and off 4-7, unit 1 the reverse; `tilt`
+    gives mode 0 about 95 % of the mass. The base rate is neutral (every pixel ½), so a chain started there falls
+    into either basin about equally often and, with weights this strong, stays in it."""
+    model = R.RBM(8, 2)
+    first = torch.tensor([1.0] * 4 + [-1.0] * 4)
+    with torch.no_grad():
+        model.W.copy_(weight * torch.stack([first, -first], 1))
+        model.b.zero_()
+        model.c.copy_(torch.tensor([-2 * weight + tilt, -2 * weight]))
+        model.base_bias.zero_()
+    return model
+
+
+def total_variation_from_exact(model, v):
+    """½ Σ_v |q(v) - p(v)|, q the histogram of the binary samples v, p the model's enumerated distribution."""
+    codes = 2.0 ** torch.arange(model.n_visible - 1, -1, -1)  # the order of binary_states
+    q = torch.bincount((v @ codes).long(), minlength=2**model.n_visible).double() / len(v)
+    return 0.5 * (q - R.log_probabilities(model).exp()).abs().sum().item()
+
+
+def test_tempered_sweep_is_the_base_rate_at_beta_0_and_gibbs_at_beta_1():
+    model = random_rbm(5, 3, seed=2)
+    v = torch.bernoulli(torch.full((4, 5), 0.5), generator=torch.Generator().manual_seed(0))
+    _, pv = model.tempered_gibbs_step(v, 0.0)
+    torch.testing.assert_close(pv, torch.sigmoid(model.base_bias).expand(4, 5))
+    _, pv_tempered = model.tempered_gibbs_step(v, 1.0, torch.Generator().manual_seed(1))
+    _, pv_gibbs = model.gibbs_step(v, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(pv_tempered, pv_gibbs)
+
+
+def test_parallel_tempering_samples_a_two_mode_rbm_where_gibbs_stays_where_it_starts():
+    model = two_mode_rbm()
+    g = torch.Generator().manual_seed(0)
+    tempered = model.sample_tempered(4000, n_betas=10, steps=100, generator=g, probabilities=False)
+    gibbs = model.sample(4000, steps=1000, generator=g, probabilities=False)  # the same number of sweeps
+    # 4,000 draws over (mostly) two states: a perfect sampler's total variation is about 0.01 (binomial error of the
+    # mode's mass, √(0.05 · 0.95 / 4000) ≈ 0.003, plus the few other states). Gibbs keeps roughly the even split of
+    # its starts between the basins (measured: 65 % in the heavy mode, not 95 %; tempering 95 %), off by about 0.3
+    assert total_variation_from_exact(model, tempered) < 0.05
+    assert total_variation_from_exact(model, gibbs) > 0.2
+
+
+def test_the_chains_diagnostic_keeps_the_states_that_sample_returns():
+    model = random_rbm(6, 4, seed=3)
+    kept = model.sample_along_chains(50, at=(5, 1, 20), generator=torch.Generator().manual_seed(0))
+    assert list(kept) == [1, 5, 20]
+    torch.testing.assert_close(kept[20], model.sample(50, steps=20, generator=torch.Generator().manual_seed(0)))
+    assert not torch.equal(kept[1], kept[20])

@@ -104,6 +104,71 @@ class RBM(nn.Module):
                 v, pv = self.gibbs_step(v, generator)
         return pv if probabilities else v
 
+    @torch.no_grad()
+    def sample_along_chains(self, n: int, at=(1, 10, 100, 1000), generator: torch.Generator | None = None) -> dict:
+        """The mixing diagnostic of `sample`: the same n fresh chains from the base rate, with their p(v=1|h) kept
+        after each number of sweeps in `at`, as {sweeps: (n, n_visible) tensor}; the last equals
+        sample(n, steps=max(at)) with the same generator. Judge each (classes seen, Fréchet distance): chains that
+        have mixed stop changing.  Taught in 01_rbm_pytorch."""
+        at = sorted({checks.check_count("a number of sweeps in `at`", s) for s in at})
+        v = bernoulli(torch.sigmoid(self.base_bias).expand(n, self.n_visible), generator)
+        kept = {}
+        with threads_for(n * self.n_visible * self.n_hidden, v.device):
+            for step in range(1, at[-1] + 1):
+                v, pv = self.gibbs_step(v, generator)
+                if step in at:
+                    kept[step] = pv.clone()
+        return kept
+
+    def tempered_gibbs_step(self, v: torch.Tensor, beta: float, generator: torch.Generator | None = None):
+        """One block-Gibbs sweep that leaves the tempered model p*_β invariant, the path of AIS from the base rate
+        (β = 0: independent pixels with log-odds b_A = base_bias) to the RBM (β = 1):
+            log p*_β(v) = (1-β) b_A·v + β b·v + Σ_j softplus(β (c_j + v·W_:j)),
+            h ~ σ(β (c + v W)),   v' ~ σ((1-β) b_A + β (b + W h)).
+        Returns (v', p(v'=1|h))."""
+        h = bernoulli(torch.sigmoid(beta * (self.c + v @ self.W)), generator)
+        pv = torch.sigmoid((1 - beta) * self.base_bias + beta * (self.b + h @ self.W.t()))
+        return bernoulli(pv, generator), pv
+
+    def tempered_log_p(self, v: torch.Tensor, x: torch.Tensor, beta: float) -> torch.Tensor:
+        """log p*_β(v) up to its constant, given x = c + v W: (1-β) b_A·v + β b·v + Σ_j softplus(β x_j)."""
+        return (1 - beta) * (v @ self.base_bias) + beta * (v @ self.b) + F.softplus(beta * x).sum(-1)
+
+    @torch.no_grad()
+    def sample_tempered(self, n: int, n_betas: int = 20, steps: int = 50, generator: torch.Generator | None = None,
+                        probabilities: bool = True) -> torch.Tensor:
+        """n independent runs of parallel tempering (Swendsen & Wang 1986; Desjardins et al. 2010 for RBMs), each
+        with one replica v_k at every β_k = (k / (n_betas - 1))² of AIS's path (denser near the base rate, β_0 = 0,
+        where neighbours differ most), the last the RBM. A step: neighbours k, k+1 (even k on even steps, odd k on
+        odd) exchange their images with probability
+            min(1, p*_βk(v_k+1) p*_βk+1(v_k) / (p*_βk(v_k) p*_βk+1(v_k+1))),   (tempered_log_p)
+        then one tempered_gibbs_step per replica. The β = 0 replica draws a fresh independent image every step;
+        exchanges carry such images up to β = 1. Costs n_betas sweeps per step. Returns the β = 1 replicas' last
+        p(v=1|h), or with probabilities=False their binary v."""
+        checks.check_count("n_betas (the number of temperatures, 2 at least)", n_betas, minimum=2)
+        betas = torch.linspace(0, 1, n_betas).pow(2).tolist()
+        beta = torch.tensor(betas, device=self.W.device, dtype=self.W.dtype)[:, None, None]
+        v = bernoulli(torch.sigmoid(self.base_bias).expand(n_betas, n, self.n_visible), generator)
+        pv = v
+        on = generator.device if generator is not None else v.device
+        with threads_for(n_betas * n * self.n_visible * self.n_hidden, v.device):
+            for step in range(steps):
+                x = self.c + v @ self.W  # (n_betas, n, n_hidden): the hidden units' input, for the swaps and the sweep
+                for k in range(step % 2, n_betas - 1, 2):
+                    log_ratio = (self.tempered_log_p(v[k + 1], x[k + 1], betas[k])
+                                 + self.tempered_log_p(v[k], x[k], betas[k + 1])
+                                 - self.tempered_log_p(v[k], x[k], betas[k])
+                                 - self.tempered_log_p(v[k + 1], x[k + 1], betas[k + 1]))
+                    u = torch.rand(n, generator=generator, device=on, dtype=v.dtype).to(v.device)
+                    swap = (u.log() < log_ratio)[:, None]
+                    for state in (v, x):
+                        state[k], state[k + 1] = (torch.where(swap, state[k + 1], state[k]),
+                                                  torch.where(swap, state[k], state[k + 1]))
+                h = bernoulli(torch.sigmoid(beta * x), generator)  # tempered_gibbs_step, reusing x
+                pv = torch.sigmoid((1 - beta) * self.base_bias + beta * (self.b + h @ self.W.t()))
+                v = bernoulli(pv, generator)
+        return pv[-1] if probabilities else v[-1]
+
     # --- contrastive divergence ---------------------------------------------------------------------------------
 
     @torch.no_grad()
