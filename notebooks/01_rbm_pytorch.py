@@ -40,7 +40,7 @@ epochs = None  # None: the run's, for the profile
 import torch
 
 import genmodels
-from genmodels import data, plotting, rbm, runs
+from genmodels import data, judge, measures, plotting, rbm, runs
 
 profile, device = genmodels.setup(profile, device, seed)
 settings = runs.settings("rbm", profile, n_hidden=n_hidden, epochs=epochs)  # the run notebook 08 and the CLI train
@@ -147,11 +147,11 @@ print(f"binary training set {x_train.shape}, fraction of pixels on {x_train.mean
 #
 # The run `rbm` (its settings printed at the top; `genmodels.runs` holds them, and notebook 08 and `python -m
 # genmodels train rbm` train the same run) calls `rbm.fit`, the course's training loop with a CD step: SGD with
-# momentum 0.5 for the first five epochs, then 0.9, a small weight decay on $W$, and visible biases started at the
-# pixels' log-odds $\log\frac{p_i}{1-p_i}$. After each epoch we monitor the pseudo-likelihood and the reconstruction
-# error on the test images. In the quick profile the cell trains afresh each time; in the full profile it resumes
-# from the run's checkpoint (the README's checkpoint rule), so running it again, or after `python -m genmodels train
-# rbm`, continues the run instead of repeating it.
+# momentum, a learning rate that falls linearly to zero over the run, a small weight decay on $W$, and visible biases
+# started at the pixels' log-odds $\log\frac{p_i}{1-p_i}$. After each epoch we monitor the pseudo-likelihood and the
+# reconstruction error on the test images. In the quick profile the cell trains afresh each time; in the full profile
+# it resumes from the run's checkpoint (the README's checkpoint rule), so running it again, or after `python -m
+# genmodels train rbm`, continues the run instead of repeating it.
 
 # %%
 model = runs.build(settings, device, seed=seed)  # rbm.RBM(784, n_hidden, n_chains=...)
@@ -162,14 +162,18 @@ plotting.plot_history(history, ["test_pseudo_ll", "test_recon_error"])
 
 # %% [markdown]
 # Both monitors are cheap proxies: the pseudo-likelihood conditions on all other pixels, and the reconstruction
-# error measures one up-down pass, not the model's distribution. In the full profile, watch epoch 6, where the
-# momentum rises to 0.9: both monitors get worse for a while, because the parameters now move faster than the
-# persistent chains can follow (exercise 15 in `exercises/01_rbm`).
+# error measures one up-down pass, not the model's distribution.
+#
+# Why these settings. PCD's persistent chains are its negative samples: they must keep up with a model that changes
+# under them. `rbm.fit`'s defaults (momentum rising to 0.9 after five epochs, a constant rate) move the parameters
+# faster than the chains mix; the chains then trail one mode, the model learns to push it down, and new chains all
+# fall into it. Momentum 0.5 throughout and a rate falling to zero (Tieleman 2008) let the chains follow; the
+# README's table gives what each choice measured (exercise 15 in `exercises/01_rbm` shows the momentum jump).
 #
 # ## What the hidden units learned, and what the model generates
 #
 # Each hidden unit's weights $W_{:j}$, drawn as an image, is a filter (rescaled to [0, 1]); the persistent chains
-# are samples of the model after training (we show $p(v \mid h)$ after 100 more Gibbs steps).
+# are what PCD trained against (we show $p(v \mid h)$ after 100 more Gibbs steps).
 
 # %%
 plotting.show_images(model.W.t()[:64].reshape(-1, 28, 28), ncols=16, title="filters W[:, j]", normalize=True)
@@ -177,31 +181,58 @@ samples = model.sample(v0=model.chains[:32], steps=100)
 plotting.show_images(samples.reshape(-1, 28, 28), ncols=16, title="persistent chains")
 
 # %% [markdown]
+# A model generates when *new* chains get there too. Fresh chains start from the base rate (independent pixels)
+# and run block Gibbs sampling for the run's `sample_sweeps`: the sampler notebook 08 measures. Whether they mixed
+# shows along the way: `model.sample_along_chains` keeps their $p(v \mid h)$ after several numbers of sweeps, and
+# the judge of notebook 08 (`genmodels.judge`) says which classes it sees there. Chains that keep finding new classes
+# have not mixed; chains that all end in one class have fallen into one mode.
+
+# %%
+referee = judge.train_judge(dataset, seed=seed, device=device)
+sweeps = sorted({1, 10, 100, settings.sample_sweeps})
+along = model.sample_along_chains(500, at=sweeps, generator=torch.Generator(device).manual_seed(seed))
+for n_sweeps, images in along.items():
+    p = judge.probabilities(referee, images.reshape(-1, 28, 28))
+    print(f"{n_sweeps:5d} sweeps: {measures.classes_covered(p):2d} classes covered, judge's classes "
+          f"{p.argmax(1).bincount(minlength=10).tolist()}")
+plotting.show_images(along[settings.sample_sweeps][:32].reshape(-1, 28, 28), ncols=16,
+                     title=f"fresh chains from the base rate, {settings.sample_sweeps} Gibbs sweeps")
+
+# %% [markdown]
 # ## The test log-likelihood with annealed importance sampling
 #
 # $\log p(v) = -F(v) - \log Z$ needs $\log Z$, a sum over $2^{n_h}$ hidden (or $2^{784}$ visible) states. AIS
 # anneals from a base-rate model (independent pixels, $\log Z_0$ known) to the RBM through intermediate models
 # $p^*_\beta(v) \propto e^{(1-\beta)\, b_A^\top v}\; e^{\beta b^\top v} \prod_j (1 + e^{\beta (c_j + v^\top W_{:j})})$
-# and averages the importance weights of many runs. On a small RBM it matches the exact value (the tests check this
-# to 0.1 nat); here we report it with its spread, log(mean w ± 3 standard errors).
+# and averages the importance weights of many runs. On a small RBM it matches the exact value (the tests check this).
+#
+# One estimate is not enough: AIS's $\log Z$ is too low on average (Jensen's inequality), so the log-likelihood it
+# gives leans high, *optimistic*. Run the annealing backwards from each test image to the base rate (reverse
+# annealing, RAISE: Burda, Grosse & Salakhutdinov 2015) and the estimate leans the other way, *pessimistic*. The two
+# ends bracket $\log p(x)$; each comes with its effective sample size (ESS) of importance weights, and AIS's $\log Z$
+# with its own Monte-Carlo spread, three standard errors, which is not the bracket.
 
 # %%
 n_betas, n_runs = profile.pick(quick=2000, full=14500), profile.pick(quick=50, full=100)
-ais = rbm.log_partition_ais(model, n_betas=n_betas, n_runs=n_runs)
+n_bracket = profile.pick(quick=100, full=100)  # test images, one reverse run each
+bracket = rbm.log_likelihood_bracket(model, x_test[:n_bracket], n_betas=n_betas, n_runs=n_runs)
+ais = bracket.forward
 test_ll = rbm.log_likelihood(model, x_test, log_z=ais.log_z)
-print(f"log Z = {ais.log_z:.2f}  (range {ais.log_z_low:.2f} to {ais.log_z_high:.2f})")
-print(f"average test log-likelihood: {test_ll:.2f} nats  ({dataset.name}, {settings.n_hidden} hidden, "
-      f"PCD-{settings.k}, {settings.epochs} epochs)")
+print(f"log Z = {ais.log_z:.2f} ± {3 * ais.std_error:.2f} (AIS, 3 standard errors; ESS {ais.ess:.0f} of {n_runs})")
+print(f"log p(x), first {n_bracket} test images: between {bracket.pessimistic:.2f} (RAISE; ESS "
+      f"{bracket.reverse.ess:.0f} of {n_bracket}) and {bracket.optimistic:.2f} nats (AIS)"
+      + ("; the ends cross: the annealing fits these images better than the RBM does" if bracket.crossed else ""))
+print(f"average test log-likelihood by AIS, all {len(x_test):,} test images: {test_ll:.2f} nats  ({dataset.name}, "
+      f"{settings.n_hidden} hidden, PCD-{settings.k}, {settings.epochs} epochs)")
 profile.note(f"{settings.n_hidden} hidden units, {settings.epochs} epochs on {len(x_train):,} images",
              "the larger RBM of the parameters cell trained longer on the whole training split, whose chains "
              "and log-likelihood are worth comparing with the published ones")
 
 # %% [markdown]
-# Read the range with care. The mean of the importance weights estimates $Z/Z_0$ without bias, so its logarithm
-# underestimates $\log Z$ on average (Jensen's inequality), and the test log-likelihood above leans high. When the
-# lower end prints as `-inf`, three standard errors exceed the mean weight itself: a few runs carry most of the
-# weight, and the estimate needs more runs or more temperatures (exercise 13
-# in `exercises/01_rbm`).
+# Read the bracket with care. Each end is a bound only on average, and RAISE's is a bound on the log-likelihood of
+# the annealing's own sampler: when that sampler fits the test images better than the RBM does (its chains have not
+# mixed), the pessimistic end can land above the optimistic one, and the cell says so. A small ESS means that a few
+# runs carry most of the weight: more temperatures or runs are needed (exercise 13 in `exercises/01_rbm`).
 #
 # For reference, Salakhutdinov & Murray (2008, "On the quantitative analysis of deep belief networks", ICML) report
 # for binarised **MNIST** with 500 hidden units CD-1 ≈ −125.5 nats and CD-25 ≈ −86.3 nats per test image (these
@@ -214,7 +245,10 @@ profile.note(f"{settings.n_hidden} hidden units, {settings.epochs} epochs on {le
 # - CD and PCD estimate the likelihood gradient from short Gibbs chains; the "loss" whose gradient they equal is
 #   not a likelihood, so never report it as one.
 # - The log-likelihood needs $\log Z$: exactly by enumerating the smaller layer when it is small
-#   (`rbm.MAX_EXACT_UNITS`), otherwise by AIS, whose spread you should report.
+#   (`rbm.MAX_EXACT_UNITS`), otherwise as a bracket: AIS (optimistic) and reverse annealing (pessimistic), each with
+#   its effective sample size.
+# - PCD generates only if its chains keep up with the parameters; judge a model by fresh chains from the base rate,
+#   and watch whether they mix.
 #
 # ## Exercises
 # The exercises for this notebook are in `exercises/01_rbm.ipynb` (open it in `make lab`): write the energy, the two

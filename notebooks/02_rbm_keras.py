@@ -239,9 +239,11 @@ profile.note(f"{n_hidden} hidden units, {settings.epochs} epochs on {len(x_train
              "the two frameworks' RBMs at the size and length of the parameters cell, on the whole training split")
 
 # %% [markdown]
-# Read the spreads as in notebook 01: AIS tends to underestimate $\log Z$, so both log-likelihoods lean high, and a
-# `-inf` lower end means too few runs. Trained for the same epochs with the same rule, the two frameworks reach
-# the log-likelihoods printed above; their difference comes from the random draws.
+# Read the ranges as in notebook 01: each is AIS's own Monte-Carlo error (three standard errors of $\log Z$), not a
+# bracket of the log-likelihood; AIS tends to underestimate $\log Z$, so both log-likelihoods lean high
+# (`rbm_keras.log_likelihood_bracket` gives the pessimistic end too, as notebook 01 shows). Trained for the same epochs
+# with the same rule, the two frameworks reach the log-likelihoods printed above; their difference comes from the
+# random draws.
 #
 # ## The same model on another backend
 #

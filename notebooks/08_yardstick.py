@@ -46,7 +46,6 @@ from genmodels import data, ebm, judge, measures, plotting, rbm, runs, vae
 
 profile, device = genmodels.setup(profile, device, seed)
 n = n or profile.pick(quick=1000, full=5000)
-gibbs_steps = profile.pick(quick=300, full=1000)  # Gibbs sweeps of the RBM's chains
 n_nats, iwae_k = profile.pick(quick=200, full=1000), profile.pick(quick=50, full=100)  # test images, IWAE's K
 
 # %% [markdown]
@@ -109,11 +108,11 @@ print(f"classifier score: ten classes {measures.classifier_score(confident):.3f}
 # with other settings.
 
 # %%
-models = {}
+models, settings = {}, {}
 for name in ("rbm", "ebm", "vae_mlp", "vae_conv"):  # the runs of notebooks 01, 04 and 05 (genmodels.runs)
-    settings = runs.settings(name, profile)
-    print(settings)
-    models[name], _ = runs.trained(dataset, settings, device, seed=seed)
+    settings[name] = runs.settings(name, profile)
+    print(settings[name])
+    models[name], _ = runs.trained(dataset, settings[name], device, seed=seed)
 rbm_model, ebm_model, mlp_vae, conv_vae = models.values()
 
 # %% [markdown]
@@ -161,7 +160,8 @@ rows = {
     "train, binarised": lambda s: data.binarize_stochastic(training_images(s), seed=s),
     "independent pixels": lambda s: measures.independent_pixels(dataset.x_train, n, seed=s),
     "uniform noise (ceiling)": lambda s: measures.uniform_noise(n, seed=s),
-    "RBM p(v|h)": lambda s: rbm_model.sample(n, steps=gibbs_steps, generator=device_generator(s)).cpu(),
+    "RBM p(v|h)": lambda s: rbm_model.sample(n, steps=settings["rbm"].sample_sweeps,  # as notebook 01 draws them
+                                             generator=device_generator(s)).cpu(),
     "EBM from noise": lambda s: ebm.generate(ebm_model, n, seed=s),  # ebm.GENERATE, as notebook 04 generates
     "EBM replay buffer": lambda s: ebm.to_images(ebm_model.buffer[torch.randperm(
         len(ebm_model.buffer), generator=cpu_generator(s))[:n].to(ebm_model.buffer.device)]),
@@ -176,19 +176,19 @@ results, examples = measures.measure_rows(yardstick, rows, seeds)
 # ## Log-likelihood, where a model has one
 #
 # Nats measure something else: how probable the model finds held-out data. They exist for models with a normalised
-# density of binary images: the RBM ($\log p(v) = -F(v) - \log Z$, with $\log Z$ from AIS, given with its range as in
-# notebook 01) and the VAEs (the IWAE bound of notebook 05, a lower bound on $\log p(x)$). All on the same first
-# binarised test images (`data.binarize_once`, the course's one binarisation). The energy-based model has none:
-# its $Z$ is an integral over all images that nothing here estimates, and notebook 04's long chains showed that
+# density of binary images: the RBM ($\log p(v) = -F(v) - \log Z$, given as notebook 01 gives it, a bracket between
+# reverse annealing's pessimistic estimate and AIS's optimistic one) and the VAEs (the IWAE bound of notebook 05, a
+# lower bound on $\log p(x)$). All on the same first binarised test images (`data.binarize_once`, the course's one
+# binarisation). The energy-based model has none: its $Z$ is an integral over all images that nothing here estimates,
+# and notebook 04's long chains showed that
 # $e^{-E}$ is not a density of the data anyway.
 
 # %%
 x_nats = data.binarize_once(dataset.x_test)[:n_nats]
-ais = rbm.log_partition_ais(rbm_model, n_betas=profile.pick(quick=2000, full=14500),
-                            n_runs=profile.pick(quick=50, full=100), generator=device_generator(seed))
-rbm_nats = rbm.log_likelihood(rbm_model, x_nats, log_z=ais.log_z)
-nats = {"RBM p(v|h)": f"{rbm_nats:.1f} (AIS: {rbm_nats + ais.log_z - ais.log_z_high:.1f} to "
-                      f"{rbm_nats + ais.log_z - ais.log_z_low:.1f})",
+n_bracket = 100  # the RBM's bracket, as notebook 01 computes it: one reverse annealing run per image
+bracket = rbm.log_likelihood_bracket(rbm_model, x_nats[:n_bracket], n_betas=profile.pick(quick=2000, full=14500),
+                                     n_runs=profile.pick(quick=50, full=100), generator=device_generator(seed))
+nats = {"RBM p(v|h)": f"{bracket.pessimistic:.1f} to {bracket.optimistic:.1f} (RAISE to AIS, {n_bracket} images)",
         "EBM from noise": "none", "EBM replay buffer": "none"}
 for name, model in (("MLP VAE means", mlp_vae), ("conv VAE means", conv_vae)):
     torch.manual_seed(seed)
@@ -224,11 +224,10 @@ plt.show()
 # nearest-neighbour ratio is 0. FD, precision and recall cannot see copying; the ratio, near 1 for the other
 # training images, can.
 #
-# The RBM's row shows what a sample-based measure sees and a likelihood does not. Its long Gibbs chains all end in
-# one mode: its grid shows one image, or nearly, sixteen times, its recall is near 0, it covers one class, and its
-# Fréchet distance comes near the ceiling's or beyond it. Block Gibbs sampling of a trained RBM moves slowly
-# between modes, so chains started from the base rate fall into the deepest one and stay there; its log-likelihood,
-# from AIS, does not depend on those chains.
+# The RBM's row is what fresh Gibbs chains from the base rate give, the sampler of notebook 01's figure (where the
+# judge's classes along the chains show whether they mixed). A sample measure and a likelihood answer different
+# questions: the RBM's bracket in nats does not depend on these chains at all, so a model whose fresh chains all fall
+# into one mode can have a likelihood close to a better one's; only the rows above would show it.
 #
 # The representation matters as much as the model. A VAE's decoder mean $\sigma(g(h))$ is a grey-level image, an
 # average over the binary images $x \sim p(x|h)$ that the model actually defines; the means look like the grey-level
