@@ -210,7 +210,8 @@ plotting.show_images(along[settings.sample_sweeps][:32].reshape(-1, 28, 28), nco
 # gives leans high, *optimistic*. Run the annealing backwards from each test image to the base rate (reverse
 # annealing, RAISE: Burda, Grosse & Salakhutdinov 2015) and the estimate leans the other way, *pessimistic*. The two
 # ends bracket $\log p(x)$; each comes with its effective sample size (ESS) of importance weights, and AIS's $\log Z$
-# with its own Monte-Carlo spread, three standard errors, which is not the bracket.
+# with its own Monte-Carlo spread, three standard errors, which is not the bracket. `rbm.log_likelihood_bracket` runs
+# both: `rbm.log_partition_ais` forward, and the same annealing backwards from each image.
 
 # %%
 n_betas, n_runs = profile.pick(quick=2000, full=14500), profile.pick(quick=50, full=100)

@@ -105,8 +105,9 @@ print(f"other data set: {other_name}, {len(x_other):,} images")
 # The tutorial's network: four strided convolutions (1 → 16 → 32 → 64 → 64 channels) with the smooth SiLU (Swish)
 # activation, then two linear layers to one number. Smoothness matters: Langevin sampling follows $\nabla_x E$, and
 # a ReLU network's input gradient is piecewise constant. Our network returns $E(x)$; the tutorial's returns $-E(x)$.
-# The **replay buffer** holds 8,192 images, the last states of earlier chains. It is a module buffer, so it is saved
-# in every checkpoint and a resumed run continues its chains.
+# The **replay buffer** holds the last states of earlier chains, as many as the run's `buffer_size` (printed below
+# with the model; the UvA tutorial (Lippe 2022) keeps 8,192). It is a module buffer, so it is saved in every
+# checkpoint and a resumed run continues its chains.
 
 # %% tags=["nbval-check-output"]
 model = runs.build(settings, device, seed=seed)  # ebm.EnergyModel(...), the tutorial's network and buffer
@@ -116,8 +117,9 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters; replay buffer
 # %% [markdown]
 # ## Langevin on images, and the temperature it really runs at
 #
-# Each training step takes as many chains as the batch has images: 95 % from the buffer, 5 % restarted from uniform
-# noise, and moves them by Langevin steps on $E$,
+# Each training step takes as many chains as the batch has images, a fraction `restart` of them restarted from
+# uniform noise (the tutorial's 5 %, the run's printed above) and the rest continuing states of the buffer, and moves
+# them by Langevin steps on $E$,
 # $$x \leftarrow \operatorname{clamp}\big(x - \eta\, \operatorname{clamp}(\nabla_x E(x), \pm 0.03) + \sigma w,\
 #   -1,\ 1\big), \qquad w \sim N(0, I),$$
 # with the tutorial's $\eta = 10$ and $\sigma = 0.005$ (`ebm.TUTORIAL_SAMPLER`; `langevin.ula` runs it, with a

@@ -290,7 +290,7 @@ def log_partition_exact(model: RBM, **kwargs) -> float:
 
 def log_partition_ais(model: RBM, n_betas: int = 14500, n_runs: int = 100, generator=None) -> torch_rbm.AISEstimate:
     """log Z by annealed importance sampling: rbm.log_partition_ais on the copied weights (one AIS for both
-    frameworks).  Taught in 01_rbm_pytorch."""
+    frameworks).  Taught in 02_rbm_keras."""
     return torch_rbm.log_partition_ais(to_pytorch(model), n_betas=n_betas, n_runs=n_runs, generator=generator)
 
 
