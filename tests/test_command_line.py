@@ -33,7 +33,7 @@ def test_bad_usage_exits_2_naming_the_flag(tmp_path):
 
 def test_a_damaged_checkpoint_exits_3_with_one_message_advising_no_resume(tmp_path):
     damaged = tmp_path / "damaged.pt"
-    damaged.write_bytes(os.urandom(1000))
+    damaged.write_bytes(b"\x80\x02}q\x00(X" + bytes(range(256)) * 4)  # a pickle header, then garbage: fixed bytes
     done = genmodels_command("train", "rbm", "--checkpoint", str(damaged), "--epochs", "1", tmp_path=tmp_path)
     assert done.returncode == EXIT_CODES["checkpoint refused"] == 3, done.stderr
     assert_short_message_in_flags(done, "checkpoint refused")

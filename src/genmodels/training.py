@@ -18,6 +18,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,9 @@ def load_checkpoint(path, device="cpu") -> dict:
     """Load a checkpoint written by `train` (tensors and plain containers only: weights_only=True). A file that is
     not one (truncated, empty, another format) is a ValueError naming it."""
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # torch warns of a damaged file's pickle protocol; our message says it
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... depending on the damage
