@@ -50,6 +50,19 @@ def test_make_lab_opens_notebook_00_with_the_project_settings():
     assert (LAB_CONFIG / "jupyter_server_config.py").exists()
 
 
+def wait_until_serving(base: str, token: str, process: subprocess.Popen, log: Path, limit_s: float = 120) -> None:
+    """Poll JupyterLab's status until it answers; fail with the end of its log if `process` ends or time runs out."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5).read()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
+
 def test_make_lab_starts_jupyterlab_as_root_or_as_a_user(tmp_path):
     """The real `make lab` (no -n), on a free loopback port, until its server answers; as root (CI, a container) it
     says in one line that it adds --allow-root, without which Jupyter refuses to start."""
@@ -64,14 +77,7 @@ def test_make_lab_starts_jupyterlab_as_root_or_as_a_user(tmp_path):
         make = subprocess.Popen(["make", "--no-print-directory", "lab", f"LAB_ARGS={arguments}"], cwd=REPO, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=5).read()
-                break
-            except OSError:
-                assert make.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-                time.sleep(0.5)
+        wait_until_serving(f"http://127.0.0.1:{port}", token, make, log)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(make.pid, signal.SIGTERM)
@@ -119,15 +125,7 @@ def lab():
             cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5).read()
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"JupyterLab did not start:\n{(tmp / 'lab.log').read_text()[-3000:]}")
-                    time.sleep(0.5)
+            wait_until_serving(base, token, server, tmp / "lab.log")
             LAB_ROOT["course"] = root
             yield base, token
         finally:

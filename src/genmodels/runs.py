@@ -89,12 +89,18 @@ class Settings:
 
 
 def _shown(value) -> str:
+    """A setting as the settings line prints it: 2,048 images, lr 0.005, n_train all (None: the whole split)."""
     if value is None:
-        return "all"  # n_train None: the whole training split
+        return "all"
     if isinstance(value, tuple):
         return "(" + ", ".join(map(str, value)) + ")"
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else f"{value:g}" \
-        if isinstance(value, float) else str(value)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def settings(name: str, profile, checkpoint: Path | str | None = None, **overrides) -> Settings:
