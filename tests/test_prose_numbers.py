@@ -14,11 +14,14 @@ The rules, in the order they apply to each number of a markdown cell (the commit
 3. **Figures from papers are exempt** when the same sentence names their source: an author and a year, "et al.", a
    link, a book's section or chapter.
 4. **The talk's own times are exempt**: minutes in speaker-note cells and in the lecture's plan.
-5. **Everything else must be printed**: by some output of the same notebook (stream, text/plain, text/markdown or
-   text/html), to the decimals the prose shows (0.67 matches a printed 0.6712, not 0.6751); a percentage also matches a
-   printed fraction (97.7 % and 0.977). Full-profile figures are therefore
-   quoted only where a committed output prints them, which none does: the README's time table has the full profile's
-   times.
+5. **Everything else must be printed nearby**: by an output (stream, text/plain, text/markdown or text/html) of a
+   code cell of the sentence's own section (from the heading above it to the next heading), or of the code cells
+   right before and after its markdown cell (up to the neighbouring markdown cells: prose reads the cell above it or
+   introduces the one below), to the decimals the prose shows (0.67 matches a printed 0.6712, not 0.6751); a
+   percentage also matches a printed fraction (97.7 % and 0.977). A number printed only in another section does not
+   count: a 0.3 printed somewhere in a long notebook says nothing about the sentence that quotes 0.3. Full-profile
+   figures are therefore quoted only where a committed output prints them, which none does: the README's tables have
+   the full profile's times and results.
 6. **"Within k standard errors"** (also "within its standard error", "within their Monte Carlo error"): each gap in
    standard errors that the code cells on either side print ("1.4 s.e. off", "1.6 standard errors apart") is at
    most k; with no gap printed there, the sentence names the test that checks it (`tests/...`).
@@ -68,6 +71,12 @@ DEFINITIONS = {
     ("07_ising_rbm", "25 %"): "the rule that chooses the sampler",
     ("07_ising_rbm", "0.1"): "the scale of the initial weights",
     ("01_rbm", "0.05"): "the learning rate the exercise asks for",
+    ("week13", "8,000"): "the size of the quick profile's training set",
+    ("week13", "0.5"): "the range of the step-size schedule's exponent in Welling & Teh's conditions",
+    ("04_energy_based_model", "0.1"): "the tutorial's gradient-clipping threshold",
+    ("04_energy_based_model", "0.005"): "the tutorial's noise scale",
+    ("07_ising_rbm", "2.269"): "Onsager's critical temperature, 2 / ln(1 + sqrt 2), which the sentence defines",
+    ("08_yardstick", "0.3"): "the noise levels of two reference rows",
 }
 
 UNIT = r"%|×|nats?\b|s\.e\.|standard errors?\b|s\b|seconds?\b|minutes?\b|min\b|hours?\b"
@@ -148,16 +157,36 @@ def markdown_cells(notebook_cells: list[dict]):
             if cell["cell_type"] == "markdown"]
 
 
+HEADING = re.compile(r"^#{1,6} ", re.M)
+
+
+def nearby_code_cells(notebook_cells: list[dict], index: int) -> list[dict]:
+    """Rule 5's cells for the markdown cell at `index`: the code cells of its section, and the runs of code cells
+    right before and after it."""
+    section, sections = 0, []
+    for cell in notebook_cells:
+        section += cell["cell_type"] == "markdown" and bool(HEADING.search("".join(cell["source"])))
+        sections.append(section)
+    nearby = [i for i, cell in enumerate(notebook_cells) if sections[i] == sections[index]]
+    for step in (-1, 1):
+        i = index + step
+        while 0 <= i < len(notebook_cells) and notebook_cells[i]["cell_type"] == "code":
+            nearby.append(i)
+            i += step
+    return [notebook_cells[i] for i in sorted(set(nearby)) if notebook_cells[i]["cell_type"] == "code"]
+
+
 def unprinted_numbers(name: str, notebook_cells: list[dict]) -> list[str]:
-    printed = printed_numbers(notebook_cells)
     found = []
     for index, cell, markdown in markdown_cells(notebook_cells):
         note = is_speaker_note(cell, name, index)
+        printed = printed_numbers(nearby_code_cells(notebook_cells, index))
         for written, value, decimals, unit, context in quoted_numbers(markdown, note):
             if (name, written) in DEFINITIONS or (name, written.split(" ")[0]) in DEFINITIONS:
                 continue
             if not is_printed(value, decimals, unit, printed):
-                found.append(f"{name}, markdown cell {index}: {written} is printed by no output: ...{context}...")
+                found.append(f"{name}, markdown cell {index}: {written} is printed by no cell of its section or "
+                             f"beside it: ...{context}...")
     return found
 
 
@@ -219,6 +248,18 @@ def test_the_rules_catch_a_wrong_standard_error_claim_an_unprinted_number_and_a_
     assert standard_error_claims("scratch", [markdown("It agrees within one standard error.")])  # no gap printed
     assert not standard_error_claims("scratch", [markdown("Within its standard error (`tests/test_x.py`).")])
     assert unprinted_numbers("scratch", [printed, markdown("The KL is 2.97 nats; the full profile takes 564 s.")]) \
-        == ["scratch, markdown cell 1: 564 is printed by no output: ...The KL is 2.97 nats; the full profile takes "
-            "564 s...."]
+        == ["scratch, markdown cell 1: 564 is printed by no cell of its section or beside it: ...The KL is 2.97 nats; "
+            "the full profile takes 564 s...."]
     assert not unprinted_numbers("scratch", [printed, markdown("About 15 minutes: the KL slide.", notes=True)])
+
+
+def test_a_number_printed_in_another_section_does_not_count():
+    def code(text):
+        return {"cell_type": "code", "metadata": {}, "source": [], "outputs": [{"text": text}]}
+
+    notebook = [markdown("## One"), code("accuracy 0.977"), markdown("## Two"), code("loss 1.25"),
+                markdown("The loss is 1.25 and the accuracy 97.7 %."), markdown("## Three\n\nAgain 1.25."),
+                code("nothing")]
+    found = unprinted_numbers("demo", notebook)
+    assert [line.split(":")[0] for line in found] == ["demo, markdown cell 4", "demo, markdown cell 5"]
+    assert "97.7 %" in found[0] and "1.25" in found[1]
