@@ -1,5 +1,5 @@
 """What the benchmarks in this folder share: interleaved timing with the machine's state beside it, the training
-images, the table of medians, the verdict line and the JSON file. Not a benchmark itself (`make bench` leaves it out).
+images, the table of medians, the targets' lines and the JSON file. Not a benchmark itself (`make bench` leaves it out).
 
     times = interleave({"ours": run_ours, "bound": run_bound}, repeats=7, device=device)
         # each run(rep) is called once per repetition, the contestants in turn (the order rotating), so that a
@@ -9,8 +9,9 @@ images, the table of medians, the verdict line and the JSON file. Not a benchmar
     print_table("", [("loop", 12), ("median s", 10, ".2f")], {n: [m] for n, m in times.medians().items()}, times, 2)
         # loop          median s   all repetitions
         # ours              0.52   0.52 0.51 0.53 …    (a row per contestant)
-    print(verdict("ours ≤ 1.15 × bound", ratio, ratio <= 1.15))   # target ours ≤ 1.15 × bound: met (1.072)
-    write({...}, "ebm.json")                                       # _build/bench/ebm.json, and says so
+    result = {"ours_over_bound": ratio, ...}
+    report_targets([Target("ours / bound", "ours_over_bound", 1.15)], result)   # target ours / bound ≤ 1.15: met (1.07)
+    write(result, "ebm.json")                                                   # _build/bench/ebm.json, and says so
 
 core_handoff_us() tells the machine's state: this shared machine has a fast state (tens of µs) and a slow one
 (hundreds), and a benchmark's figures are read beside it (benchmarks/README.md).
@@ -20,6 +21,7 @@ import argparse
 import json
 import statistics
 import time
+from typing import NamedTuple
 
 import torch
 
@@ -128,9 +130,46 @@ def print_table(title: str, columns: list[tuple], rows: dict[str, list[float]], 
         print(f"{name:<{name_width}}{cells}   " + " ".join(f"{v:.{digits}f}" for v in repetitions[name]))
 
 
+class Target(NamedTuple):
+    """A target that benchmarks/README.md states for a benchmark: the figure, the key of the benchmark's result that
+    holds it ("conv.ours_over_bound" for result["conv"]["ours_over_bound"]), and the bound it must stay at or below
+    (at_most) or reach."""
+
+    what: str
+    key: str
+    bound: float
+    at_most: bool = True
+
+    @property
+    def wording(self) -> str:
+        """'ours / bound ≤ 1.15', as the target's line and benchmarks/README.md write it."""
+        return f"{self.what} {'≤' if self.at_most else '≥'} {self.bound:g}"
+
+    def value(self, result: dict) -> float | None:
+        for key in self.key.split("."):
+            result = result.get(key) if isinstance(result, dict) else None
+        return result
+
+    def met(self, value: float) -> bool:
+        return value <= self.bound if self.at_most else value >= self.bound
+
+
 def verdict(target: str, value: float, met: bool) -> str:
-    """The one wording of a target's line: 'target ours ≤ 1.15 × bound: met (1.072)'."""
+    """The one wording of a target's line: 'target ours / bound ≤ 1.15: met (1.07)'."""
     return f"target {target}: {'met' if met else 'NOT met'} ({value:.3g})"
+
+
+def report_targets(targets, result: dict, missing: str = "not measured in this run") -> None:
+    """Print a line per target, in verdict's wording, from the result the benchmark writes, and record in it
+    result["targets_met"]; a target whose figure the result lacks prints 'target …: ' and `missing`."""
+    result["targets_met"] = {}
+    for target in targets:
+        value = target.value(result)
+        if value is None:
+            print(f"target {target.wording}: {missing}")
+            continue
+        result["targets_met"][target.wording] = target.met(value)
+        print(verdict(target.wording, value, target.met(value)))
 
 
 def write(result: dict, name: str):

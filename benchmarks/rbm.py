@@ -7,11 +7,13 @@ per epoch. The products are timed two ways: torch.mm on the RBM's three shapes a
 epoch's five products alone (computed as rbm_fast computes them, with no sampling or updates: the ceiling of our
 loop; once more with addmm then sigmoid for the conditionals, to show what the fused product gains). The peak is
 the best of these (medians over repeats), so our fraction of it cannot pass 100 %; the CPU's theoretical fp32 peak
-is printed beside it. Targets: fraction of peak ≥ 0.75 and speed-up over scikit-learn float32 ≥ 1.4.
+is printed beside it. Targets (TARGETS, each printed as met or not): fraction of peak ≥ 0.75 and speed-up over
+scikit-learn float32 ≥ 1.4.
 Repeats are interleaved and medians reported; core_handoff_us tells the machine's state. Writes _build/bench/rbm.json.
 
 --compare REV times one epoch of rbm.fit with the package at git revision REV (a temporary git worktree) and with
-the working tree, in alternating subprocesses, and reports each pair's ratio; target: median ≤ 1.03. Writes
+the working tree, in alternating subprocesses, and reports each pair's ratio; target (COMPARE_TARGETS): median
+ratio ≤ 1.03. Writes
 _build/bench/rbm_compare.json. How to read the tables, and figures seen: benchmarks/README.md.
 
     python benchmarks/rbm.py [--repeats 3] [--compare REV [--pairs 5]]
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness import core_handoff_us, parser, product_gflops, training_images, verdict, write
+from harness import Target, core_handoff_us, parser, product_gflops, report_targets, training_images, write
 
 import genmodels
 from genmodels import rbm
@@ -39,6 +41,9 @@ from genmodels import rbm
 V, H, B = 784, 500, 100
 MM_SHAPES = [(B, V, H), (B, H, V), (V, B, H), (1024, 1024, 1024)]  # m, k, n: v·W, h·Wᵀ, vᵀp(h|v), and a large one
 REPO = Path(__file__).resolve().parents[1]
+TARGETS = (Target("fraction of peak", "fraction_of_peak", 0.75, at_most=False),
+           Target("speed-up over sklearn float32", "speedup_vs_sklearn", 1.4, at_most=False))
+COMPARE_TARGETS = (Target("median ratio working tree / REV", "median_ratio", 1.03),)
 
 
 def matmul_rates(seconds=0.3) -> dict:
@@ -145,15 +150,14 @@ def benchmark(repeats: int) -> None:
     print("genmodels.rbm by repeat, fraction of that repeat's best product (handoff before/after): " + ", ".join(
         f"{flop / t / 1e9 / best:.0%} ({before:.0f}/{after:.0f} µs)"
         for t, best, (before, after) in zip(runs["ours"], best_by_repeat, runs["handoff"], strict=True)))
-    print(verdict("fraction of peak ≥ 0.75", fraction, fraction >= 0.75))
-    print(verdict("speed-up vs sklearn float32 ≥ 1.4x", speedup, speedup >= 1.4))
-    write({"dataset": dataset, "n_images": len(x), "threads": torch.get_num_threads(), "repeats": repeats,
-           "ours_s": med["ours"], "sklearn_s": med["sklearn"], "sklearn_f64_s": med["sklearn_f64"],
-           "products_alone_s": med["products"], "products_plain_s": med["products_plain"],
-           "gflops": gflops["genmodels.rbm"], "product_gflops": products, "peak_gflops": peak, "peak_is": best.strip(),
-           "fraction_of_peak": fraction, "fraction_target_met": fraction >= 0.75,
-           "speedup_vs_sklearn": speedup, "speedup_target_met": speedup >= 1.4,
-           "theoretical_peak_gflops": theory, "theoretical_peak_how": how, "runs": runs}, "rbm.json")
+    result = {"dataset": dataset, "n_images": len(x), "threads": torch.get_num_threads(), "repeats": repeats,
+              "ours_s": med["ours"], "sklearn_s": med["sklearn"], "sklearn_f64_s": med["sklearn_f64"],
+              "products_alone_s": med["products"], "products_plain_s": med["products_plain"],
+              "gflops": gflops["genmodels.rbm"], "product_gflops": products, "peak_gflops": peak,
+              "peak_is": best.strip(), "fraction_of_peak": fraction, "speedup_vs_sklearn": speedup,
+              "theoretical_peak_gflops": theory, "theoretical_peak_how": how, "runs": runs}
+    report_targets(TARGETS, result)
+    write(result, "rbm.json")
 
 
 # --- --compare REV: the same epoch with the package at another revision, in alternating subprocesses -------------
@@ -207,10 +211,11 @@ def compare(rev: str, pairs: int) -> None:
         a, b = r[rev], r["working tree"]
         print(f"{i:<6}{r['first']:<14}{a['seconds']:12.3f}{b['seconds']:11.3f}{ratio:8.3f}   "
               f"{a['handoff'][0]:.0f}/{a['handoff'][1]:.0f}, {b['handoff'][0]:.0f}/{b['handoff'][1]:.0f}")
-    print(verdict(f"median ratio (working tree ÷ {rev}) ≤ 1.03", median, median <= 1.03))
     print("imported: " + ", ".join(f"{name} {Path(results[0][name]['genmodels']).parent}" for name in srcs))
-    write({"rev": rev, "commit": commit, "dataset": dataset, "n_images": len(x), "pairs": results,
-           "ratios": ratios, "median_ratio": median, "target_met": median <= 1.03}, "rbm_compare.json")
+    result = {"rev": rev, "commit": commit, "dataset": dataset, "n_images": len(x), "pairs": results,
+              "ratios": ratios, "median_ratio": median}
+    report_targets(COMPARE_TARGETS, result)
+    write(result, "rbm_compare.json")
 
 
 def main():

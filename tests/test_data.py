@@ -1,6 +1,7 @@
 """genmodels.data: reading, finding, downloading (loopback only), verifying, profiles' data and fallbacks."""
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import fake_split, mnist_test_dir, write_idx
+from conftest import REPO, fake_split, mnist_test_dir, write_idx
 
 from genmodels import data
 
@@ -216,33 +217,57 @@ def test_closed_port_fails_at_once_and_says_where_to_put_the_files(isolated_data
     assert "GENMODELS_DATA" in message and str(isolated_data / "mnist") in message and "refused" in message
 
 
-def test_a_silent_server_times_out_and_is_not_asked_twice(isolated_data, monkeypatch):
+@pytest.fixture
+def silent_mirrors():
+    """silent_mirrors(n): n loopback URLs whose servers accept connections and never answer (offline as a captive
+    portal or a dead proxy leaves a download)."""
+    servers, held = [], []
+
+    def make(n: int) -> list[str]:
+        for _ in range(n):
+            server = socket.create_server(("127.0.0.1", 0))
+            threading.Thread(target=lambda s=server: held.extend(s.accept() for _ in range(3)), daemon=True).start()
+            servers.append(server)
+        return [f"http://127.0.0.1:{s.getsockname()[1]}/" for s in servers[-n:]]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_a_silent_server_times_out_and_is_not_asked_twice(isolated_data, monkeypatch, silent_mirrors):
     """A loopback listener that accepts connections and never answers: the read timeout gives up."""
-    server = socket.create_server(("127.0.0.1", 0))
-    held = []
-    threading.Thread(target=lambda: held.extend(server.accept() for _ in range(3)), daemon=True).start()
-    monkeypatch.setattr(data, "MIRRORS", {"mnist": [f"http://127.0.0.1:{server.getsockname()[1]}/"]})
+    monkeypatch.setattr(data, "MIRRORS", {"mnist": silent_mirrors(1)})
     start = time.perf_counter()
     with pytest.raises(data.DataNotFoundError, match="timed out"):
         data.load_split("mnist", "test", progress=False, timeout=0.5)
     assert time.perf_counter() - start < 3  # one timeout, not one per file
-    server.close()
 
 
-def test_two_silent_mirrors_share_one_timeout(isolated_data, monkeypatch):
+def test_two_silent_mirrors_share_one_timeout(isolated_data, monkeypatch, silent_mirrors):
     """The README's promise, offline a data set gives up within the timeout, holds with every mirror silent: the
     second mirror gets what the first left of the time (here nothing), not a timeout of its own."""
-    servers = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
-    held = []
-    for server in servers:
-        threading.Thread(target=lambda s=server: held.extend(s.accept() for _ in range(3)), daemon=True).start()
-    monkeypatch.setattr(data, "MIRRORS", {"mnist": [f"http://127.0.0.1:{s.getsockname()[1]}/" for s in servers]})
+    monkeypatch.setattr(data, "MIRRORS", {"mnist": silent_mirrors(2)})
     start = time.perf_counter()
     with pytest.raises(data.DataNotFoundError, match="had run out"):
         data.load_split("mnist", "test", progress=False, timeout=2)
     assert time.perf_counter() - start < 3.5  # one 2 s timeout in all; each mirror its own would be 4 s and more
-    for server in servers:
-        server.close()
+
+
+def test_offline_the_full_profile_waits_one_timeout_per_data_set(isolated_data, monkeypatch, silent_mirrors):
+    """The README: offline, the full profile (MNIST, then Fashion-MNIST, then the bundled digits) waits about twice
+    the timeout, one for each data set's mirrors, and not again for their test splits."""
+    monkeypatch.setattr(data, "MIRRORS", {"mnist": silent_mirrors(2), "fashion-mnist": silent_mirrors(2)})
+    monkeypatch.setattr(data, "load_digits_28x28", lambda: (np.zeros((1797, 28, 28)), np.zeros(1797)))  # not timed
+    start = time.perf_counter()
+    assert data.load_data("full", timeout=1, verbose=False).name.startswith("scikit-learn digits")
+    assert time.perf_counter() - start < 3.5  # 2 × 1 s; a timeout per mirror would be 4 s, one per file 8 s
+
+
+def test_the_readme_states_the_offline_wait_of_data_timeout_s():
+    readme = " ".join((REPO / "README.md").read_text().split())
+    waits = re.search(r"gives up within about (\d+) s \(`genmodels.data.TIMEOUT_S`\).*? within about (\d+) s", readme)
+    assert waits and [float(w) for w in waits.groups()] == [data.TIMEOUT_S, 2 * data.TIMEOUT_S], waits
 
 
 def test_quick_profile_never_falls_back(isolated_data):
