@@ -203,6 +203,12 @@ for name, value in nats.items():
 # %%
 print(measures.format_table(results, nats))
 print(f"N = {n:,} per row, mean over seeds {list(seeds)}; FD ± its sd over the seeds; reference: {dataset.name} test")
+print("\nthe representation: grey-level means or binary images, against the grey-level reference")
+for row, other in (("MLP VAE binary", "MLP VAE means"), ("train, binarised", "training images (floor)")):
+    print(" ", measures.compare_rows(results, row, other))
+others = [sum(v["nn_ratio"]) / len(v["nn_ratio"]) for name, v in results.items() if name != "training images, copied"]
+print(f"nearest-neighbour ratio: {sum(results['training images, copied']['nn_ratio']) / len(seeds):.2f} for the copied "
+      f"training images, {min(others):.2f} to {max(others):.2f} for every other row")
 profile.note(f"models trained for seconds, a judge trained on {len(dataset.x_train):,} images, N = {n:,}",
              "models trained for minutes: the VAEs' and the EBM's rows between the floor and the ceiling")
 
@@ -219,10 +225,10 @@ plt.show()
 # How to read it. The reference rows set the scale: training images are the floor (their distance is not 0, because
 # two finite samples of one distribution differ), uniform noise the ceiling, and noise, blur and independent pixels
 # climb between them. Precision asks whether samples look like data, recall whether the data are covered: blur keeps
-# precision and loses recall, and independent pixels, blobs near the data's average, keep a high precision while
-# covering almost none of the data. The copied row scores like the floor on every measure but one: its
-# nearest-neighbour ratio is 0. FD, precision and recall cannot see copying; the ratio, near 1 for the other
-# training images, can.
+# more of its precision than of its recall, and independent pixels, blobs near the data's average, keep some
+# precision while covering almost none of the data. The copied row scores like the floor on every measure but one:
+# its nearest-neighbour ratio is 0, far below every other row's (the last line under the table prints their range).
+# FD, precision and recall cannot see copying; the ratio can.
 #
 # The RBM's row is what fresh Gibbs chains from the base rate give, the sampler of notebook 01's figure (where the
 # judge's classes along the chains show whether they mixed). A sample measure and a likelihood answer different
@@ -230,18 +236,20 @@ plt.show()
 # into one mode can have a likelihood close to a better one's; only the rows above would show it.
 #
 # The representation matters as much as the model. A VAE's decoder mean $\sigma(g(h))$ is a grey-level image, an
-# average over the binary images $x \sim p(x|h)$ that the model actually defines; the means look like the grey-level
-# reference, the binary samples do not (compare the "MLP VAE binary" row with "train, binarised", the same contrast
-# for real images). The models here were trained on binarised data, so their likelihoods in nats are of binary images,
-# while the yardstick compares grey levels: a model can be better in nats and worse in FD without contradiction, and
-# the RBM's $p(v|h)$ is the same kind of average as the VAE's means.
+# average over the binary images $x \sim p(x|h)$ that the model actually defines. Which of the two the judge finds
+# closer to the grey-level reference is printed under the table, beside the same contrast for real images ("train,
+# binarised" against the floor: what binarising alone costs). The models here were trained on binarised data, so
+# their likelihoods in nats are of binary images, while the yardstick compares grey levels: a model can be better in
+# nats and worse in FD without contradiction, and the RBM's $p(v|h)$ is the same kind of average as the VAE's means.
 #
 # ## The Fréchet distance against $N$
 #
 # With $N$ samples the estimated covariance is noisy, and the noise adds to the distance: FD is biased upwards, by
 # roughly $c/N$ (Chong & Forsyth 2020; TTUR's README warns below 10,000 samples). Measured at several $N$ against the
 # same reference and fitted by $\mathrm{FD}(N) = \mathrm{FD}_\infty + c/N$, the intercept $\mathrm{FD}_\infty$ is
-# the distance free of this bias (the reference's own $N$ still adds a bias common to every row).
+# the distance free of this bias (the reference's own $N$ still adds a bias common to every row), if the points lie
+# on a line: the fit's $R^2$, printed for each curve, says whether they do. Each curve has its own panel, so that a
+# row near the floor is not flattened by one near the ceiling.
 
 # %%
 spare = dataset.x_train[n:]  # training images the reference and the NN ratio do not use
@@ -249,24 +257,36 @@ sizes = [size for size in (500, 1000, 2000, 5000, 10000) if size <= len(spare)]
 curves = {"training images": lambda size: spare[:size],
           "MLP VAE means": lambda size: vae.generate(mlp_vae, size, device_generator(seed)).cpu(),
           "conv VAE means": lambda size: vae.generate(conv_vae, size, device_generator(seed)).cpu()}
-fig, ax = plt.subplots(figsize=(6, 4))
-for name, draw in curves.items():
+fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.4))
+inv = [1 / size for size in sizes]
+for ax, (name, draw) in zip(axes, curves.items(), strict=True):
     fds = [measures.frechet_distance_from_moments(*yardstick.reference_moments,
                                                   *measures.moments(judge.features(referee, draw(size))))
            for size in sizes]
-    fd_inf, slope = measures.extrapolate_to_infinite_n(sizes, fds)
-    inv = [1 / size for size in sizes]
-    ax.plot(inv, fds, "o", label=f"{name}: FD$_\\infty$ = {fd_inf:.1f}")
-    ax.plot([0, *inv], [fd_inf + slope * x for x in [0, *inv]], "--", color=ax.lines[-1].get_color())
-    print(f"{name:16s} FD at N = {sizes}: {[round(v, 1) for v in fds]}; extrapolated to N -> inf: {fd_inf:.1f}")
-ax.set(xlabel="1 / N", ylabel="Fréchet distance", title=f"FD against 1/N ({dataset.name}, reference N = {n:,})")
-ax.legend(fontsize=8)
+    ax.plot(inv, fds, "o")
+    if len(sizes) < 3:  # the digits fallback: two sizes always lie on a line
+        fitted = "too few sizes for a 1/N fit"
+    else:
+        fit = measures.extrapolate_to_infinite_n(sizes, fds)
+        fitted = f"R^2 of the 1/N line {fit.r_squared:.2f}; "
+        if fit.r_squared >= 0.9:  # a line explaining less than 90 % of the points' spread would extrapolate noise
+            ax.plot([0, *inv], [fit.fd_infinity + fit.slope * x for x in [0, *inv]], "--", color="grey")
+            fitted += f"FD at N -> inf: {fit.fd_infinity:.1f}"
+        else:
+            fitted += "no extrapolation (R^2 < 0.9)"
+    ax.set_xlabel("1 / N")
+    ax.set_title(f"{name}\n{fitted}".replace("R^2", "R$^2$").replace("->", "→").replace("; ", "\n"), fontsize=8)
+    print(f"{name:16s} FD at N = {sizes}: {[round(v, 1) for v in fds]}; {fitted}")
+axes[0].set_ylabel("Fréchet distance")
+plt.tight_layout()
+fig.suptitle(f"FD against 1/N ({dataset.name}, reference N = {n:,})", y=1.12)
 plt.show()
 
 # %% [markdown]
-# The points lie close to straight lines in $1/N$: the bias is real and of the size of the differences between some
-# rows, which is why a table compares rows at one $N$ and why FD figures from papers with other sample sizes cannot
-# be compared with ours. The extrapolated $\mathrm{FD}_\infty$ ranks the models with less noise than any single $N$.
+# Where $R^2$ is high, the bias is real and can be of the size of the differences between some rows, which is why a
+# table compares rows at one $N$ and why FD figures from papers with other sample sizes cannot be compared with ours.
+# Where it is low, the distances change with $N$ less than they scatter: the bias is small beside the row's distance,
+# and a single $N$ is as good as the extrapolation.
 #
 # With the scikit-learn digits fallback (297 test images) the profile cannot fill larger rows: $N$ drops to 297,
 # just over twice the 128 features a covariance needs ($N > d$; `measures.moments` refuses fewer, saying how many),

@@ -119,3 +119,43 @@ def test_a_cached_judge_is_reused_and_one_of_another_data_set_is_refused(quick_d
 def test_judging_images_of_another_data_set_is_refused():
     with pytest.raises(ValueError, match="trained on MNIST, but the images are measured against Fashion-MNIST"):
         judge.check_same_dataset(judge.Judge(dataset="MNIST"), "Fashion-MNIST")
+
+
+# Notebook 08's model rows, which must cover at least MIN_CLASSES classes in the committed quick-profile table. A row
+# may be listed in EXEMPT only with its measured figure and the reason (an issue that reported its target missed).
+MODEL_ROWS = ("RBM p(v|h)", "EBM from noise", "EBM replay buffer", "MLP VAE means", "MLP VAE binary", "conv VAE means")
+MIN_CLASSES = 8
+EXEMPT: dict[str, str] = {}
+
+
+def classes_by_row(table: str) -> dict[str, float]:
+    """The "classes" column of measures.format_table's text: the fifth number after the FD's mean ± sd."""
+    lines = table.splitlines()
+    start = next(i for i, line in enumerate(lines) if "FD (mean ± sd)" in line)
+    header, body = lines[start], lines[start + 2:]
+    rows = {}
+    for line in body[:next((i for i, line in enumerate(body) if not line.strip() or line.startswith("N = ")),
+                           len(body))]:  # the table ends at its footnote, "N = 1,000 per row, ..."
+        name = next((row for row in MODEL_ROWS if line.startswith(row + " ")), None)
+        if name is not None:
+            fields = line[len(name):].split()  # FD, ±, sd, precision, recall, score, classes, NN ratio, ...
+            rows[name] = float(fields[6])
+    assert "classes" in header and len(rows) == len(MODEL_ROWS), f"08's table lacks rows: {sorted(rows)}"
+    return rows
+
+
+def test_every_model_row_of_notebook_08_covers_most_classes():
+    """No model figure committed untrained: each model row of 08's quick table has samples the judge puts in at least
+    eight classes."""
+    classes = classes_by_row(printed("notebooks/08_yardstick.ipynb"))
+    few = {row: n for row, n in classes.items() if n < MIN_CLASSES and row not in EXEMPT}
+    assert not few, (f"notebook 08's committed table: rows covering fewer than {MIN_CLASSES} classes: {few}; train "
+                     "the model longer in its quick profile (genmodels.runs) and re-execute its notebook and 08")
+
+
+def test_the_guard_reads_the_classes_column():
+    table = ("                   FD (mean ± sd)   precision  recall  score  classes  NN ratio\n" + "-" * 80 + "\n"
+             + "".join(f"{row:20s} 114.2 ± 3.9   0.661   0.362   7.61   {c:.1f}   0.91\n"
+                       for row, c in zip(MODEL_ROWS, (9, 9.3, 10, 6, 6, 2), strict=True))
+             + "N = 1,000 per row\nconv VAE means   FD at N = [500, 2000]\n")
+    assert classes_by_row(table) == dict(zip(MODEL_ROWS, (9, 9.3, 10, 6, 6, 2), strict=True))

@@ -95,8 +95,33 @@ def test_frechet_distance_grows_with_added_noise():
 
 def test_fit_in_one_over_n_recovers_the_intercept_and_slope():
     sizes = [500, 1000, 2000, 5000]
-    fd_inf, slope = measures.extrapolate_to_infinite_n(sizes, [3.0 + 800.0 / n for n in sizes])
-    assert (fd_inf, slope) == (pytest.approx(3.0, abs=1e-9), pytest.approx(800.0, rel=1e-9))
+    fit = measures.extrapolate_to_infinite_n(sizes, [3.0 + 800.0 / n for n in sizes])
+    assert (fit.fd_infinity, fit.slope) == (pytest.approx(3.0, abs=1e-9), pytest.approx(800.0, rel=1e-9))
+    assert fit.r_squared == pytest.approx(1.0, abs=1e-12)
+
+
+def test_fit_in_one_over_n_reports_how_much_the_line_explains():
+    """Distances that zigzag (10, 12, 10, 12) as N doubles: the least-squares line, from the normal equations in plain
+    Python, explains little of them; R² = 1 - SS_res/SS_tot with SS_tot = 4."""
+    sizes, fds = [250, 500, 1000, 2000], [10.0, 12.0, 10.0, 12.0]
+    x = [1 / n for n in sizes]
+    mx, my = sum(x) / 4, sum(fds) / 4
+    slope = sum((a - mx) * (b - my) for a, b in zip(x, fds, strict=True)) / sum((a - mx) ** 2 for a in x)
+    residual = sum((b - (my + slope * (a - mx))) ** 2 for a, b in zip(x, fds, strict=True))
+    fit = measures.extrapolate_to_infinite_n(sizes, fds)
+    assert fit.slope == pytest.approx(slope, rel=1e-9) and fit.fd_infinity == pytest.approx(my - slope * mx)
+    assert fit.r_squared == pytest.approx(1 - residual / 4.0, rel=1e-9) and fit.r_squared < 0.5
+    with pytest.raises(ValueError, match="three sizes at least"):
+        measures.extrapolate_to_infinite_n([500, 1000], [2.0, 1.0])
+
+
+def test_compare_rows_names_a_gap_only_beyond_the_seeds_spread():
+    results = {"a": {"fd": [10.0, 12.0, 14.0]}, "b": {"fd": [20.0, 21.0, 22.0]}, "c": {"fd": [13.0, 15.0, 17.0]}}
+    assert measures.compare_rows(results, "a", "b") == "Fréchet distance: a 12, b 21: a lower by 9"
+    assert measures.compare_rows(results, "b", "a") == "Fréchet distance: b 21, a 12: b higher by 9"
+    assert measures.compare_rows(results, "a", "c").endswith("a within the seeds' spread")  # gap 3 <= 2 × sd 2
+    with pytest.raises(ValueError, match="no row 'z'"):
+        measures.compare_rows(results, "a", "z")
 
 
 # --- precision and recall -------------------------------------------------------------------------------------------
@@ -270,3 +295,11 @@ def test_the_table_shows_the_columns_asked_for_aligned_with_their_titles():
     assert full.split()[4:] == ["precision", "recall", "score", "classes", "NN", "ratio"]
     with pytest.raises(ValueError, match=r"unknown columns \['FID'\]: choose from \['fd', 'precision'"):
         measures.format_table(results, columns=("FID",))
+
+
+def test_classes_seen_counts_the_judges_classes(monkeypatch):
+    """Six images the judge puts in classes 3, 3, 3, 7, 7, 1 of ten: class 3 and 7 reach N / 2C = 0.3, class 1 too."""
+    labels = torch.tensor([3, 3, 3, 7, 7, 1])
+    monkeypatch.setattr(measures.judges, "probabilities", lambda judge, images: torch.eye(10)[labels][:len(images)])
+    line = measures.classes_seen(None, torch.zeros(6, 784))
+    assert line == " 3 classes covered, the judge's counts per class [0, 1, 0, 3, 0, 0, 0, 2, 0, 0]"

@@ -44,6 +44,7 @@ DEFINITIONS = {
     ("01_rbm_pytorch", "88.7"): "log of float32's largest value, the threshold the text explains",
     ("01_rbm", "88.7"): "log of float32's largest value, the threshold the text explains",
     ("01_rbm_pytorch", "0.9"): "the training's momentum setting",
+    ("01_rbm_pytorch", "0.5"): "the run's momentum setting",
     ("02_rbm_keras", "0.9"): "the training's momentum setting",
     ("02_rbm_keras", "0.005"): "the training's learning rate",
     ("01_rbm", "1,000"): "AIS settings the exercise asks to try",

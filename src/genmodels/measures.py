@@ -11,7 +11,8 @@ features, (μ_X, Σ_X) and (μ_Y, Σ_Y), and take the squared 2-Wasserstein dist
 Σ_X^½ Σ_Y Σ_X^½ is symmetric and positive semi-definite, so both square roots come from symmetric
 eigendecompositions (eigh), with no SciPy. A covariance needs more samples than features (N > d), else it is singular.
 FD estimated from N samples is biased upwards, by about c/N (Chong & Forsyth 2020): compare at equal N, or
-extrapolate to N → ∞ (`extrapolate_to_infinite_n`).
+extrapolate to N → ∞ (`extrapolate_to_infinite_n`, which reports the fit's R²: where the points do not lie on a line
+in 1/N, the intercept means nothing).
 
 Precision and recall (Kynkäänniemi et al. 2019). Around each reference feature put a ball reaching its k-th nearest
 reference neighbour (k = 3): the union of balls estimates the support of the data. Precision is the fraction of
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -45,9 +47,9 @@ from . import data
 from . import judge as judges
 
 __all__ = ["moments", "frechet_distance", "frechet_distance_from_moments", "precision_recall", "kth_neighbour_radii",
-           "classifier_score", "classes_covered", "nearest_neighbour_ratio", "extrapolate_to_infinite_n",
-           "Yardstick", "measure_rows", "format_table", "MEASURES", "with_noise", "blurred", "independent_pixels",
-           "uniform_noise", "check_features", "K"]
+           "classifier_score", "classes_covered", "classes_seen", "nearest_neighbour_ratio",
+           "extrapolate_to_infinite_n", "InverseNFit", "compare_rows", "Yardstick", "measure_rows", "format_table",
+           "MEASURES", "with_noise", "blurred", "independent_pixels", "uniform_noise", "check_features", "K"]
 
 K = 3  # neighbours for the balls of precision and recall (Kynkäänniemi et al. 2019)
 
@@ -89,16 +91,28 @@ def frechet_distance(features_x, features_y) -> float:
     return frechet_distance_from_moments(*moments(features_x), *moments(features_y))
 
 
-def extrapolate_to_infinite_n(sizes, distances) -> tuple[float, float]:
-    """Fit FD(N) = FD_∞ + c/N by least squares to distances measured at several sizes N; returns (FD_∞, c)."""
+class InverseNFit(NamedTuple):
+    """FD(N) = fd_infinity + slope / N fitted by least squares; r_squared is the fraction of the distances' variance
+    over the sizes that the line explains (1: on the line; near 0: the 1/N bias is lost in the noise, and the
+    intercept is not an estimate of anything)."""
+    fd_infinity: float
+    slope: float
+    r_squared: float
+
+
+def extrapolate_to_infinite_n(sizes, distances) -> InverseNFit:
+    """Fit FD(N) = FD_∞ + c/N by least squares to distances measured at several sizes N; returns (FD_∞, c, R²)."""
     inv_n = torch.tensor([1.0 / n for n in sizes], dtype=torch.float64)
     fd = torch.as_tensor(distances, dtype=torch.float64)
-    if len(inv_n) < 2 or len(inv_n) != len(fd):
-        raise ValueError(f"the 1/N fit needs distances at two sizes at least, one per size; got {len(inv_n)} sizes "
-                         f"and {len(fd)} distances")
+    if len(inv_n) < 3 or len(inv_n) != len(fd):
+        raise ValueError(f"the 1/N fit needs distances at three sizes at least (two always lie on a line), one per "
+                         f"size; got {len(inv_n)} sizes and {len(fd)} distances")
     design = torch.stack([torch.ones_like(inv_n), inv_n], 1)
     solution = torch.linalg.lstsq(design, fd[:, None]).solution[:, 0]
-    return float(solution[0]), float(solution[1])
+    residual = float(((fd - design @ solution) ** 2).sum())
+    total = float(((fd - fd.mean()) ** 2).sum())
+    r_squared = 1.0 - residual / total if total > 0 else 1.0  # all distances equal: the flat line fits exactly
+    return InverseNFit(float(solution[0]), float(solution[1]), r_squared)
 
 
 # --- precision and recall -----------------------------------------------------------------------------------------
@@ -178,6 +192,14 @@ def classes_covered(p) -> int:
     p = _check_probabilities(p)
     counts = torch.bincount(p.argmax(1), minlength=p.shape[1])
     return int((2 * p.shape[1] * counts >= len(p)).sum())
+
+
+def classes_seen(judge, images) -> str:
+    """One line on what the judge sees in `images` (any shape with 784 pixels per image): the classes covered and how
+    many images it puts in each class, e.g. for chains that may all have fallen into one mode."""
+    p = judges.probabilities(judge, torch.as_tensor(images).reshape(-1, 28, 28))
+    counts = p.argmax(1).bincount(minlength=p.shape[1]).tolist()
+    return f"{classes_covered(p):2d} classes covered, the judge's counts per class {counts}"
 
 
 # --- memorisation: nearest neighbours in the training set and in the test set --------------------------------------
@@ -312,6 +334,22 @@ def measure_rows(yardstick: Yardstick, rows: dict, seeds=(0, 1, 2), keep: int = 
                 values.setdefault(measure, []).append(value)
         results[name] = values
     return results, examples
+
+
+def compare_rows(results: dict, row: str, other: str, measure: str = "fd") -> str:
+    """One line comparing two rows of measure_rows' results on `measure`: their means, and "lower"/"higher" only
+    where the gap exceeds twice the larger sd over the seeds (else "within the seeds' spread")."""
+    for name in (row, other):
+        if name not in results:
+            raise ValueError(f"no row {name!r} in the results; the rows: {', '.join(results)}")
+    a = torch.tensor(results[row][measure], dtype=torch.float64)
+    b = torch.tensor(results[other][measure], dtype=torch.float64)
+    spread = max(float(a.std()) if len(a) > 1 else 0.0, float(b.std()) if len(b) > 1 else 0.0)
+    gap = float(a.mean() - b.mean())
+    verdict = ("within the seeds' spread" if abs(gap) <= 2 * spread
+               else "lower" if gap < 0 else "higher")
+    return (f"{MEASURES[measure]}: {row} {float(a.mean()):.3g}, {other} {float(b.mean()):.3g}: "
+            f"{row} {verdict}" + ("" if verdict.startswith("within") else f" by {abs(gap):.3g}"))
 
 
 def format_table(results: dict, extra: dict | None = None, extra_name: str = "log-likelihood (nats)",
