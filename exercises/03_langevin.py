@@ -31,7 +31,7 @@ import math
 import torch
 
 import genmodels
-from genmodels import exercises, langevin
+from genmodels import exercises, langevin, mcmc, targets
 
 profile, device = genmodels.setup(profile, "cpu", seed)
 

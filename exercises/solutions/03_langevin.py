@@ -31,7 +31,7 @@ import math
 import torch
 
 import genmodels
-from genmodels import exercises, langevin
+from genmodels import exercises, langevin, mcmc, targets
 
 profile, device = genmodels.setup(profile, "cpu", seed)
 
@@ -151,7 +151,7 @@ exercises.check_effective_sample_size(effective_sample_size)
 
 # %%
 ### BEGIN SOLUTION
-target = langevin.CorrelatedGaussian()
+target = targets.CorrelatedGaussian()
 n_chains, n_steps = profile.pick(quick=200, full=2000), profile.pick(quick=500, full=5000)
 x0 = torch.randn(n_chains, 2, generator=torch.Generator().manual_seed(seed))
 chains = langevin.ula(target.log_prob, x0, 0.05, n_steps, burn_in=n_steps // 2, noise_scale=1.0, seed=seed)
@@ -173,12 +173,12 @@ for name, cov in (("the lecture's chain", samples.T.cov()), ("Σ/2", target.cov 
 
 # %%
 ### BEGIN SOLUTION
-banana = langevin.Banana()
+banana = targets.Banana()
 n_chains, n_steps = profile.pick(quick=50, full=200), profile.pick(quick=400, full=4000)
 x0 = torch.randn(n_chains, 2, generator=torch.Generator().manual_seed(seed))
 for step_size in (0.05, 0.2, 0.5, 1.0, 2.0):
     chains = langevin.mala(banana.log_prob, x0, step_size, n_steps, burn_in=n_steps // 4, seed=seed)
-    ess = langevin.effective_sample_size(chains.samples).min().item() / chains.samples[:, :, 0].numel()
+    ess = mcmc.effective_sample_size(chains.samples).min().item() / chains.samples[:, :, 0].numel()
     print(f"η = {step_size:4}: acceptance {chains.acceptance_rate:.2f}, ESS per kept state {ess:.3f}")
 ### END SOLUTION
 
@@ -193,7 +193,7 @@ for step_size in (0.05, 0.2, 0.5, 1.0, 2.0):
 
 # %%
 ### BEGIN SOLUTION
-posterior = langevin.MixturePosterior()
+posterior = targets.MixturePosterior()
 n_chains, n_steps = profile.pick(quick=50, full=200), profile.pick(quick=400, full=5000)
 x0 = torch.randn(n_chains, 2, generator=torch.Generator().manual_seed(seed))
 for batch_size in (1, 10):
@@ -225,7 +225,7 @@ print(f"at θ = (0, 1), batch 1: variance of the gradient noise (ε/2)² N² Var
 ### BEGIN SOLUTION
 n_chains, n_steps = profile.pick(quick=100, full=500), profile.pick(quick=2000, full=20000)
 for barrier in (3.0, 8.0):
-    well = langevin.DoubleWell(barrier)
+    well = targets.DoubleWell(barrier)
     x0 = torch.zeros(n_chains, 2) + torch.tensor([1.0, 0.0])
     chains = langevin.ula(well.log_prob, x0, 0.01, n_steps, seed=seed)
     side = torch.sign(chains.samples[..., 0])
