@@ -168,7 +168,7 @@ plotting.plot_history(history, ["test_pseudo_ll", "test_recon_error"])
 # under them. `rbm.fit`'s defaults (momentum rising to 0.9 after five epochs, a constant rate) move the parameters
 # faster than the chains mix; the chains then trail one mode, the model learns to push it down, and new chains all
 # fall into it. Momentum 0.5 throughout and a rate falling to zero (Tieleman 2008) let the chains follow; the
-# README's table gives what each choice measured (exercise 15 in `exercises/01_rbm` shows the momentum jump).
+# README's table gives what each choice measured (the momentum-jump exercise in `exercises/01_rbm` shows it).
 #
 # ## What the hidden units learned, and what the model generates
 #
@@ -233,7 +233,8 @@ profile.note(f"{settings.n_hidden} hidden units, {settings.epochs} epochs on {le
 # Read the bracket with care. Each end is a bound only on average, and RAISE's is a bound on the log-likelihood of
 # the annealing's own sampler: when that sampler fits the test images better than the RBM does (its chains have not
 # mixed), the pessimistic end can land above the optimistic one, and the cell says so. A small ESS means that a few
-# runs carry most of the weight: more temperatures or runs are needed (exercise 13 in `exercises/01_rbm`).
+# runs carry most of the weight: more temperatures or runs are needed (the exercise on how many temperatures AIS
+# needs, in `exercises/01_rbm`).
 #
 # For reference, Salakhutdinov & Murray (2008, "On the quantitative analysis of deep belief networks", ICML) report
 # for binarised **MNIST** with 500 hidden units CD-1 ≈ −125.5 nats and CD-25 ≈ −86.3 nats per test image (these

@@ -280,13 +280,17 @@ def test_committed_student_versions_are_what_make_exercises_generates():
 def test_every_implementation_exercise_has_a_stub_and_a_check_compared_by_nbval():
     for path in SOLUTION_NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
-        headings = re.findall(r"^### Exercise (\d+)", "\n".join(c.source for c in notebook.cells), re.M)
-        assert [int(h) for h in headings] == list(range(1, len(headings) + 1)), path.name
+        text = "\n".join(c.source for c in notebook.cells)
+        assert re.findall(r"^### Exercise:", text, re.M) and not re.findall(r"^### Exercise \d", text, re.M), \
+            f"{path.name}: the solutions' headings are unnumbered (### Exercise: title); make exercises numbers them"
         checks = [c for c in notebook.cells if "exercises.check_" in c.source]
         assert checks and all("nbval-check-output" in c.metadata.get("tags", []) for c in checks), path.name
         assert all(c.get("execution_count") for c in checks), f"{path.name} is not executed (nbval would skip it)"
         assert all(c.outputs and c.outputs[0].get("text", "").startswith("✓ ") for c in checks), path.name
     student = [nbformat.read(p, as_version=4) for p in STUDENT_NOTEBOOKS]
+    for notebook in student:
+        headings = re.findall(r"^### Exercise (\d+):", "\n".join(c.source for c in notebook.cells), re.M)
+        assert headings and [int(h) for h in headings] == list(range(1, len(headings) + 1))
     assert not any("BEGIN SOLUTION" in c.source or "solution" in c.metadata.get("tags", []) or c.get("outputs")
                    for nb in student for c in nb.cells)
 
