@@ -17,10 +17,10 @@
 # # Exercises 01 · The restricted Boltzmann machine
 #
 # Goes with `notebooks/01_rbm_pytorch` and `notebooks/02_rbm_keras`. Two kinds of exercise:
-# - **implementation exercises** (1–11): write one function of the lecture; the cell after it runs a check from
+# - **implementation exercises**: write one function of the lecture; the cell after it runs a check from
 #   `genmodels.exercises`, which prints one line when your function is right and, when it is not, says which
 #   mistake it is before it shows numbers. A function you have not written yet reports "not done yet";
-# - **experiment exercises** (12–19): the questions at the end of notebooks 01 and 02, to answer by running code.
+# - **experiment exercises**: the questions at the end of notebooks 01 and 02, to answer by running code.
 #
 # Work top to bottom: Run All works at any time. The functions take tensors, not a model: `v` (N, n_visible),
 # `h` (N, n_hidden), `W` (n_visible, n_hidden), `b` (n_visible,), `c` (n_hidden,), all float32.
@@ -181,8 +181,8 @@ exercises.check_pseudo_log_likelihood(pseudo_log_likelihood)
 
 # %% [markdown]
 # ### Exercise 11: the free energy in `keras.ops`
-# The same $F(\mathbf v)$ as exercise 4, written with `keras.ops` so that it runs on TensorFlow, PyTorch or JAX
-# (notebook 02). The inputs are NumPy arrays.
+# The same $F(\mathbf v)$ as the free-energy exercise above, written with `keras.ops` so that it runs on TensorFlow,
+# PyTorch or JAX (notebook 02). The inputs are NumPy arrays.
 
 # %%
 def free_energy_keras(v, W, b, c):

@@ -16,9 +16,9 @@
 # %% [markdown]
 # # Exercises 03 · Langevin sampling and SGLD
 #
-# Goes with `notebooks/03_langevin_sampling`. Implementation exercises (1–6): write one function of the lecture; the
+# Goes with `notebooks/03_langevin_sampling`. Implementation exercises: write one function of the lecture; the
 # cell after it checks it with `genmodels.exercises`, which names the mistake when it is a known one. Experiment
-# exercises (7–10): the questions at the end of notebook 03, answered by running code. Run All works at any time:
+# exercises: the questions at the end of notebook 03, answered by running code. Run All works at any time:
 # a function not written yet reports "not done yet". Chains are tensors of shape (n_chains, dim).
 
 # %% tags=["parameters"]
@@ -31,7 +31,7 @@ import math
 import torch
 
 import genmodels
-from genmodels import exercises, langevin
+from genmodels import exercises, langevin, mcmc, targets
 
 profile, device = genmodels.setup(profile, "cpu", seed)
 

@@ -16,9 +16,9 @@
 # %% [markdown]
 # # Exercises 04 · The energy-based model
 #
-# Goes with `notebooks/04_energy_based_model`. Implementation exercises (1–4): write one piece of the model's
+# Goes with `notebooks/04_energy_based_model`. Implementation exercises: write one piece of the model's
 # training; the cell after it checks it with `genmodels.exercises`, which names the mistake when it is a known one.
-# Experiment exercises (5–8): the questions at the end of notebook 04. Their real answers need a GPU and an hour of
+# Experiment exercises: the questions at the end of notebook 04. Their real answers need a GPU and an hour of
 # training each (the full profile's settings say so); here each computes the smallest version that shows the effect,
 # a small network trained for a few batches. Run All works at any time: a function not written yet reports
 # "not done yet". Images inside the model live in [-1, 1], with shape (N, 1, 28, 28).

@@ -16,9 +16,9 @@
 # %% [markdown]
 # # Exercises 05 · The variational autoencoder
 #
-# Goes with `notebooks/05_vae_pytorch` and `notebooks/06_vae_keras`. Implementation exercises (1–7): write one piece
+# Goes with `notebooks/05_vae_pytorch` and `notebooks/06_vae_keras`. Implementation exercises: write one piece
 # of the ELBO; the cell after it checks it with `genmodels.exercises`, which names the mistake when it is a known
-# one. Experiment exercises (8–15): the questions at the end of notebooks 05 and 06. Run All works at any time: a
+# one. Experiment exercises: the questions at the end of notebooks 05 and 06. Run All works at any time: a
 # function not written yet reports "not done yet". Codes are (N, latent_dim) tensors, images (N, 784) or (N, 28, 28).
 
 # %% tags=["parameters"]

@@ -16,9 +16,9 @@
 # %% [markdown]
 # # Exercises 07 · The Ising model
 #
-# Goes with `notebooks/07_ising_rbm`. Implementation exercises (1–6): write one piece of the model; the cell after
-# it checks it with `genmodels.exercises`, which names the mistake when it is a known one. Experiment exercises
-# (7–10): the questions at the end of notebook 07. Run All works at any time: a function not written yet reports
+# Goes with `notebooks/07_ising_rbm`. Implementation exercises: write one piece of the model; the cell after
+# it checks it with `genmodels.exercises`, which names the mistake when it is a known one. Experiment
+# exercises: the questions at the end of notebook 07. Run All works at any time: a function not written yet reports
 # "not done yet". Spins are int8 tensors of ±1 with shape (..., L, L), on a periodic lattice.
 
 # %% tags=["parameters"]

@@ -202,8 +202,8 @@ plotting.show_images(along[settings.sample_sweeps][:32].reshape(-1, 28, 28), nco
 # defaults, momentum rising from 0.5 to 0.9 after five epochs and a constant rate, move the
 # parameters faster than the run's momentum 0.5 throughout and a rate falling linearly to zero (Tieleman 2008). The
 # cell trains the same run once more with the defaults and asks the judge about both models' chains, the persistent
-# ones (what PCD trained against) and fresh ones from the base rate (exercise 15 in `exercises/01_rbm` shows the
-# momentum jump in the training curves).
+# ones (what PCD trained against) and fresh ones from the base rate (the momentum-jump exercise in `exercises/01_rbm`
+# shows the jump in the training curves).
 
 # %%
 fast_settings = runs.settings("rbm", profile, momentum=(0.5, 0.9), lr_schedule="constant", evaluate=False,
@@ -252,7 +252,8 @@ profile.note(f"{settings.n_hidden} hidden units, {settings.epochs} epochs on {le
 # Read the bracket with care. Each end is a bound only on average, and RAISE's is a bound on the log-likelihood of
 # the annealing's own sampler: when that sampler fits the test images better than the RBM does (its chains have not
 # mixed), the pessimistic end can land above the optimistic one, and the cell says so. A small ESS means that a few
-# runs carry most of the weight: more temperatures or runs are needed (exercise 13 in `exercises/01_rbm`).
+# runs carry most of the weight: more temperatures or runs are needed (the exercise on how many temperatures AIS
+# needs, in `exercises/01_rbm`).
 #
 # For reference, Salakhutdinov & Murray (2008, "On the quantitative analysis of deep belief networks", ICML) report
 # for binarised **MNIST** with 500 hidden units CD-1 ≈ −125.5 nats and CD-25 ≈ −86.3 nats per test image (these

@@ -248,7 +248,7 @@ print(f"ROC AUC of the energy as an out-of-distribution score, {dataset.name} te
 # other data set gets a higher energy than a test image of ours (0.5: chance, 1: perfect). Noise sits far up; the
 # samples sit low, often lower than the data, since the chains were descending $E$. An AUC can also fall below 0.5:
 # likelihood-based models are known to give simpler images from another data set *higher* density than their own
-# test images (Nalisnick et al. 2019, "Do deep generative models know what they don't know?"); exercise 8
+# test images (Nalisnick et al. 2019, "Do deep generative models know what they don't know?"); an exercise
 # in `exercises/04_energy_based_model` asks whether this model, trained on Fashion-MNIST and scored on MNIST, does so.
 #
 # ## What long-run chains do

@@ -292,9 +292,10 @@ profile.note(f"{settings.epochs} epochs on {len(dataset.x_train):,} images", "th
 # $\boldsymbol\mu$ and $\log\boldsymbol\sigma^2$; the decoder mirrors it with transposed convolutions. keras.io uses a
 # 2-D latent space and a dense layer of 16; the latent size is a parameter, and we use 20 to compare with the MLP. A
 # 16-unit layer would then be narrower than the 20-D code it feeds, a bottleneck before the bottleneck, so we widen it
-# to 256 (`hidden=256`; exercise 12 in `exercises/05_vae` puts keras.io's 16 back). Convolutions are slower on a CPU, so
-# both models are compared on the first images of the test set; the run's epochs, printed at the top, are enough in
-# the quick profile for samples of most digits (notebook 08 counts the classes the judge sees in them).
+# to 256 (`hidden=256`; the exercise on keras.io's narrow layer in `exercises/05_vae` puts 16 back). Convolutions
+# are slower on a CPU, so both models are compared on the first images of the test set; the run's epochs, printed at
+# the top, are enough in the quick profile for samples of most digits (notebook 08 counts the classes the judge sees
+# in them).
 
 # %%
 conv = runs.build(conv_settings, device, seed=seed)  # vae.conv_vae(latent_dim=20, hidden=256)

@@ -247,3 +247,30 @@ def test_ood_auc_is_the_probability_that_the_other_data_score_higher():
     assert ebm.ood_auc([2.0, 3.0], [0.0, 1.0]) == 0.0
     assert ebm.ood_auc([1.0, 1.0], [1.0]) == 0.5  # ties count half
     assert ebm.ood_auc([0.0, 2.0], [1.0, 3.0]) == 0.75
+
+
+def test_langevin_sample_is_langevin_step_iterated():
+    """langevin_sample runs langevin.ula's in-place loop; ebm.langevin_step is the formula, the exercise's reference.
+    The loop's noise is (σ/√η)·√η w, not σ w: equal to float32 rounding."""
+    model, sampler = tiny_model(), ebm.Sampler(n_steps=5)
+    x0 = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    sampled = ebm.langevin_sample(model, x0, sampler, generator=torch.Generator().manual_seed(1))
+    noise, x = torch.Generator().manual_seed(1), x0.clone()
+    for _ in range(sampler.n_steps):
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(x).sum(), x)
+        w = torch.randn(x.shape, generator=noise)
+        x = ebm.langevin_step(x.detach(), grad, sampler.step_size, sampler.noise, w, sampler.grad_clamp)
+    torch.testing.assert_close(sampled, x, rtol=0, atol=1e-6)
+
+
+def test_negative_samples_start_from_buffer_draw():
+    """negative_samples draws its starts with buffer_draw (the exercise's reference): a step that moves nothing shows
+    them."""
+    model, generator = tiny_model(buffer_size=32, restart=0.25), torch.Generator().manual_seed(4)
+    buffer = model.buffer.clone()
+    sampler = ebm.Sampler(n_steps=1, step_size=1e-12, noise=1e-12)  # one step that moves nothing
+    samples = ebm.negative_samples(model, 8, sampler, generator=torch.Generator().manual_seed(4))
+    slots = torch.randperm(32, generator=generator)[:8]
+    noise = torch.rand(2, 1, 28, 28, generator=generator) * 2 - 1
+    torch.testing.assert_close(samples, ebm.buffer_draw(buffer, slots, noise, 0.25), rtol=0, atol=1e-9)

@@ -16,27 +16,15 @@ import torch.nn.functional as F
 from conftest import REPO
 
 from genmodels import exercises, vae
+from genmodels.exercises import grading
 
 EXERCISES = REPO / "exercises"
 STUDENT_NOTEBOOKS = sorted(EXERCISES.glob("[0-9][0-9]_*.ipynb"))
 SOLUTION_NOTEBOOKS = sorted((EXERCISES / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 
-def captured_exercises():
-    """Every Exercise a check builds (all but the Keras Sampling layer's, which checks a class), by title."""
-    found = {}
-    original = exercises._verify
-    exercises._verify = lambda student, exercise: found.setdefault(exercise.title, exercise)
-    try:
-        for name in exercises.__all__:
-            if name.startswith("check_") and name != "check_sampling_layer":
-                getattr(exercises, name)(lambda *args: None)
-    finally:
-        exercises._verify = original
-    return found
-
-
-EXERCISE_SPECS = captured_exercises()
+EXERCISE_SPECS = {spec.title: spec for spec in exercises.SPECS if isinstance(spec, grading.Exercise)}  # all but
+# the Keras Sampling layer's, which checks a class on the statistics of its draws
 MISTAKES = [(title, i) for title, spec in EXERCISE_SPECS.items() for i in range(len(spec.mistakes))]
 
 
@@ -49,15 +37,16 @@ def failure(check, student) -> str:
 # --- every check, generically -------------------------------------------------------------------------------------
 
 
-def test_at_least_thirty_implementation_exercises_have_a_check():
+def test_at_least_thirty_implementation_exercises_have_a_check_one_per_spec():
     checks = [name for name in exercises.__all__ if name.startswith("check_")]
-    assert len(checks) >= 30 and len(EXERCISE_SPECS) == len(checks) - 1
+    assert len(checks) >= 30 and checks == [f"check_{spec.name}" for spec in exercises.SPECS]
+    assert len(EXERCISE_SPECS) == len(checks) - 1  # titles are unique
 
 
 @pytest.mark.parametrize("title", sorted(EXERCISE_SPECS))
 def test_each_check_passes_on_the_package_implementation(title, capsys):
     spec = EXERCISE_SPECS[title]
-    exercises._verify(spec.reference, spec)
+    grading.verify(spec.reference, spec)
     line = capsys.readouterr().out
     assert line.startswith(f"✓ {title}: matches the package on {len(spec.cases)} inputs") and line.count("\n") == 1
 
@@ -65,7 +54,7 @@ def test_each_check_passes_on_the_package_implementation(title, capsys):
 @pytest.mark.parametrize("title, index", MISTAKES)
 def test_each_known_mistake_is_named_before_the_numbers(title, index):
     spec = EXERCISE_SPECS[title]
-    message = failure(lambda student: exercises._verify(student, spec), spec.mistakes[index].wrong)
+    message = failure(lambda student: grading.verify(student, spec), spec.mistakes[index].wrong)
     assert message.startswith(f"{title}: {spec.mistakes[index].message}")
     assert "expected" in message and "got" in message
 
@@ -74,7 +63,7 @@ def test_every_check_hides_its_frames_from_tracebacks():
     hidden = [name for name in exercises.__all__ if name.startswith("check_")
               and "__tracebackhide__" in getattr(exercises, name).__code__.co_varnames]
     assert len(hidden) == len([n for n in exercises.__all__ if n.startswith("check_")])
-    for helper in (exercises._verify, exercises._verify_case, exercises._call_student, exercises._as_numbers):
+    for helper in (grading.verify, grading._verify_case, grading._call_student, grading._as_numbers):
         assert "__tracebackhide__" in helper.__code__.co_varnames
 
 
@@ -263,8 +252,8 @@ def test_a_function_returning_nan_is_named():
 
 
 def test_a_function_far_slower_than_the_reference_is_named(monkeypatch):
-    monkeypatch.setattr(exercises, "TIME_LIMIT_S", 0.01)  # the check's allowance, shrunk so that the test is fast
-    monkeypatch.setattr(exercises, "SLOWER_THAN_REFERENCE", 1)
+    monkeypatch.setattr(grading, "TIME_LIMIT_S", 0.01)  # the check's allowance, shrunk so that the test is fast
+    monkeypatch.setattr(grading, "SLOWER_THAN_REFERENCE", 1)
 
     def free_energy(v, W, b, c):
         total = torch.zeros(len(v))
@@ -291,13 +280,17 @@ def test_committed_student_versions_are_what_make_exercises_generates():
 def test_every_implementation_exercise_has_a_stub_and_a_check_compared_by_nbval():
     for path in SOLUTION_NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
-        headings = re.findall(r"^### Exercise (\d+)", "\n".join(c.source for c in notebook.cells), re.M)
-        assert [int(h) for h in headings] == list(range(1, len(headings) + 1)), path.name
+        text = "\n".join(c.source for c in notebook.cells)
+        assert re.findall(r"^### Exercise:", text, re.M) and not re.findall(r"^### Exercise \d", text, re.M), \
+            f"{path.name}: the solutions' headings are unnumbered (### Exercise: title); make exercises numbers them"
         checks = [c for c in notebook.cells if "exercises.check_" in c.source]
         assert checks and all("nbval-check-output" in c.metadata.get("tags", []) for c in checks), path.name
         assert all(c.get("execution_count") for c in checks), f"{path.name} is not executed (nbval would skip it)"
         assert all(c.outputs and c.outputs[0].get("text", "").startswith("✓ ") for c in checks), path.name
     student = [nbformat.read(p, as_version=4) for p in STUDENT_NOTEBOOKS]
+    for notebook in student:
+        headings = re.findall(r"^### Exercise (\d+):", "\n".join(c.source for c in notebook.cells), re.M)
+        assert headings and [int(h) for h in headings] == list(range(1, len(headings) + 1))
     assert not any("BEGIN SOLUTION" in c.source or "solution" in c.metadata.get("tags", []) or c.get("outputs")
                    for nb in student for c in nb.cells)
 

@@ -426,7 +426,7 @@ def test_a_student_fills_in_an_exercise_wrongly_then_rightly_and_run_all_reaches
         message = next(i for i, line in enumerate(wrong) if line.startswith("WrongAnswer: the ULA step: "))
         assert "your noise is √η: the chain samples p²" in wrong[message], wrong
         traceback = "\n".join(wrong[:message])  # the message itself shows one input, the expected and the value got
-        assert message <= 10 and "exercises.py" not in traceback, traceback
+        assert message <= 10 and "grading.py" not in traceback, traceback
 
         type_into(page, stub, ULA_RIGHT)
         cells = run(page, stub, "the ULA check", cells=2)

@@ -1,7 +1,7 @@
 """Langevin samplers: ULA samples p (the lecture's rule samples p²), MALA is exact, SGLD finds the mixture posterior.
 
 Every tolerance is a number of Monte Carlo standard errors, sd / √ESS, with the effective sample size estimated from
-the chains' autocorrelation (`langevin.monte_carlo_error`). Four standard errors: a false alarm about once in 16,000.
+the chains' autocorrelation (`mcmc.monte_carlo_error`). Four standard errors: a false alarm about once in 16,000.
 """
 
 import math
@@ -10,7 +10,7 @@ import warnings
 import pytest
 import torch
 
-from genmodels import langevin
+from genmodels import langevin, mcmc, targets
 
 Z = 4.0  # standard errors allowed
 
@@ -28,14 +28,14 @@ def covariance_errors(samples, mean, cov):
         for j in range(2):
             z = d[..., i] * d[..., j]
             errors[i, j] = z.mean() - cov[i, j]
-            ses[i, j] = langevin.monte_carlo_error(z)[0]
+            ses[i, j] = mcmc.monte_carlo_error(z)[0]
     return errors, ses
 
 
 def assert_mean_and_covariance_match(samples, target):
     """The chains' mean is target.mean and their covariance target.cov, each entry within Z Monte Carlo standard
     errors; returns the covariance entries' standard errors."""
-    se_mean = langevin.monte_carlo_error(samples)
+    se_mean = mcmc.monte_carlo_error(samples)
     assert ((samples.double().mean((0, 1)) - target.mean).abs() < Z * se_mean).all()
     errors, ses = covariance_errors(samples, target.mean, target.cov)
     assert (errors.abs() < Z * ses).all(), (errors, ses)
@@ -43,7 +43,7 @@ def assert_mean_and_covariance_match(samples, target):
 
 
 def test_ula_at_small_step_reproduces_gaussian_mean_and_covariance():
-    target = langevin.CorrelatedGaussian(rho=0.8)  # Σ has eigenvalues 1.8 and 0.2
+    target = targets.CorrelatedGaussian(rho=0.8)  # Σ has eigenvalues 1.8 and 0.2
     step = 0.01
     chains = langevin.ula(target.log_prob, torch.zeros(500, 2), step, 3000, burn_in=1000, seed=1)
     ses = assert_mean_and_covariance_match(chains.samples, target)
@@ -61,7 +61,7 @@ def test_lecture_langevin_rule_samples_p_squared():
     for name, scale in (("lecture", 1.0), ("ula", math.sqrt(2.0))):
         chains = langevin.ula(unit_gaussian, x0, step, 2500, burn_in=500, noise_scale=scale, seed=2)
         z = chains.samples.double() ** 2  # the mean is 0 by symmetry: E[θ²] is the variance
-        variances[name] = (z.mean().item(), langevin.monte_carlo_error(z)[0].item())
+        variances[name] = (z.mean().item(), mcmc.monte_carlo_error(z)[0].item())
     (v_lecture, se_lecture), (v_ula, se_ula) = variances["lecture"], variances["ula"]
     assert abs(v_lecture - 0.5) < Z * se_lecture + step / (4 - 2 * step)  # p²; exact bias 1/(2-η) - 1/2 = η/(4-2η)
     assert abs(v_ula - 1.0) < Z * se_ula + step / (2 - step)  # p; ULA's own exact bias 2/(2-η) - 1 = η/(2-η)
@@ -73,7 +73,7 @@ def test_lecture_langevin_rule_samples_p_squared():
 def test_ula_bias_at_large_step_matches_its_closed_form():
     """At η = 0.3 ULA's stationary covariance is far from Σ (4 × too wide along the narrow direction), exactly as
     ula_gaussian_stationary_covariance says: this is the bias MALA removes."""
-    target = langevin.CorrelatedGaussian(rho=0.8)
+    target = targets.CorrelatedGaussian(rho=0.8)
     step = 0.3
     expected = langevin.ula_gaussian_stationary_covariance(target.cov, step)
     chains = langevin.ula(target.log_prob, torch.zeros(500, 2), step, 1200, burn_in=200, seed=3)
@@ -83,7 +83,7 @@ def test_ula_bias_at_large_step_matches_its_closed_form():
 
 
 def test_mala_is_exact_at_large_steps():
-    target = langevin.CorrelatedGaussian(rho=0.8)
+    target = targets.CorrelatedGaussian(rho=0.8)
     chains = langevin.mala(target.log_prob, torch.zeros(500, 2), 0.3, 1500, burn_in=300, seed=4)
     assert 0.4 < chains.acceptance_rate < 0.9  # neither stuck nor so cautious that the step is wasted
     assert_mean_and_covariance_match(chains.samples, target)
@@ -93,13 +93,13 @@ def test_mixture_data_use_variance_two_not_standard_deviation():
     """x ~ ½N(θ1, 2) + ½N(θ1 + θ2, 2) with θ = (0, 1): mean 0.5, variance 2 + ¼ = 2.25 (it would be 4.25 had 2 been
     taken as a standard deviation). 200,000 draws: standard errors 0.0034 (mean) and at most 0.0087 (variance, from the
     fourth moment)."""
-    x = langevin.MixturePosterior(n=200_000, seed=5).x
+    x = targets.MixturePosterior(n=200_000, seed=5).x
     assert abs(x.mean().item() - 0.5) < Z * math.sqrt(2.25 / len(x))
     assert abs(x.var().item() - 2.25) < Z * math.sqrt((x - x.mean()).pow(4).mean().item() / len(x))
 
 
 def test_mixture_posterior_matches_torch_distributions():
-    posterior = langevin.MixturePosterior()
+    posterior = targets.MixturePosterior()
     theta = torch.tensor([[0.2, 0.7], [1.1, -0.9]], dtype=torch.float64)
     normal = torch.distributions.Normal
     expected = []
@@ -123,7 +123,7 @@ def test_sgld_on_mixture_posterior_approaches_the_grid_posterior():
     draws (0.016), with no slack for SGLD's bias: over 30 seeds the z-scores stayed within ±2.6. The share is set by
     the prior on θ1, which favours the mode at θ1 = 0 by about e^(-1/20); it hardly moves when the temperature or the
     likelihood's weight is wrong (p² puts 0.526 there), so the TV distance is what catches those mistakes."""
-    posterior = langevin.MixturePosterior()
+    posterior = targets.MixturePosterior()
     n_chains, n_steps = 1000, 3000
     floor = posterior.noise_floor(n_chains, bins=20, seed=6)
     threshold = 1.25 * floor.quantile(0.99).item()
@@ -161,11 +161,11 @@ def test_effective_sample_size_of_ar1_matches_formula():
     noise = torch.randn(n_steps, n_chains, generator=g, dtype=torch.float64) * math.sqrt(1 - phi**2)
     for t in range(1, n_steps):
         x[t] = phi * x[t - 1] + noise[t]
-    rho = langevin.autocorrelation(x, max_lag=5)[:, 0]
+    rho = mcmc.autocorrelation(x, max_lag=5)[:, 0]
     assert torch.allclose(rho, phi ** torch.arange(6.0, dtype=torch.float64), atol=0.01)
-    tau = langevin.integrated_autocorrelation_time(x).item()
+    tau = mcmc.integrated_autocorrelation_time(x).item()
     assert tau == pytest.approx((1 + phi) / (1 - phi), rel=0.1)
-    ess = langevin.effective_sample_size(x).item()
+    ess = mcmc.effective_sample_size(x).item()
     assert ess == pytest.approx(n_steps * n_chains * (1 - phi) / (1 + phi), rel=0.1)  # N / τ with the exact τ
 
 
@@ -179,7 +179,7 @@ def test_samplers_say_what_is_wrong_with_their_input():
     with pytest.raises(ValueError, match="step_size must be a positive"):
         langevin.ula(unit_gaussian, torch.zeros(4, 2), 0.0, 10)
     with pytest.raises(FloatingPointError, match="diverged"):
-        langevin.ula(langevin.CorrelatedGaussian(rho=0.8).log_prob, torch.ones(4, 2), 1.0, 500)
+        langevin.ula(targets.CorrelatedGaussian(rho=0.8).log_prob, torch.ones(4, 2), 1.0, 500)
 
 
 def test_samplers_keep_what_they_are_asked_to_keep():
@@ -191,7 +191,7 @@ def test_samplers_keep_what_they_are_asked_to_keep():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_samplers_run_on_the_gpu():
-    posterior = langevin.MixturePosterior()
+    posterior = targets.MixturePosterior()
     x0 = torch.zeros(64, 2, device="cuda")
     for chains in (langevin.ula(posterior.log_prob, x0, 1e-3, 20), langevin.mala(posterior.log_prob, x0, 1e-2, 20),
                    langevin.sgld(posterior.log_prior, posterior.log_likelihood, posterior.x, x0, 20, batch_size=10,
@@ -214,7 +214,7 @@ def test_ula_refuses_a_log_density_that_is_nan_outside_its_support_and_mala_reje
         langevin.ula(gamma_2_1, x0, 0.5, 2000, burn_in=200)
     chains = langevin.mala(gamma_2_1, x0, 0.5, 1000, burn_in=200, seed=1)
     assert (chains.samples > 0).all()
-    assert abs(chains.samples.double().mean().item() - 2.0) < Z * langevin.monte_carlo_error(chains.samples).item()
+    assert abs(chains.samples.double().mean().item() - 2.0) < Z * mcmc.monte_carlo_error(chains.samples).item()
 
 
 def test_a_nan_gradient_is_named_as_the_gradient_not_as_a_large_step():
@@ -231,7 +231,7 @@ def test_a_nan_gradient_is_named_as_the_gradient_not_as_a_large_step():
 
 
 def test_nan_data_are_named_where_they_are():
-    posterior = langevin.MixturePosterior()
+    posterior = targets.MixturePosterior()
     data = posterior.x.clone()
     data[17] = float("nan")
     with pytest.raises(ValueError, match=r"data contain 1 NaN and 0 infinite values, in 1 of 100 rows \(first: row "
@@ -239,17 +239,17 @@ def test_nan_data_are_named_where_they_are():
         langevin.sgld(posterior.log_prior, posterior.log_likelihood, data, torch.zeros(10, 2), 100, batch_size=10,
                       a=0.01, b=10.0)
     with pytest.raises(ValueError, match=r"data contain 1 NaN or infinite values \(first: data\[17\] = nan\)"):
-        langevin.MixturePosterior(data=data)
+        targets.MixturePosterior(data=data)
     with pytest.raises(ValueError, match=r"MALA: log_prob\(x0\) is nan for 4 of 4 chains.*data that hold NaN"):
         langevin.mala(lambda theta: -((data[None, :] - theta) ** 2).sum(-1), torch.zeros(4, 1), 0.1, 10)
 
 
 def test_divergence_blames_the_step_size_only_when_values_blew_up_from_finite_ones():
-    target = langevin.CorrelatedGaussian(rho=0.8)
+    target = targets.CorrelatedGaussian(rho=0.8)
     with pytest.raises(FloatingPointError, match=r"ULA diverged: the mean log-density per chain went from -?[\d.]+ at "
                        r"the start to -[\d.]+e\+\d+ after \d+ steps, then .* The step size 1.0 is too large"):
         langevin.ula(target.log_prob, torch.ones(4, 2), 1.0, 500)
-    posterior = langevin.MixturePosterior()
+    posterior = targets.MixturePosterior()
     with pytest.raises(FloatingPointError, match=r"SGLD diverged.*step size 50 \(first\) is too large.*reduce a"):
         langevin.sgld(posterior.log_prior, posterior.log_likelihood, posterior.x, torch.zeros(10, 2), 300,
                       batch_size=10, a=50.0, b=1.0)
@@ -283,7 +283,7 @@ def test_step_sizes_must_be_positive_and_finite(step):
 
 
 def test_other_rates_and_counts_are_checked():
-    posterior = langevin.MixturePosterior()
+    posterior = targets.MixturePosterior()
 
     def run_sgld(**kwargs):
         settings = dict(batch_size=10, a=0.01, b=10.0) | kwargs
@@ -310,7 +310,7 @@ def test_other_rates_and_counts_are_checked():
     with pytest.raises(ValueError, match=r"the schedule must decrease"):
         langevin.schedule_from_range(0.001, 0.01, 100)
     with pytest.raises(ValueError, match=r"std must be a positive, finite number, got -1.0"):
-        langevin.CorrelatedGaussian(std=(1.0, -1.0))
+        targets.CorrelatedGaussian(std=(1.0, -1.0))
 
 
 def test_the_start_must_be_finite_non_empty_and_inside_the_support():
@@ -332,7 +332,7 @@ def test_log_prob_must_be_a_torch_function_of_x():
 
 def test_mala_warns_when_no_proposal_is_ever_accepted():
     with pytest.warns(RuntimeWarning, match=r"MALA accepted none of the 200 proposals.*step size 100.0 is too large"):
-        chains = langevin.mala(langevin.DoubleWell().log_prob, torch.zeros(4, 2), 100.0, 50)
+        chains = langevin.mala(targets.DoubleWell().log_prob, torch.zeros(4, 2), 100.0, 50)
     assert chains.acceptance_rate == 0.0
 
 
@@ -352,7 +352,7 @@ def test_diagnostics_refuse_non_finite_chains():
     chains = torch.zeros(10, 2)
     chains[3, 1] = float("nan")
     with pytest.raises(ValueError, match=r"the chains hold 1 NaN or infinite values"):
-        langevin.effective_sample_size(chains)
+        mcmc.effective_sample_size(chains)
 
 
 def synchronisations(sampler, *args, **kwargs) -> int:
@@ -372,7 +372,7 @@ def synchronisations(sampler, *args, **kwargs) -> int:
 def test_non_finite_checks_add_no_synchronisation_per_step():
     """The checks synchronise a fixed number of times (the start, the end), never once a step: a run three times as
     long makes the GPU wait exactly as often."""
-    target = langevin.CorrelatedGaussian(rho=0.8)
+    target = targets.CorrelatedGaussian(rho=0.8)
     x0 = torch.zeros(64, 2, device="cuda")
     for sampler in (langevin.ula, langevin.mala):
         assert (synchronisations(sampler, target.log_prob, x0, 0.1, 20)
@@ -457,3 +457,15 @@ def test_image_chains_add_no_synchronisation_per_step():
                      burn_in=n_steps - 1)
 
     assert synchronisations(image_chains, 20) == synchronisations(image_chains, 60)
+
+
+def test_ula_chains_are_ula_step_iterated_to_the_bit():
+    """ula runs its update in place, into buffers, for speed; ula_step is the formula, the exercise's reference."""
+    target, x0, step_size = targets.CorrelatedGaussian(rho=0.8), torch.randn(6, 2), 0.05
+    chains = langevin.ula(target.log_prob, x0, step_size, 20, generator=torch.Generator().manual_seed(3))
+    noise, x, steps = torch.Generator().manual_seed(3), x0.clone(), []
+    for _ in range(20):
+        _, grad = langevin.log_prob_and_grad(target.log_prob, x)
+        x = langevin.ula_step(x, grad, step_size, torch.randn(x.shape, generator=noise))
+        steps.append(x)
+    assert torch.equal(chains.samples, torch.stack(steps))

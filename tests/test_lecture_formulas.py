@@ -16,7 +16,7 @@ from conftest import mnist_test_dir, random_rbm
 from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
-from genmodels import langevin, training, vae
+from genmodels import langevin, targets, training, vae
 from genmodels import rbm as R
 from genmodels.data import load_split
 
@@ -82,7 +82,7 @@ def test_sgld_started_uniformly_in_minus_one_one_forgets_its_start():
     inside the noise floor's spread, so the TV check alone would pass it by luck or fail it by luck. The lecture's
     rule is run here as SGLD on p² with half the step: doubling log p and halving ε gives the same update,
     (ε/4)·2∇log p + √(ε/2) w; it must fail the check that the correct SGLD passes."""
-    posterior = langevin.MixturePosterior()
+    posterior = targets.MixturePosterior()
     n_chains, n_steps = 500, 1500
     threshold = 1.25 * posterior.noise_floor(n_chains, bins=20, seed=6).quantile(0.99).item()
     x0 = 2 * torch.rand(n_chains, 2, generator=torch.Generator().manual_seed(3), dtype=F64) - 1

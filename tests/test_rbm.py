@@ -643,3 +643,13 @@ def test_the_chains_diagnostic_keeps_the_states_that_sample_returns():
     assert list(kept) == [1, 5, 20]
     torch.testing.assert_close(kept[20], model.sample(50, steps=20, generator=torch.Generator().manual_seed(0)))
     assert not torch.equal(kept[1], kept[20])
+
+
+def test_gibbs_step_is_gibbs_sweep_on_the_uniforms_it_draws():
+    """gibbs_step draws u_h, then u_v; gibbs_sweep (the exercise's reference) makes the same sweep from them."""
+    model = R.RBM(12, 5, n_chains=1, init_std=0.5)
+    v = (torch.rand(7, 12) < 0.5).float()
+    stepped = model.gibbs_step(v, torch.Generator().manual_seed(2))
+    uniforms = torch.Generator().manual_seed(2)
+    swept = model.gibbs_sweep(v, torch.rand(7, 5, generator=uniforms), torch.rand(7, 12, generator=uniforms))
+    assert all(torch.equal(a, b) for a, b in zip(stepped, swept, strict=True))

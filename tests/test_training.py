@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genmodels import training
+from genmodels import basics, training
 
 
 def make_problem(seed=0, n=256):
@@ -44,10 +44,10 @@ def fit(epochs, checkpoint=None, on_batch=None, progress="none", seed=0, lr=0.05
 
 def test_batches_are_slices_of_one_permutation():
     g = torch.Generator().manual_seed(0)
-    parts = training.batches(10, 4, g, "cpu")
+    parts = basics.batches(10, 4, g, "cpu")
     assert [len(p) for p in parts] == [4, 4, 2]
     assert sorted(torch.cat(parts).tolist()) == list(range(10))
-    assert torch.cat(parts).tolist() != torch.cat(training.batches(10, 4, g, "cpu")).tolist()  # new order each epoch
+    assert torch.cat(parts).tolist() != torch.cat(basics.batches(10, 4, g, "cpu")).tolist()  # new order each epoch
 
 
 def test_loss_mode_fits_and_records_one_value_per_epoch():
@@ -272,7 +272,7 @@ def test_an_interrupt_shows_a_traceback_of_the_package_frames_only(tmp_path):
     with pytest.raises(KeyboardInterrupt) as stopped:
         fit(epochs=5, checkpoint=tmp_path / "model.pt", on_batch=interrupt_in_epoch(2))
     frames = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(stopped.value.__traceback__)]
-    assert frames[-1].endswith("training.py") and not [f for f in frames if "torch" in Path(f).parts]
+    assert frames[-1].endswith("basics.py") and not [f for f in frames if "torch" in Path(f).parts]  # basics.stop
     assert stopped.value.__suppress_context__  # the KeyboardInterrupt inside torch is not shown either
 
 

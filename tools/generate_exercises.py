@@ -1,18 +1,22 @@
 """`make exercises`: the student version of each exercise notebook, generated from its solution notebook.
 
 The solutions, exercises/solutions/NN_name.py (py:percent, the source), mark what a student writes:
+- the headings `### Exercise: the free energy`, unnumbered: the student version numbers them in order (`### Exercise
+  3: the free energy`), so that adding an exercise renumbers nothing by hand;
 - code between `### BEGIN SOLUTION` and `### END SOLUTION` lines; inside a function it becomes
-  `raise NotImplementedError("exercise 3: the free energy")`, named after the heading `### Exercise 3: ...` above
-  it, so that the check cell after it reports "exercise 3: not done yet"; at the top level of a cell (an experiment)
-  it becomes a comment inviting the student's own code;
+  `raise NotImplementedError("exercise 3: the free energy")`, named after the heading above it, so that the check
+  cell after it reports "exercise 3: not done yet"; at the top level of a cell (an experiment) it becomes a comment
+  inviting the student's own code;
 - markdown cells tagged `solution` (the worked answers), which are left out.
 The student version is written as exercises/NN_name.py and exercises/NN_name.ipynb, without outputs. With --check,
 nothing is written: the exit status says whether the committed student versions are what this script generates.
 """
 
 import argparse
+import itertools
 import re
 import sys
+from functools import partial
 from pathlib import Path
 
 import jupytext
@@ -21,7 +25,7 @@ import nbformat
 HERE = Path(__file__).resolve().parents[1] / "exercises"  # the student versions; the solutions below it
 SOLUTIONS = HERE / "solutions"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-HEADING = re.compile(r"^###\s+(Exercise\s+\d+)\s*:\s*(.+?)\s*$", re.M)
+HEADING = re.compile(r"^(#\s+)?###\s+Exercise\s*:\s*(.+?)\s*$", re.M)  # in a markdown cell (or its .py comment)
 
 
 def student_source(source: str, label: str, title: str) -> str:
@@ -48,18 +52,24 @@ def student_source(source: str, label: str, title: str) -> str:
     return "\n".join(out)
 
 
+def _numbered(numbers, match: re.Match) -> str:
+    """A heading `### Exercise: title` as `### Exercise N: title`, N the next of `numbers`."""
+    return f"{match.group(1) or ''}### Exercise {next(numbers)}: {match.group(2)}"
+
+
 def student_notebook(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     notebook = nbformat.v4.new_notebook(metadata=solution.metadata)
-    label, title = "exercise", "this exercise"
+    label, title, number = "exercise", "this exercise", 0
     for cell in solution.cells:
         tags = cell.metadata.get("tags", [])
         if cell.cell_type == "markdown":
-            found = HEADING.findall(cell.source)
+            source, found = HEADING.subn(partial(_numbered, itertools.count(number + 1)), cell.source)
             if found:
-                label, title = found[-1]
+                number += found
+                label, title = f"Exercise {number}", HEADING.findall(cell.source)[-1][1]
             if "solution" in tags:
                 continue
-            notebook.cells.append(nbformat.v4.new_markdown_cell(cell.source, metadata=cell.metadata))
+            notebook.cells.append(nbformat.v4.new_markdown_cell(source, metadata=cell.metadata))
         elif cell.cell_type == "code":
             source = student_source(cell.source, label, title) if BEGIN in cell.source else cell.source
             notebook.cells.append(nbformat.v4.new_code_cell(source, metadata=cell.metadata))

@@ -17,10 +17,10 @@
 # # Exercises 01 · The restricted Boltzmann machine
 #
 # Goes with `notebooks/01_rbm_pytorch` and `notebooks/02_rbm_keras`. Two kinds of exercise:
-# - **implementation exercises** (1–11): write one function of the lecture; the cell after it runs a check from
+# - **implementation exercises**: write one function of the lecture; the cell after it runs a check from
 #   `genmodels.exercises`, which prints one line when your function is right and, when it is not, says which
 #   mistake it is before it shows numbers. A function you have not written yet reports "not done yet";
-# - **experiment exercises** (12–19): the questions at the end of notebooks 01 and 02, to answer by running code.
+# - **experiment exercises**: the questions at the end of notebooks 01 and 02, to answer by running code.
 #
 # Work top to bottom: Run All works at any time. The functions take tensors, not a model: `v` (N, n_visible),
 # `h` (N, n_hidden), `W` (n_visible, n_hidden), `b` (n_visible,), `c` (n_hidden,), all float32.
@@ -46,7 +46,7 @@ profile, device = genmodels.setup(profile, "cpu", seed)
 # %% [markdown]
 # ## Implementation exercises
 #
-# ### Exercise 1: the energy
+# ### Exercise: the energy
 # $E(\mathbf v, \mathbf h) = -\mathbf b^\top \mathbf v - \mathbf c^\top \mathbf h - \mathbf v^\top W \mathbf h$,
 # one value per example.
 
@@ -61,7 +61,7 @@ def energy(v, h, W, b, c):
 exercises.check_energy(energy)
 
 # %% [markdown]
-# ### Exercise 2: the hidden conditional
+# ### Exercise: the hidden conditional
 # $p(h_j = 1 \mid \mathbf v) = \sigma(c_j + \mathbf v^\top W_{:j})$, for every example and hidden unit at once.
 
 # %%
@@ -75,7 +75,7 @@ def p_h_given_v(v, W, c):
 exercises.check_p_h_given_v(p_h_given_v)
 
 # %% [markdown]
-# ### Exercise 3: the visible conditional
+# ### Exercise: the visible conditional
 # $p(v_i = 1 \mid \mathbf h) = \sigma(b_i + W_{i:} \mathbf h)$.
 
 # %%
@@ -89,7 +89,7 @@ def p_v_given_h(h, W, b):
 exercises.check_p_v_given_h(p_v_given_h)
 
 # %% [markdown]
-# ### Exercise 4: the free energy, stably
+# ### Exercise: the free energy, stably
 # $F(\mathbf v) = -\mathbf b^\top \mathbf v - \sum_j \log\left(1 + e^{c_j + \mathbf v^\top W_{:j}}\right)$, so that
 # $p(\mathbf v) = e^{-F(\mathbf v)}/Z$. The check feeds hidden inputs above 88, where `exp` overflows in float32.
 
@@ -104,7 +104,7 @@ def free_energy(v, W, b, c):
 exercises.check_free_energy(free_energy)
 
 # %% [markdown]
-# ### Exercise 5: a block-Gibbs step
+# ### Exercise: a block-Gibbs step
 # Sample $\mathbf h$ from $p(\mathbf h \mid \mathbf v)$, then $\mathbf v'$ from $p(\mathbf v \mid \mathbf h)$. The
 # uniform numbers are given, so that the result is reproducible: a unit is on when its uniform number is below its
 # probability. Return `(v_new, p_v)`, the binary sample and the probabilities it was drawn from.
@@ -122,7 +122,7 @@ def gibbs_step(v, W, b, c, u_h, u_v):
 exercises.check_gibbs_step(gibbs_step)
 
 # %% [markdown]
-# ### Exercise 6: the CD statistics
+# ### Exercise: the CD statistics
 # The CD estimate of the gradient of the mean log-likelihood, with hidden *probabilities* (mean field) on both
 # sides: $\Delta W = \langle \mathbf v\, p(\mathbf h \mid \mathbf v)^\top \rangle_{\text{data}} - \langle \mathbf v^-
 # p(\mathbf h \mid \mathbf v^-)^\top \rangle_{\text{negatives}}$, and likewise $\Delta\mathbf b$, $\Delta\mathbf c$.
@@ -141,7 +141,7 @@ def cd_statistics(v, v_neg, W, c):
 exercises.check_cd_statistics(cd_statistics)
 
 # %% [markdown]
-# ### Exercise 7: the PCD chain update
+# ### Exercise: the PCD chain update
 # Persistent CD keeps its negative chains from one update to the next: each update runs $k$ Gibbs sweeps from where
 # the chains stopped. `uniforms` is a list of $k$ pairs `(u_h, u_v)`, one per sweep.
 
@@ -158,7 +158,7 @@ def pcd_chains(chains, W, b, c, uniforms):
 exercises.check_pcd_chains(pcd_chains)
 
 # %% [markdown]
-# ### Exercise 8: the AIS weight update
+# ### Exercise: the AIS weight update
 # AIS anneals from the base-rate model ($\mathbf b_A$, independent pixels) to the RBM through
 # $\log p^*_\beta(\mathbf v) = (1-\beta)\,\mathbf b_A^\top\mathbf v + \beta\,\mathbf b^\top\mathbf v + \sum_j
 # \operatorname{softplus}(\beta\,(c_j + \mathbf v^\top W_{:j}))$. At each new temperature every run's log-weight grows
@@ -176,7 +176,7 @@ def ais_log_weight_increment(v, W, b, c, base_bias, beta_prev, beta):
 exercises.check_ais_log_weight_increment(ais_log_weight_increment)
 
 # %% [markdown]
-# ### Exercise 9: log Z from the weights
+# ### Exercise: log Z from the weights
 # $\log Z = \log Z_0 + \log \frac1n \sum_r w_r$, from the log-weights $\log w_r$ of the $n$ runs, which reach
 # hundreds of nats.
 
@@ -191,7 +191,7 @@ def log_z_from_log_weights(log_w, log_z0):
 exercises.check_log_z_from_log_weights(log_z_from_log_weights)
 
 # %% [markdown]
-# ### Exercise 10: the pseudo-likelihood
+# ### Exercise: the pseudo-likelihood
 # $\sum_i \log p(v_i \mid \mathbf v_{-i})$ estimated from one flipped pixel per example:
 # $n_{\text{visible}} \log \sigma\big(F(\tilde{\mathbf v}) - F(\mathbf v)\big)$, with $\tilde{\mathbf v}$ the example
 # with pixel `i[n]` flipped. One value per example; leave `v` as it is.
@@ -210,9 +210,9 @@ def pseudo_log_likelihood(v, W, b, c, i):
 exercises.check_pseudo_log_likelihood(pseudo_log_likelihood)
 
 # %% [markdown]
-# ### Exercise 11: the free energy in `keras.ops`
-# The same $F(\mathbf v)$ as exercise 4, written with `keras.ops` so that it runs on TensorFlow, PyTorch or JAX
-# (notebook 02). The inputs are NumPy arrays.
+# ### Exercise: the free energy in `keras.ops`
+# The same $F(\mathbf v)$ as the free-energy exercise above, written with `keras.ops` so that it runs on TensorFlow,
+# PyTorch or JAX (notebook 02). The inputs are NumPy arrays.
 
 # %%
 def free_energy_keras(v, W, b, c):
@@ -248,7 +248,7 @@ def test_log_likelihood(model):
     return rbm.log_likelihood(model, x_test)  # exact log Z over the hidden states
 
 # %% [markdown]
-# ### Exercise 12: CD-1 against PCD (notebook 01, exercise 1)
+# ### Exercise: CD-1 against PCD (notebook 01, exercise 1)
 # Train with CD-1 (`persistent=False`, `lr=0.05`) and with PCD; compare their test log-likelihoods.
 
 # %%
@@ -266,7 +266,7 @@ print(f"test log-likelihood, {n_hidden} hidden units, epochs={epochs}: CD-1 {tes
 # what lets its persistent chains keep up.
 
 # %% [markdown]
-# ### Exercise 13: how many temperatures AIS needs (notebook 01, exercise 2)
+# ### Exercise: how many temperatures AIS needs (notebook 01, exercise 2)
 # Vary `n_betas` in AIS (1,000; 5,000; 14,500): how do the estimate and its spread change?
 
 # %%
@@ -285,7 +285,7 @@ for n_betas in profile.pick(quick=(100, 500, 1450), full=(1000, 5000, 14500)):
 # logarithm of an unbiased mean is biased low. More temperatures shrink the spread and close the gap.
 
 # %% [markdown]
-# ### Exercise 14: `log(1 + exp(x))` in the free energy (notebook 01, exercise 3)
+# ### Exercise: `log(1 + exp(x))` in the free energy (notebook 01, exercise 3)
 # When do the first NaNs appear if the free energy uses `log(1 + exp(x))`?
 
 # %%
@@ -303,7 +303,7 @@ print(f"largest hidden input of the trained model on the test set: {hidden_input
 # grow with training (and with a large learning rate), so the crash comes late and without warning.
 
 # %% [markdown]
-# ### Exercise 15: the momentum jump (notebook 01, exercise 4)
+# ### Exercise: the momentum jump (notebook 01, exercise 4)
 # Keep the momentum at 0.5 (`momentum=(0.5, 0.5)`) or halve `lr`: does the jump when the momentum rises go away?
 
 # %%
@@ -327,7 +327,7 @@ for label, settings in [("momentum 0.5 then 0.9", {}), ("momentum 0.5 throughout
 # slower rise of the log-likelihood over the same epochs.
 
 # %% [markdown]
-# ### Exercise 16: another Keras backend (notebook 02, exercise 1)
+# ### Exercise: another Keras backend (notebook 02, exercise 1)
 # What changes besides the speed when notebook 02 runs with `KERAS_BACKEND=torch` or `jax`?
 
 # %%
@@ -346,7 +346,7 @@ print(f"backend {keras.backend.backend()}: largest difference of F(v) from PyTor
 # streams differ between backends, so trained models agree in their figures, not digit by digit.
 
 # %% [markdown]
-# ### Exercise 17: the reference code's averaged free energy (notebook 02, exercise 2)
+# ### Exercise: the reference code's averaged free energy (notebook 02, exercise 2)
 # Multiply the learning rate of $W$ and $\mathbf c$ by $1/n_{\text{hidden}}$: how far does the test log-likelihood
 # fall? (Here with PyTorch's RBM, whose update is one line to change.)
 
@@ -373,7 +373,7 @@ print(f"test log-likelihood: the plain free energy {test_log_likelihood(train_sc
 # base-rate model its visible biases start from. The gap grows with $n_{\text{hidden}}$ and with training time.
 
 # %% [markdown]
-# ### Exercise 18: shared thresholds (notebook 02, exercise 3)
+# ### Exercise: shared thresholds (notebook 02, exercise 3)
 # Draw the negative samples with one row of uniform numbers shared by the whole batch, and train: what happens to the
 # pseudo-likelihood and to the samples?
 
@@ -411,7 +411,7 @@ for shared in (False, True):
 # estimate is poor, the pseudo-likelihood lower, and the samples all look alike.
 
 # %% [markdown]
-# ### Exercise 19: CD-1 against PCD in Keras (notebook 02, exercise 4)
+# ### Exercise: CD-1 against PCD in Keras (notebook 02, exercise 4)
 # Train the Keras RBM with CD-1 (`persistent=False`, `lr=0.05`) and compare with PCD.
 
 # %%
@@ -425,5 +425,5 @@ for persistent, lr in ((False, 0.05), (True, 0.005)):
 ### END SOLUTION
 
 # %% [markdown] tags=["solution"]
-# **What to look for.** The same ordering as exercise 12, within the run-to-run spread: the Keras RBM is the same
-# model with the same update, so CD and PCD compare the same way on every backend.
+# **What to look for.** The same ordering as in CD-1 against PCD above, within the run-to-run spread: the Keras RBM
+# is the same model with the same update, so CD and PCD compare the same way on every backend.

@@ -16,9 +16,9 @@
 # %% [markdown]
 # # Exercises 03 · Langevin sampling and SGLD
 #
-# Goes with `notebooks/03_langevin_sampling`. Implementation exercises (1–6): write one function of the lecture; the
+# Goes with `notebooks/03_langevin_sampling`. Implementation exercises: write one function of the lecture; the
 # cell after it checks it with `genmodels.exercises`, which names the mistake when it is a known one. Experiment
-# exercises (7–10): the questions at the end of notebook 03, answered by running code. Run All works at any time:
+# exercises: the questions at the end of notebook 03, answered by running code. Run All works at any time:
 # a function not written yet reports "not done yet". Chains are tensors of shape (n_chains, dim).
 
 # %% tags=["parameters"]
@@ -31,14 +31,14 @@ import math
 import torch
 
 import genmodels
-from genmodels import exercises, langevin
+from genmodels import exercises, langevin, mcmc, targets
 
 profile, device = genmodels.setup(profile, "cpu", seed)
 
 # %% [markdown]
 # ## Implementation exercises
 #
-# ### Exercise 1: the ULA step
+# ### Exercise: the ULA step
 # $\theta' = \theta + \eta\, \nabla \log p(\theta) + \sqrt{2\eta}\, w$, $w \sim N(0, I)$ given as `noise`.
 
 # %%
@@ -52,7 +52,7 @@ def ula_step(x, grad_log_p, step_size, noise):
 exercises.check_ula_step(ula_step)
 
 # %% [markdown]
-# ### Exercise 2: MALA's acceptance probability
+# ### Exercise: MALA's acceptance probability
 # $\alpha = \min\!\left(1, \frac{p(y)\, q(x \mid y)}{p(x)\, q(y \mid x)}\right)$ with the Langevin proposal
 # $q(y \mid x) = N(y;\, x + \eta \nabla \log p(x),\, 2\eta I)$; one probability per chain.
 
@@ -70,7 +70,7 @@ def mala_acceptance(x, y, log_p_x, log_p_y, grad_x, grad_y, step_size):
 exercises.check_mala_acceptance(mala_acceptance)
 
 # %% [markdown]
-# ### Exercise 3: the SGLD step
+# ### Exercise: the SGLD step
 # $\Delta\theta = \frac{\epsilon}{2}\left[\nabla \log p(\theta) + \frac{N}{n} \sum_{i \in \text{batch}} \nabla \log
 # p(x_i \mid \theta)\right] + \sqrt{\epsilon}\, w$; `grad_log_likelihood` is the minibatch sum.
 
@@ -86,7 +86,7 @@ def sgld_step(theta, grad_log_prior, grad_log_likelihood, n_data, batch_size, ep
 exercises.check_sgld_step(sgld_step)
 
 # %% [markdown]
-# ### Exercise 4: the step schedule
+# ### Exercise: the step schedule
 # Welling & Teh's $\epsilon_t = a (b + t)^{-\gamma}$, for a tensor of steps `t`.
 
 # %%
@@ -100,7 +100,7 @@ def step_schedule(t, a, b, gamma):
 exercises.check_step_schedule(step_schedule)
 
 # %% [markdown]
-# ### Exercise 5: the autocorrelation
+# ### Exercise: the autocorrelation
 # $\rho(k) = C(k)/C(0)$, $C(k) = \frac1{n}\sum_{t} (x_t - \bar x)(x_{t+k} - \bar x)$ averaged over chains, with
 # $\bar x$ the mean over all steps and chains; `x` has shape (n_steps, n_chains, dim), the result
 # (max_lag + 1, dim).
@@ -119,7 +119,7 @@ def autocorrelation(x, max_lag):
 exercises.check_autocorrelation(autocorrelation)
 
 # %% [markdown]
-# ### Exercise 6: the effective sample size
+# ### Exercise: the effective sample size
 # $\text{ESS} = n_{\text{steps}}\, n_{\text{chains}} / \tau$ per coordinate, with $\tau = -1 + 2\sum_m \Gamma_m$,
 # $\Gamma_m = \rho(2m) + \rho(2m+1)$ summed while positive and made non-increasing (Geyer's initial monotone
 # sequence), and $\tau \ge 1$. Use your `autocorrelation` with `max_lag = n_steps - 1`.
@@ -145,13 +145,13 @@ exercises.check_effective_sample_size(effective_sample_size)
 # %% [markdown]
 # ## Experiment exercises
 #
-# ### Exercise 7: the lecture's rule (notebook 03, exercise 1)
+# ### Exercise: the lecture's rule (notebook 03, exercise 1)
 # Run the lecture's rule (noise $\sqrt\eta$) on the correlated Gaussian and compare its covariance with $\Sigma/2$.
 # Which target $p^\beta$ would noise $c\sqrt\eta$ sample, for general $c$?
 
 # %%
 ### BEGIN SOLUTION
-target = langevin.CorrelatedGaussian()
+target = targets.CorrelatedGaussian()
 n_chains, n_steps = profile.pick(quick=200, full=2000), profile.pick(quick=500, full=5000)
 x0 = torch.randn(n_chains, 2, generator=torch.Generator().manual_seed(seed))
 chains = langevin.ula(target.log_prob, x0, 0.05, n_steps, burn_in=n_steps // 2, noise_scale=1.0, seed=seed)
@@ -167,18 +167,18 @@ for name, cov in (("the lecture's chain", samples.T.cov()), ("Σ/2", target.cov 
 # $p^{1/T} = p^{2/c^2}$: $c = \sqrt2$ gives $p$, $c = 1$ gives $p^2$.
 
 # %% [markdown]
-# ### Exercise 8: MALA's acceptance and the ESS per step (notebook 03, exercise 2)
+# ### Exercise: MALA's acceptance and the ESS per step (notebook 03, exercise 2)
 # Increase the step size of MALA on the banana until the acceptance drops below 0.2. What happens to the ESS per
 # step?
 
 # %%
 ### BEGIN SOLUTION
-banana = langevin.Banana()
+banana = targets.Banana()
 n_chains, n_steps = profile.pick(quick=50, full=200), profile.pick(quick=400, full=4000)
 x0 = torch.randn(n_chains, 2, generator=torch.Generator().manual_seed(seed))
 for step_size in (0.05, 0.2, 0.5, 1.0, 2.0):
     chains = langevin.mala(banana.log_prob, x0, step_size, n_steps, burn_in=n_steps // 4, seed=seed)
-    ess = langevin.effective_sample_size(chains.samples).min().item() / chains.samples[:, :, 0].numel()
+    ess = mcmc.effective_sample_size(chains.samples).min().item() / chains.samples[:, :, 0].numel()
     print(f"η = {step_size:4}: acceptance {chains.acceptance_rate:.2f}, ESS per kept state {ess:.3f}")
 ### END SOLUTION
 
@@ -188,12 +188,12 @@ for step_size in (0.05, 0.2, 0.5, 1.0, 2.0):
 # below an acceptance of 0.2 it is worth less than at a much smaller step.
 
 # %% [markdown]
-# ### Exercise 9: SGLD with a batch of one and a constant step (notebook 03, exercise 3)
+# ### Exercise: SGLD with a batch of one and a constant step (notebook 03, exercise 3)
 # Run SGLD with batch size 1 and a constant step $\epsilon = 0.01$. How far is it from the exact posterior, and why?
 
 # %%
 ### BEGIN SOLUTION
-posterior = langevin.MixturePosterior()
+posterior = targets.MixturePosterior()
 n_chains, n_steps = profile.pick(quick=50, full=200), profile.pick(quick=400, full=5000)
 x0 = torch.randn(n_chains, 2, generator=torch.Generator().manual_seed(seed))
 for batch_size in (1, 10):
@@ -218,14 +218,14 @@ print(f"at θ = (0, 1), batch 1: variance of the gradient noise (ε/2)² N² Var
 # there.
 
 # %% [markdown]
-# ### Exercise 10: a higher barrier (notebook 03, exercise 4)
+# ### Exercise: a higher barrier (notebook 03, exercise 4)
 # Raise the double well's barrier to 8. How many steps does a chain need, on average, to change wells?
 
 # %%
 ### BEGIN SOLUTION
 n_chains, n_steps = profile.pick(quick=100, full=500), profile.pick(quick=2000, full=20000)
 for barrier in (3.0, 8.0):
-    well = langevin.DoubleWell(barrier)
+    well = targets.DoubleWell(barrier)
     x0 = torch.zeros(n_chains, 2) + torch.tensor([1.0, 0.0])
     chains = langevin.ula(well.log_prob, x0, 0.01, n_steps, seed=seed)
     side = torch.sign(chains.samples[..., 0])

@@ -16,9 +16,9 @@
 # %% [markdown]
 # # Exercises 04 · The energy-based model
 #
-# Goes with `notebooks/04_energy_based_model`. Implementation exercises (1–4): write one piece of the model's
+# Goes with `notebooks/04_energy_based_model`. Implementation exercises: write one piece of the model's
 # training; the cell after it checks it with `genmodels.exercises`, which names the mistake when it is a known one.
-# Experiment exercises (5–8): the questions at the end of notebook 04. Their real answers need a GPU and an hour of
+# Experiment exercises: the questions at the end of notebook 04. Their real answers need a GPU and an hour of
 # training each (the full profile's settings say so); here each computes the smallest version that shows the effect,
 # a small network trained for a few batches. Run All works at any time: a function not written yet reports
 # "not done yet". Images inside the model live in [-1, 1], with shape (N, 1, 28, 28).
@@ -40,7 +40,7 @@ profile, device = genmodels.setup(profile, "cpu", seed)
 # %% [markdown]
 # ## Implementation exercises
 #
-# ### Exercise 1: the contrastive loss
+# ### Exercise: the contrastive loss
 # $\mathcal L = \overline{E(\text{data})} - \overline{E(\text{samples})} + \alpha\, \overline{E(\text{data})^2 +
 # E(\text{samples})^2}$ (bars are means over the batch), one number, differentiable in both energies.
 
@@ -56,7 +56,7 @@ def contrastive_loss(energy_data, energy_samples, alpha):
 exercises.check_contrastive_loss(contrastive_loss)
 
 # %% [markdown]
-# ### Exercise 2: a replay-buffer draw
+# ### Exercise: a replay-buffer draw
 # The chains of each batch start from the buffer's states at the indices `slots`, except the first
 # `round(restart * n)` of them, which restart from the fresh noise `noise`. The buffer itself must not change.
 
@@ -74,7 +74,7 @@ def buffer_draw(buffer, slots, noise, restart):
 exercises.check_buffer_draw(buffer_draw)
 
 # %% [markdown]
-# ### Exercise 3: the temperature of a sampler
+# ### Exercise: the temperature of a sampler
 # The chain $x' = x - \eta \nabla E(x) + \sigma w$ samples $e^{-E/T}$ with $T = \sigma^2 / (2\eta)$.
 
 # %%
@@ -88,7 +88,7 @@ def temperature(step_size, noise):
 exercises.check_temperature(temperature)
 
 # %% [markdown]
-# ### Exercise 4: a Langevin step on images
+# ### Exercise: a Langevin step on images
 # $x' = \operatorname{clamp}\big(x - \eta\, \operatorname{clamp}(\nabla E(x), \pm c) + \sigma w,\ -1, 1\big)$, with
 # $c$ = `grad_clamp` and $w$ = `noise`.
 
@@ -123,7 +123,7 @@ def train_ebm(images=x_train, sampler=sampler, **model_settings):
     return model
 
 # %% [markdown]
-# ### Exercise 5: the tutorial's settings (notebook 04, exercise 1)
+# ### Exercise: the tutorial's settings (notebook 04, exercise 1)
 # Train with `ebm.TUTORIAL_TRAINING` (60 epochs, 60 Langevin steps) on a GPU and compare the classifier's figures.
 
 # %%
@@ -143,7 +143,7 @@ print(f"after {epochs} epoch(s) of {len(x_train)} images with {sampler.n_steps} 
 # notebook 04 (confident labels, a spread over the ten digits) rise.
 
 # %% [markdown]
-# ### Exercise 6: noise matched to the step (notebook 04, exercise 2)
+# ### Exercise: noise matched to the step (notebook 04, exercise 2)
 # Train with $\sigma = \sqrt{2\eta}$ and a small $\eta$: what happens to the samples and to the energies?
 
 # %%
@@ -164,7 +164,7 @@ for name, chosen in (("tutorial", sampler), ("matched", matched)):
 # is noisy gradient descent, which reaches low-energy images quickly.
 
 # %% [markdown]
-# ### Exercise 7: how often chains restart (notebook 04, exercise 3)
+# ### Exercise: how often chains restart (notebook 04, exercise 3)
 # Set `restart` to 0 and to 0.5 in `ebm.EnergyModel`: how do the buffer's images and the samples from noise change?
 
 # %%
@@ -183,7 +183,7 @@ for restart in (0.0, 0.5):
 # tutorial's 5 % is a compromise.
 
 # %% [markdown]
-# ### Exercise 8: train on Fashion-MNIST, score MNIST (notebook 04, exercise 4)
+# ### Exercise: train on Fashion-MNIST, score MNIST (notebook 04, exercise 4)
 # Swap the roles of the two data sets. Is the out-of-distribution AUC symmetric?
 
 # %%

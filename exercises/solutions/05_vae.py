@@ -16,9 +16,9 @@
 # %% [markdown]
 # # Exercises 05 · The variational autoencoder
 #
-# Goes with `notebooks/05_vae_pytorch` and `notebooks/06_vae_keras`. Implementation exercises (1–7): write one piece
+# Goes with `notebooks/05_vae_pytorch` and `notebooks/06_vae_keras`. Implementation exercises: write one piece
 # of the ELBO; the cell after it checks it with `genmodels.exercises`, which names the mistake when it is a known
-# one. Experiment exercises (8–15): the questions at the end of notebooks 05 and 06. Run All works at any time: a
+# one. Experiment exercises: the questions at the end of notebooks 05 and 06. Run All works at any time: a
 # function not written yet reports "not done yet". Codes are (N, latent_dim) tensors, images (N, 784) or (N, 28, 28).
 
 # %% tags=["parameters"]
@@ -43,7 +43,7 @@ profile, device = genmodels.setup(profile, "cpu", seed)
 # %% [markdown]
 # ## Implementation exercises
 #
-# ### Exercise 1: the KL divergence to the prior
+# ### Exercise: the KL divergence to the prior
 # $\mathrm{KL}(N(\boldsymbol\mu, \operatorname{diag}\boldsymbol\sigma^2) \,\|\, N(0, I)) = \frac12 \sum_j
 # (\sigma_j^2 + \mu_j^2 - 1 - \log\sigma_j^2)$, from `log_var` $= \log\sigma^2$; one value per example.
 
@@ -58,7 +58,7 @@ def kl_standard_normal(mu, log_var):
 exercises.check_kl_standard_normal(kl_standard_normal)
 
 # %% [markdown]
-# ### Exercise 2: the KL divergence between two diagonal Gaussians
+# ### Exercise: the KL divergence between two diagonal Gaussians
 # The lecture's $\frac12\left[\operatorname{tr}(\Sigma_p^{-1}\Sigma_q) + (\mu_p - \mu_q)^\top \Sigma_p^{-1}
 # (\mu_p - \mu_q) - k + \log\frac{\det\Sigma_p}{\det\Sigma_q}\right]$ for diagonal covariances.
 
@@ -74,7 +74,7 @@ def kl_gaussians(mu_q, log_var_q, mu_p, log_var_p):
 exercises.check_kl_gaussians(kl_gaussians)
 
 # %% [markdown]
-# ### Exercise 3: the reparameterised sample
+# ### Exercise: the reparameterised sample
 # $\mathbf h = \boldsymbol\mu + \boldsymbol\sigma \odot \boldsymbol\varepsilon$ with $\boldsymbol\sigma =
 # \exp(\frac12 \log\boldsymbol\sigma^2)$ and the given $\boldsymbol\varepsilon \sim N(0, I)$.
 
@@ -89,7 +89,7 @@ def reparameterise(mu, log_var, eps):
 exercises.check_reparameterise(reparameterise)
 
 # %% [markdown]
-# ### Exercise 4: the decoder's log-likelihood
+# ### Exercise: the decoder's log-likelihood
 # $\log p(\mathbf x \mid \mathbf h) = \sum_i [x_i \log\sigma(l_i) + (1 - x_i)\log(1 - \sigma(l_i))]$ for the
 # decoder's logits $l$, summed over pixels, computed stably.
 
@@ -104,7 +104,7 @@ def bernoulli_log_likelihood(x, logits):
 exercises.check_bernoulli_log_likelihood(bernoulli_log_likelihood)
 
 # %% [markdown]
-# ### Exercise 5: the ELBO
+# ### Exercise: the ELBO
 # $\log p(\mathbf x \mid \mathbf h) - \mathrm{KL}(Q(\mathbf h \mid \mathbf x) \,\|\, N(0, I))$ at one
 # reparameterised sample; `decode(h)` returns the decoder's logits. Use your functions above.
 
@@ -120,7 +120,7 @@ def elbo(x, mu, log_var, eps, decode):
 exercises.check_elbo(elbo)
 
 # %% [markdown]
-# ### Exercise 6: the IWAE bound
+# ### Exercise: the IWAE bound
 # $\log \frac1K \sum_k w_k$ per example, from the log-weights $\log w_k = \log p(\mathbf x|\mathbf h_k) + \log
 # p(\mathbf h_k) - \log Q(\mathbf h_k|\mathbf x)$ of shape (K, N); they are hundreds of nats below zero.
 
@@ -135,7 +135,7 @@ def iwae_bound(log_weights):
 exercises.check_iwae_bound(iwae_bound)
 
 # %% [markdown]
-# ### Exercise 7: the Keras `Sampling` layer
+# ### Exercise: the Keras `Sampling` layer
 # keras.io's layer: `call((mu, log_var))` returns $\boldsymbol\mu + \exp(\frac12\log\boldsymbol\sigma^2)\,
 # \boldsymbol\varepsilon$, with $\boldsymbol\varepsilon$ from `keras.random.normal` and the layer's own
 # `keras.random.SeedGenerator`, so that every call draws fresh noise.
@@ -181,7 +181,7 @@ def train_vae(model=None, latent_dim=20, loss_fn=None, **settings):
     return model
 
 # %% [markdown]
-# ### Exercise 8: the size of the code (notebook 05, exercise 1)
+# ### Exercise: the size of the code (notebook 05, exercise 1)
 # Train the MLP VAE with `latent_dim` 2, 5, 20, 50. How do the ELBO, the IWAE bound and their gap change?
 
 # %%
@@ -200,7 +200,7 @@ for latent_dim in profile.pick(quick=(2, 20), full=(2, 5, 20, 50)):
 # where the code is small and the posterior far from Gaussian.
 
 # %% [markdown]
-# ### Exercise 9: no KL term (notebook 05, exercise 2)
+# ### Exercise: no KL term (notebook 05, exercise 2)
 # Train only the reconstruction term (with `rsample`). What happens to the samples?
 
 # %%
@@ -226,7 +226,7 @@ for name, model in (("with the KL term", models[20]), ("without it", train_vae(l
 # or not digits at all. The model is an autoencoder that cannot generate.
 
 # %% [markdown]
-# ### Exercise 10: the IWAE bound against K (notebook 05, exercise 3)
+# ### Exercise: the IWAE bound against K (notebook 05, exercise 3)
 # Compute the IWAE bound for K = 1, 10, 100, 1000 on 200 test images and plot it against log K.
 
 # %%
@@ -248,7 +248,7 @@ plt.show()
 # log K over this range, flattening as it approaches log p(x)); K = 1 is the ELBO with a sampled KL.
 
 # %% [markdown]
-# ### Exercise 11: a Gaussian decoder (notebook 05, exercise 4)
+# ### Exercise: a Gaussian decoder (notebook 05, exercise 4)
 # Replace the Bernoulli decoder by $N(f(\mathbf h), \sigma^2 I)$ on grey levels. How does $\sigma$ change the
 # balance between the two terms of the ELBO?
 
@@ -282,7 +282,7 @@ for noise_std in (0.05, 0.2, 1.0):
 # $\sigma$ lets the KL win (codes near the prior, blurry reconstructions; at $\sigma = 1$ the code may collapse).
 
 # %% [markdown]
-# ### Exercise 12: keras.io's narrow layer (notebook 05, exercise 5)
+# ### Exercise: keras.io's narrow layer (notebook 05, exercise 5)
 # Train `vae.conv_vae(latent_dim=20, hidden=16)` as long as the MLP VAE and compare their IWAE bounds.
 
 # %%
@@ -297,7 +297,7 @@ for name, model in (("MLP", models[20]), ("convolutional, 16 hidden", conv)):
 # trained as long, the convolutional VAE's bound stays below the MLP's (in the full profile, by several nats).
 
 # %% [markdown]
-# ### Exercise 13: another Keras backend (notebook 06, exercise 1)
+# ### Exercise: another Keras backend (notebook 06, exercise 1)
 # Does anything change besides the speed with `KERAS_BACKEND=torch`?
 
 # %%
@@ -315,7 +315,7 @@ print(f"backend {keras.backend.backend()}: largest difference of the KL from PyT
 # backends, so trained models agree in their figures, not digit by digit.
 
 # %% [markdown]
-# ### Exercise 14: a 16-dimensional code in Keras (notebook 06, exercise 2)
+# ### Exercise: a 16-dimensional code in Keras (notebook 06, exercise 2)
 # Train with `latent_dim = 16`. How much does the test ELBO improve, and what happens to the KL term?
 
 # %%
@@ -334,7 +334,7 @@ for latent_dim in (2, 16):
 # does the KL (it pays for the information), and the ELBO improves by tens of nats once trained (full profile).
 
 # %% [markdown]
-# ### Exercise 15: keras.io's loss on grey levels (notebook 06, exercise 3)
+# ### Exercise: keras.io's loss on grey levels (notebook 06, exercise 3)
 # With sigmoid outputs and the binary cross-entropy on grey levels, what does the "loss" measure, and why can it not
 # be compared with the ELBO in nats?
 

@@ -16,9 +16,9 @@
 # %% [markdown]
 # # Exercises 07 · The Ising model
 #
-# Goes with `notebooks/07_ising_rbm`. Implementation exercises (1–6): write one piece of the model; the cell after
-# it checks it with `genmodels.exercises`, which names the mistake when it is a known one. Experiment exercises
-# (7–10): the questions at the end of notebook 07. Run All works at any time: a function not written yet reports
+# Goes with `notebooks/07_ising_rbm`. Implementation exercises: write one piece of the model; the cell after
+# it checks it with `genmodels.exercises`, which names the mistake when it is a known one. Experiment
+# exercises: the questions at the end of notebook 07. Run All works at any time: a function not written yet reports
 # "not done yet". Spins are int8 tensors of ±1 with shape (..., L, L), on a periodic lattice.
 
 # %% tags=["parameters"]
@@ -38,7 +38,7 @@ profile, device = genmodels.setup(profile, "cpu", seed)
 # %% [markdown]
 # ## Implementation exercises
 #
-# ### Exercise 1: the energy
+# ### Exercise: the energy
 # $H(\mathbf s) = -\sum_{\langle ij \rangle} s_i s_j$ over the nearest-neighbour bonds, each bond once (the right and
 # the lower neighbour of every site, wrapping around the edges).
 
@@ -54,7 +54,7 @@ def energy(spins):
 exercises.check_ising_energy(energy)
 
 # %% [markdown]
-# ### Exercise 2: the magnetisation
+# ### Exercise: the magnetisation
 # $m = \frac1N \sum_i s_i$ per lattice.
 
 # %%
@@ -68,7 +68,7 @@ def magnetisation(spins):
 exercises.check_magnetisation(magnetisation)
 
 # %% [markdown]
-# ### Exercise 3: the local field
+# ### Exercise: the local field
 # $h_i = \sum_{j \in \mathrm{nn}(i)} s_j$, the sum of the four neighbours of every site.
 
 # %%
@@ -82,7 +82,7 @@ def local_field(spins):
 exercises.check_local_field(local_field)
 
 # %% [markdown]
-# ### Exercise 4: a checkerboard Metropolis half-sweep
+# ### Exercise: a checkerboard Metropolis half-sweep
 # Flipping $s_i$ costs $\Delta E = 2 s_i h_i$; accept where $u_i < e^{-\Delta E/T}$. Sites of one colour,
 # $(i + j) \bmod 2 =$ `colour`, have no neighbours of that colour, so they are all tried at once. Return new spins.
 
@@ -102,7 +102,7 @@ def metropolis_half_sweep(spins, temperature, u, colour):
 exercises.check_metropolis_half_sweep(metropolis_half_sweep)
 
 # %% [markdown]
-# ### Exercise 5: the exact log Z of a small lattice
+# ### Exercise: the exact log Z of a small lattice
 # $\log Z = \log \sum_{\mathbf s} e^{-H(\mathbf s)/T}$ over all $2^{L^2}$ states ($L = 3$: 512), stably.
 # `ising.all_states(L)` lists the states.
 
@@ -117,7 +117,7 @@ def exact_log_z(L, temperature):
 exercises.check_exact_log_z(exact_log_z)
 
 # %% [markdown]
-# ### Exercise 6: the Boltzmann distribution
+# ### Exercise: the Boltzmann distribution
 # $\log p(\mathbf s) = -H(\mathbf s)/T - \log Z$ for every state, given the states' energies.
 
 # %%
@@ -149,7 +149,7 @@ def train_ising_rbm(temperature, n_hidden=16, **settings):
     return model
 
 # %% [markdown]
-# ### Exercise 7: CD-1, CD-10 and PCD below $T_c$ (notebook 07, exercise 1)
+# ### Exercise: CD-1, CD-10 and PCD below $T_c$ (notebook 07, exercise 1)
 # Which one lowers the exact KL fastest below $T_c$, and why do persistent chains struggle with a two-spike
 # distribution?
 
@@ -167,7 +167,7 @@ for name, settings in (("CD-1", {"k": 1}), ("CD-10", {"k": 10}), ("PCD-1", {"per
 # misses the other, and the KL falls slowly or oscillates.
 
 # %% [markdown]
-# ### Exercise 8: the number of hidden units at $T_c$ (notebook 07, exercise 2)
+# ### Exercise: the number of hidden units at $T_c$ (notebook 07, exercise 2)
 # How does the error in the specific heat $c(T_c)$ fall with $\alpha = n_h / n_v$? (Notebook 07 uses $L = 8$ and
 # 128 or 256 hidden units, minutes each; here the exact $L = 4$ lattice.)
 
@@ -189,7 +189,7 @@ for n_hidden in profile.pick(quick=(4, 32), full=(4, 16, 32, 64)):
 # dominates. Torlai & Melko (2016) needed α of about 2–4 at $T_c$.
 
 # %% [markdown]
-# ### Exercise 9: critical slowing down (notebook 07, exercise 3)
+# ### Exercise: critical slowing down (notebook 07, exercise 3)
 # Measure τ of Metropolis at $T_c$ for growing L and fit $\tau \propto L^z$. Do the same for Wolff.
 
 # %%
@@ -213,7 +213,7 @@ for method in ("metropolis", "wolff"):
 # per step at small L.) Short pilot runs give rough τ: the full profile measures longer.
 
 # %% [markdown]
-# ### Exercise 10: the RBM as a Monte Carlo proposal (notebook 07, exercise 4)
+# ### Exercise: the RBM as a Monte Carlo proposal (notebook 07, exercise 4)
 # Propose independent samples from a trained RBM and accept them with the Metropolis–Hastings ratio (exact for
 # $L = 4$, where $q$ is known). How often is a proposal accepted at $T = 3$, and at $T_c$?
 

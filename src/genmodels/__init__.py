@@ -12,6 +12,8 @@ Infrastructure (taught in 00_data_and_setup)
     checks          every input check, one function per rule: check_count, check_rate, check_momentum,
                     check_binary, check_grey_levels, the samplers' and the lattices' checks
     training        the one training loop: train, History, TrainingDiverged, save_checkpoint, load_checkpoint
+    basics          the small pieces the modules share: as_tensor, batches, stop (a student's message, raised
+                    from one short frame)
     runs            every training run of the course, defined once (settings per profile and device, checkpoint,
                     the checkpoint rule): settings, build, train, trained; the notebooks, the lecture and cli use it
     distributed     the same loop under torchrun, on several processes (README: "Training from the command line")
@@ -42,7 +44,8 @@ Measuring samples (taught in 08_yardstick)
                     Yardstick, measure_rows, the reference rows (with_noise, blurred, independent_pixels)
 Exercises (the notebooks in exercises/, one per part of the week)
     exercises       one check per implementation exercise, naming the student's mistake: check_free_energy,
-                    check_ula_step, check_sgld_step, check_elbo, check_iwae_bound, check_ising_energy, ...
+                    check_ula_step, check_sgld_step, check_elbo, check_iwae_bound, check_ising_energy, ...; a
+                    package: grading (the machinery), then one module of specs per exercise notebook
 
 One vocabulary in every notebook and the lecture: `dataset` is what data.load_data returns (dataset.x_train, ...);
 `x_train`, `x_test` the images a model trains and is evaluated on (binary once binarised, by data.binarize_once);

@@ -23,15 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import check_binary, check_grey_levels, flatten_examples  # re-exported: their home is checks
 from .paths import DATA_CACHE
 from .profiles import Profile, get_profile
 
 __all__ = ["load_data", "Data", "load_split", "locate", "download", "read_idx", "parse_idx", "check_idx_file",
            "search_dirs", "load_digits_28x28", "IdxFile", "DataNotFoundError", "CorruptFileError", "binarize",
-           "binarize_stochastic", "binarize_once", "binary_vectors", "check_binary", "check_grey_levels",
-           "flatten_examples", "BINARIZE_SEED", "CACHE_DIR", "DEBIAN_DIRS", "MIRRORS", "TIMEOUT_S", "NAMES", "CLASSES",
-           "FILES"]
+           "binarize_stochastic", "binarize_once", "binary_vectors", "BINARIZE_SEED", "CACHE_DIR", "DEBIAN_DIRS",
+           "MIRRORS", "TIMEOUT_S", "NAMES", "CLASSES", "FILES"]
 
 CACHE_DIR = DATA_CACHE
 DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}

@@ -33,9 +33,9 @@ from torch import nn
 from . import checks, langevin, training
 
 __all__ = ["EnergyModel", "Sampler", "TUTORIAL_SAMPLER", "GENERATE", "INPUT_SHAPE", "temperature",
-           "mean_steps_from_noise", "to_model_range",
-           "to_images", "langevin_sample", "negative_samples", "contrastive_loss", "loss_fn", "fit",
-           "TUTORIAL_TRAINING", "energy", "generate", "ood_auc"]
+           "mean_steps_from_noise", "to_model_range", "to_images", "langevin_step", "langevin_sample", "buffer_draw",
+           "negative_samples", "contrastive_loss", "loss_fn", "fit", "TUTORIAL_TRAINING", "energy", "generate",
+           "ood_auc"]
 
 INPUT_SHAPE = (1, 28, 28)  # what the energy network takes: one channel of 28×28 pixels
 
@@ -146,6 +146,14 @@ def temperature(step_size: float, noise: float) -> float:
     return noise**2 / (2 * step_size)
 
 
+def langevin_step(x: torch.Tensor, grad_energy: torch.Tensor, step_size: float, noise_std: float, noise: torch.Tensor,
+                  grad_clamp: float) -> torch.Tensor:
+    """One step of the image sampler from given noise w: x' = clamp(x - η clamp(∇E(x), ±grad_clamp) + σ w, -1, 1).
+    langevin_sample runs it as genmodels.langevin.ula's in-place loop (the tests check that its chains are these
+    steps', to float rounding); exercises/04_energy_based_model writes it."""
+    return (x - step_size * grad_energy.clamp(-grad_clamp, grad_clamp) + noise_std * noise).clamp(-1, 1)
+
+
 def langevin_sample(energy_fn, x0: torch.Tensor, sampler: Sampler = TUTORIAL_SAMPLER, *, generator=None, seed: int = 0,
                     thin: int | None = None) -> torch.Tensor:
     """Run `sampler` on the chains x0 (n_chains, 1, 28, 28) in [-1, 1] under the energy `energy_fn(x) -> (n,)`:
@@ -159,6 +167,17 @@ def langevin_sample(energy_fn, x0: torch.Tensor, sampler: Sampler = TUTORIAL_SAM
     return chains.last if thin is None else chains.samples
 
 
+def buffer_draw(buffer: torch.Tensor, slots: torch.Tensor, noise: torch.Tensor | None, restart: float) -> torch.Tensor:
+    """The chains' starts x0 for one negative phase: the buffer's states at `slots` (n,), the first round(restart · n)
+    of them replaced by `noise` (fresh uniform noise in [-1, 1], at least that many rows). The buffer is not changed.
+    exercises/04_energy_based_model writes it."""
+    x0 = buffer.index_select(0, slots)
+    n_new = round(restart * len(slots))
+    if n_new:
+        x0[:n_new] = noise[:n_new]
+    return x0
+
+
 @torch.no_grad()
 def negative_samples(model: EnergyModel, n: int, sampler: Sampler = TUTORIAL_SAMPLER, generator=None) -> torch.Tensor:
     """The negative phase's samples: n chains drawn from the replay buffer (a fraction model.restart of them
@@ -170,10 +189,9 @@ def negative_samples(model: EnergyModel, n: int, sampler: Sampler = TUTORIAL_SAM
                          f"with EnergyModel(buffer_size={n}) or more, or use smaller batches")
     device = model.buffer.device
     slots = torch.randperm(size, generator=generator, device=device)[:n]
-    x0 = model.buffer.index_select(0, slots)
     n_new = round(model.restart * n)
-    if n_new:
-        x0[:n_new] = torch.rand(n_new, *INPUT_SHAPE, generator=generator, device=device) * 2 - 1
+    noise = torch.rand(n_new, *INPUT_SHAPE, generator=generator, device=device) * 2 - 1 if n_new else None
+    x0 = buffer_draw(model.buffer, slots, noise, model.restart)
     samples = langevin_sample(model, x0, sampler, generator=generator)
     model.buffer.index_copy_(0, slots, samples)
     return samples

@@ -26,10 +26,10 @@ from .device import threads_for
 from .rbm import RBM, binary_states, log_probabilities
 
 __all__ = ["CRITICAL_TEMPERATURE", "MAX_EXACT_SIZE", "check_spins", "energy", "magnetisation", "spins_to_visible",
-           "visible_to_spins", "ExactIsing", "all_states", "boltzmann_log_probabilities", "exact", "exact_samples",
-           "onsager_energy", "onsager_magnetisation", "checkerboard", "metropolis_half_sweep", "metropolis", "wolff",
-           "MonteCarlo", "AUTO_RULES", "auto_method", "sample", "thermodynamics", "rbm_samples",
-           "exact_kl_divergence"]
+           "visible_to_spins", "ExactIsing", "all_states", "boltzmann_log_probabilities",
+           "log_probabilities_from_energies", "exact", "exact_samples", "onsager_energy", "onsager_magnetisation",
+           "checkerboard", "local_field", "metropolis_half_sweep", "metropolis", "wolff", "MonteCarlo", "AUTO_RULES",
+           "auto_method", "sample", "thermodynamics", "rbm_samples", "exact_kl_divergence"]
 
 CRITICAL_TEMPERATURE = 2 / math.log(1 + math.sqrt(2))  # Onsager (1944): T_c = 2/ln(1 + √2) ≈ 2.269185
 MAX_EXACT_SIZE = 4  # 2^16 states; L = 5 would be 2^25
@@ -97,7 +97,14 @@ def all_states(L: int, device=None) -> torch.Tensor:
 def boltzmann_log_probabilities(L: int, temperature: float, device=None) -> torch.Tensor:
     """log p(s) = -H(s)/T - log Z for every state of all_states(L), in float64, with log Z = logsumexp(-H/T).
     exact_kl_divergence uses it (07_ising_rbm)."""
-    log_weights = -_all_energies(check_lattice_size(L)).to(device) / check_temperature(temperature)
+    energies = _all_energies(check_lattice_size(L)).to(device)
+    return log_probabilities_from_energies(energies, check_temperature(temperature))
+
+
+def log_probabilities_from_energies(energies: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log p(s) = -H(s)/T - log Z for each state's energy in `energies`, log Z = logsumexp(-H/T) over those states
+    (stably: exp(-H/T) overflows at low temperature); exercises/07_ising writes it."""
+    log_weights = -energies / temperature
     return log_weights - torch.logsumexp(log_weights, 0)
 
 
@@ -176,11 +183,15 @@ def checkerboard(L: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     return (i + j) % 2 == 0, (i + j) % 2 == 1
 
 
+def local_field(s: torch.Tensor) -> torch.Tensor:
+    """h_i = Σ_{j∈nn(i)} s_j, the sum of each site's four nearest neighbours on the periodic lattice."""
+    return s.roll(1, -1) + s.roll(-1, -1) + s.roll(1, -2) + s.roll(-1, -2)
+
+
 def metropolis_half_sweep(s: torch.Tensor, T: float, u: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
     """The textbook update of every site of one colour: flipping s_i costs ΔE = 2 s_i h_i, with h_i the sum of its
     four neighbours; the flip is accepted if u_i < e^{-ΔE/T}, u_i uniform on [0, 1). Returns the new spins."""
-    h = s.roll(1, -1) + s.roll(-1, -1) + s.roll(1, -2) + s.roll(-1, -2)
-    delta_e = (2 * s * h).double()
+    delta_e = (2 * s * local_field(s)).double()
     flip = (u < torch.exp(-delta_e / T)) & colour
     return torch.where(flip, -s, s)
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import data, training
+from . import checks, data, training
 from .device import one_thread
 from .paths import checkpoint_path
 
@@ -59,7 +59,7 @@ class Judge(nn.Module):
 
 def _as_input(images, device) -> torch.Tensor:
     """Grey levels in [0, 1] (checked), any layout with 784 pixels per image → (N, 1, 28, 28) float32 on `device`."""
-    data.check_grey_levels(images, "the images to judge", n_pixels=784)
+    checks.check_grey_levels(images, "the images to judge", n_pixels=784)
     x = images if torch.is_tensor(images) else torch.from_numpy(images)
     return x.detach().float().reshape(len(x), 1, 28, 28).to(device)
 
@@ -71,7 +71,7 @@ def train_judge(dataset: data.Data, *, epochs: int = 5, batch_size: int = 128, l
     settings (a cached judge trained otherwise is refused, and retrained with resume=False). Same seed, same judge on
     a CPU, whatever the process's thread count and whichever run wrote the cache: it trains on one thread, and the
     global random generators are left as they were, whether it trains or resumes.  Taught in 08_yardstick."""
-    data.check_grey_levels(dataset.x_train, "the judge's training images", n_pixels=784)
+    checks.check_grey_levels(dataset.x_train, "the judge's training images", n_pixels=784)
     if checkpoint is None:
         slug = dataset.name.split(" ")[0].lower()
         checkpoint = checkpoint_path(f"judge_{slug}_{len(dataset.x_train)}.pt")

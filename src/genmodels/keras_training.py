@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import training  # the messages, and the errors, of the PyTorch loop
+from . import basics, training  # the messages, and the errors, of the PyTorch loop
 from .checks import check_count, check_progress
 
 __all__ = ["EpochLog", "EvaluateEachEpoch", "fit", "batched"]
@@ -165,7 +165,7 @@ def fit(model, x, *, epochs, batch_size, validation_data=None, evaluate=None, pr
                             callbacks=callbacks)
     except KeyboardInterrupt:
         held = backup.epoch_held() if backup is not None else None
-        training.stop(training.TrainingInterrupted(training.interrupted_message(
+        basics.stop(training.TrainingInterrupted(training.interrupted_message(
             guard.epochs_done, backup_dir, held, True, store=f"the backup in {backup_dir}", argument="backup_dir")))
     if guard.found is not None:
         guard.restore()
@@ -173,7 +173,7 @@ def fit(model, x, *, epochs, batch_size, validation_data=None, evaluate=None, pr
         diverged = training.TrainingDiverged(training.diverged_message(
             guard.found, guard.epoch, guard.epochs_done, backup_dir, held, True, store=f"the backup in {backup_dir}"))
         diverged.history = history
-        training.stop(diverged)
+        basics.stop(diverged)
     return history
 
 

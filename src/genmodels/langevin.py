@@ -31,15 +31,12 @@ from dataclasses import dataclass
 
 import torch
 
-from . import checks, mcmc, targets
+from . import checks
 from ._langevin_guard import Guard
-from .mcmc import *  # noqa: F403
-from .targets import *  # noqa: F403
-from .training import as_tensor, batches
+from .basics import as_tensor, batches
 
-# The diagnostics and targets that used to live here are re-exported, so that code written against langevin works.
-__all__ = ["Chains", "log_prob_and_grad", "ula", "mala", "step_schedule", "schedule_from_range", "sgld",
-           "ula_gaussian_stationary_covariance", *mcmc.__all__, *targets.__all__]
+__all__ = ["Chains", "log_prob_and_grad", "ula", "ula_step", "mala", "mala_log_acceptance", "step_schedule",
+           "schedule_from_range", "sgld", "minibatch_log_posterior", "sgld_step", "ula_gaussian_stationary_covariance"]
 
 LogProb = Callable[[torch.Tensor], torch.Tensor]
 
@@ -86,6 +83,25 @@ def ula(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *, 
     return Chains(samples)
 
 
+def ula_step(x: torch.Tensor, grad_log_p: torch.Tensor, step_size: float, noise: torch.Tensor,
+             noise_scale: float = math.sqrt(2.0)) -> torch.Tensor:
+    """One ULA step from given noise w: θ' = θ + η ∇log p(θ) + c √η w, c = noise_scale. `ula` runs the same
+    update in place, into buffers (the tests check that its chains are these steps', to the bit);
+    exercises/03_langevin writes it."""
+    return x + step_size * grad_log_p + noise_scale * math.sqrt(step_size) * noise
+
+
+def mala_log_acceptance(x: torch.Tensor, y: torch.Tensor, log_p_x: torch.Tensor, log_p_y: torch.Tensor,
+                        grad_x: torch.Tensor, grad_y: torch.Tensor, step_size: float) -> torch.Tensor:
+    """log α = min(0, log p(y) + log q(x|y) - log p(x) - log q(y|x)) per chain, the log of MALA's acceptance
+    probability for the move x → y, with q(y|x) = N(y; x + η ∇log p(x), 2η I); exercises/03_langevin writes it."""
+
+    def log_q(to, frm, grad_frm):  # log N(to; frm + η ∇log p(frm), 2η I), up to a constant
+        return -((to - frm - step_size * grad_frm) ** 2).sum(-1) / (4 * step_size)
+
+    return (log_p_y + log_q(x, y, grad_y) - log_p_x - log_q(y, x, grad_x)).clamp(max=0)
+
+
 def mala(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *, burn_in: int = 0, thin: int = 1,
          generator: torch.Generator | None = None, seed: int = 0) -> Chains:
     """Metropolis-adjusted Langevin: propose y = θ + η ∇log p(θ) + √(2η) w, accept with probability
@@ -99,15 +115,11 @@ def mala(log_prob: LogProb, x0: torch.Tensor, step_size: float, n_steps: int, *,
     guard = Guard("MALA", step_size, n_steps)
     guard.record(x, log_p, grad)  # the start only: a non-finite proposal is rejected, never kept
     kept, accepted = [], torch.zeros((), device=x.device)
-
-    def log_q(to, frm, grad_frm):  # log N(to; frm + η ∇log p(frm), 2η I), up to a constant
-        return -((to - frm - step_size * grad_frm) ** 2).sum(-1) / (4 * step_size)
-
     for t in range(n_steps):
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         y = x + step_size * grad + math.sqrt(2 * step_size) * noise
         log_p_y, grad_y = log_prob_and_grad(log_prob, y)
-        log_alpha = log_p_y + log_q(x, y, grad_y) - log_p - log_q(y, x, grad)
+        log_alpha = mala_log_acceptance(x, y, log_p, log_p_y, grad, grad_y, step_size)
         u = torch.rand(x.shape[:1], generator=generator, device=x.device, dtype=x.dtype)
         accept = torch.log(u) < log_alpha  # a NaN proposal (log_alpha NaN) is rejected
         x = torch.where(accept[:, None], y, x)
@@ -155,7 +167,7 @@ def sgld(log_prior: LogProb, log_likelihood: Callable, data, x0: torch.Tensor, n
     `log_likelihood(theta, batch)` returns Σ_{i in batch} log p(x_i | θ) for each chain, shape (n_chains,), where
     batch[c] (shape (n, ...)) is chain c's minibatch.
 
-    Minibatches are the slices of a fresh permutation of the N data each sweep (`genmodels.training.batches`, the
+    Minibatches are the slices of a fresh permutation of the N data each sweep (`genmodels.basics.batches`, the
     last slice dropped if it is short); chain c takes slice (k + c) mod (N // n) at the k-th step of a sweep, so each
     chain sees every slice once per sweep and neighbouring chains see different data (shared minibatches would
     give all chains the same gradient noise and make them move together)."""
@@ -172,7 +184,7 @@ def sgld(log_prior: LogProb, log_likelihood: Callable, data, x0: torch.Tensor, n
     shift = torch.arange(len(x), device=x.device)
 
     def log_posterior_estimate(theta, batch):
-        return log_prior(theta) + n_data / batch_size * log_likelihood(theta, batch)
+        return minibatch_log_posterior(log_prior(theta), log_likelihood(theta, batch), n_data, batch_size)
 
     eps = step_schedule(torch.arange(n_steps, dtype=torch.float64), a, b, gamma)
     kept, guard = [], Guard("SGLD", f"{eps[0].item():.3g} (first)", n_steps)
@@ -185,12 +197,24 @@ def sgld(log_prior: LogProb, log_likelihood: Callable, data, x0: torch.Tensor, n
         value, grad = log_prob_and_grad(lambda theta: log_posterior_estimate(theta, batch), x)  # noqa: B023
         guard.record(x, value, grad)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = x + eps[t].item() / 2 * grad + math.sqrt(eps[t].item()) * noise
+        x = sgld_step(x, grad, eps[t].item(), noise)
         if t >= burn_in and (t - burn_in) % thin == thin - 1:
             kept.append(x)
     samples = torch.stack(kept)
     guard.check(samples)
     return Chains(samples)
+
+
+def minibatch_log_posterior(log_prior, log_likelihood_sum, n_data: int, batch_size: int):
+    """log p(θ) + (N/n) Σ_batch log p(x_i|θ): the minibatch's estimate of the log posterior, unbiased for it; being
+    linear, the same formula turns the gradients of the two terms into the estimate of its gradient."""
+    return log_prior + n_data / batch_size * log_likelihood_sum
+
+
+def sgld_step(theta: torch.Tensor, grad_log_posterior: torch.Tensor, eps: float, noise: torch.Tensor) -> torch.Tensor:
+    """One SGLD step from given noise w: θ' = θ + (ε/2) ∇log p̂(θ|data) + √ε w, with the minibatch estimate of the
+    gradient (minibatch_log_posterior); exercises/03_langevin writes it."""
+    return theta + eps / 2 * grad_log_posterior + math.sqrt(eps) * noise
 
 
 def ula_gaussian_stationary_covariance(cov, step_size: float, noise_scale: float = math.sqrt(2.0)) -> torch.Tensor:

@@ -43,7 +43,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from . import data
+from . import checks, data
 from . import judge as judges
 
 __all__ = ["moments", "frechet_distance", "frechet_distance_from_moments", "precision_recall", "kth_neighbour_radii",
@@ -229,7 +229,7 @@ def check_features(features, what="the features", minimum: int | None = 2, why: 
                          "them with judge.features(judge, images)")
     if not f.isfinite().all():
         raise ValueError(f"{what} hold NaN or infinite values: the images had some; check them with "
-                         "genmodels.data.check_grey_levels")
+                         "genmodels.checks.check_grey_levels")
     if minimum is not None and len(f) < minimum:
         raise ValueError(f"{what}: {len(f)} samples, too few; {why or 'this measure'} needs at least {minimum}")
     return f
@@ -266,7 +266,7 @@ class Yardstick:
     def measure(self, images, dataset: str | None = None) -> dict[str, float]:
         """Every measure of one set of grey-level images: fd, precision, recall, score, classes, nn_ratio."""
         judges.check_same_dataset(self.judge, self.dataset if dataset is None else dataset)
-        data.check_grey_levels(images, "the samples", n_pixels=784)
+        checks.check_grey_levels(images, "the samples", n_pixels=784)
         f = judges.features(self.judge, images)
         fd = frechet_distance_from_moments(*self.reference_moments, *moments(f))
         precision, recall = precision_recall(self.reference, f, self.k)
@@ -279,7 +279,7 @@ class Yardstick:
 
 
 def _images(x) -> torch.Tensor:
-    data.check_grey_levels(x, "the images", n_pixels=784)
+    checks.check_grey_levels(x, "the images", n_pixels=784)
     return torch.as_tensor(x).float().reshape(len(x), 28, 28)
 
 

@@ -19,12 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checks, distributed, rbm_fast, training
+from . import basics, checks, distributed, rbm_fast, training
 from .device import threads_for
 
 __all__ = ["RBM", "fit", "cd_step_fn", "check_cd_settings", "log_partition_exact", "log_partition_ais", "AISEstimate",
-           "ais_betas", "log_partition_reverse_ais", "log_likelihood", "log_likelihood_bracket", "LikelihoodBracket",
-           "log_probabilities", "pseudo_log_likelihood", "reconstruction_error", "bernoulli", "binary_states",
+           "ais_betas", "ais_log_weight_increment", "log_z_from_log_weights", "log_partition_reverse_ais",
+           "log_likelihood", "log_likelihood_bracket", "LikelihoodBracket", "log_probabilities",
+           "pseudo_log_likelihood", "pseudo_log_likelihood_at", "reconstruction_error", "bernoulli", "binary_states",
            "MAX_EXACT_UNITS"]
 
 MAX_EXACT_UNITS = 25  # 2**25 states: a few minutes; beyond, use AIS
@@ -60,7 +61,7 @@ class RBM(nn.Module):
     def energy(self, v, h) -> torch.Tensor:
         """E(v, h) = -b·v - c·h - vᵀ W h, one value per example.  Taught in 01_rbm_pytorch."""
         v = self.check(v)
-        h = training.as_tensor(h, self.W.device).reshape(len(v), self.n_hidden)
+        h = basics.as_tensor(h, self.W.device).reshape(len(v), self.n_hidden)
         return -(v @ self.b) - (h @ self.c) - ((v @ self.W) * h).sum(1)
 
     def p_h_given_v(self, v: torch.Tensor) -> torch.Tensor:
@@ -86,6 +87,13 @@ class RBM(nn.Module):
         h = bernoulli(self.p_h_given_v(v), generator)
         pv = self.p_v_given_h(h)
         return bernoulli(pv, generator), pv
+
+    def gibbs_sweep(self, v: torch.Tensor, u_h: torch.Tensor, u_v: torch.Tensor):
+        """gibbs_step driven by given uniform numbers: h = (u_h < p(h=1|v)), v' = (u_v < p(v=1|h)); returns
+        (v', p(v'=1|h)). gibbs_step draws u_h, then u_v, and makes the same sweep (the tests check it)."""
+        h = torch.lt(u_h, self.p_h_given_v(v)).to(u_h.dtype)
+        pv = self.p_v_given_h(h)
+        return torch.lt(u_v, pv).to(u_v.dtype), pv
 
     @torch.no_grad()
     def sample(self, n: int | None = None, steps: int = 1000, v0=None, generator: torch.Generator | None = None,
@@ -246,7 +254,7 @@ class RBM(nn.Module):
 
     def _check(self, v):
         """check(v), and the fraction of examples with each pixel on, from the same pass."""
-        v = checks.flatten_examples(training.as_tensor(v, self.W.device), self.n_visible, "RBM input")
+        v = checks.flatten_examples(basics.as_tensor(v, self.W.device), self.n_visible, "RBM input")
         return v, checks.check_binary(v, "RBM input", pixel_means=True)
 
     def get_extra_state(self):
@@ -411,7 +419,7 @@ def log_partition_ais(rbm: RBM, n_betas: int = 14500, n_runs: int = 100,
     rbm = _with_float64(rbm)
     v = bernoulli(torch.sigmoid(rbm.base_bias).expand(n_runs, rbm.n_visible).contiguous(), generator=generator)
     log_w = _anneal(rbm, v, ais_betas(n_betas), generator)
-    return _estimate(_base_log_partition(rbm) + _log_mean_exp(log_w), log_w)
+    return _estimate(log_z_from_log_weights(log_w, _base_log_partition(rbm)), log_w)
 
 
 @torch.no_grad()
@@ -441,12 +449,25 @@ def _anneal(rbm: RBM, v: torch.Tensor, betas, generator: torch.Generator | None)
     db = (b - bA).double()
     for beta_prev, beta in zip(betas[:-1], betas[1:], strict=True):
         x = torch.addmm(c, v, W)
-        x64 = x.double()
-        log_w += (beta - beta_prev) * (v.double() @ db) + (F.softplus(beta * x64) - F.softplus(beta_prev * x64)).sum(1)
+        log_w += ais_log_weight_increment(v, x, db, beta_prev, beta)
         # one Gibbs sweep that leaves p*_beta invariant
         h = bernoulli(torch.sigmoid(beta * x), generator=generator)
         v = bernoulli(torch.sigmoid((1 - beta) * bA + beta * torch.addmm(b, h, W.t())), generator=generator)
     return log_w
+
+
+def ais_log_weight_increment(v: torch.Tensor, x: torch.Tensor, db: torch.Tensor, beta_prev: float,
+                             beta: float) -> torch.Tensor:
+    """AIS's weight update at one temperature, log p*_β(v) - log p*_β_prev(v) per row of v (float64):
+    (β - β_prev) (b - b_A)·v + Σ_j [softplus(β x_j) - softplus(β_prev x_j)], with x = c + v·W the hidden inputs and
+    db = b - b_A in float64; exercises/01_rbm writes it."""
+    x64 = x.double()
+    return (beta - beta_prev) * (v.double() @ db) + (F.softplus(beta * x64) - F.softplus(beta_prev * x64)).sum(1)
+
+
+def log_z_from_log_weights(log_w: torch.Tensor, log_z0: float) -> float:
+    """log Z = log Z_0 + log mean(w), from AIS's log-weights, by logsumexp (they reach hundreds: exp overflows)."""
+    return log_z0 + _log_mean_exp(log_w)
 
 
 def _base_log_partition(rbm: RBM) -> float:
@@ -549,10 +570,16 @@ def pseudo_log_likelihood(rbm: RBM, v, generator: torch.Generator | None = None)
     v = rbm.check(v)
     on = generator.device if generator is not None else v.device
     i = torch.randint(rbm.n_visible, (len(v),), generator=generator, device=on).to(v.device)
+    return pseudo_log_likelihood_at(rbm, v, i).mean().item()
+
+
+def pseudo_log_likelihood_at(rbm: RBM, v: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+    """n_visible · log σ(F(ṽ) - F(v)) per example, ṽ the example v[n] with its pixel i[n] flipped: one term of
+    pseudo_log_likelihood, which draws i at random and averages."""
     flipped = v.clone()
     rows = torch.arange(len(v), device=v.device)
     flipped[rows, i] = 1 - flipped[rows, i]
-    return (rbm.n_visible * F.logsigmoid(rbm._free_energy(flipped) - rbm._free_energy(v))).mean().item()
+    return rbm.n_visible * F.logsigmoid(rbm._free_energy(flipped) - rbm._free_energy(v))
 
 
 @torch.no_grad()

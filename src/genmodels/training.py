@@ -23,16 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import distributed
-from .checks import check_count, check_progress, check_rate  # re-exported: their home is genmodels.checks
+from .basics import as_tensor, batches, stop
+from .checks import check_count, check_progress
 from .device import amp_dtype
 
-__all__ = ["train", "History", "TrainingDiverged", "CheckpointRefused", "TrainingInterrupted", "as_tensor", "batches",
-           "check_progress", "check_count", "check_rate", "save_checkpoint", "load_checkpoint", "stop",
-           "describe_non_finite", "diverged_message", "interrupted_message"]
+__all__ = ["train", "History", "TrainingDiverged", "CheckpointRefused", "TrainingInterrupted", "save_checkpoint",
+           "load_checkpoint", "describe_non_finite", "diverged_message", "interrupted_message"]
 
 
 @dataclass
@@ -60,20 +59,6 @@ class History:
 
     def last(self) -> dict[str, float]:
         return {name: values[-1] for name, values in self.metrics.items() if values}
-
-
-def as_tensor(x, device) -> torch.Tensor:
-    """`x` as a tensor on `device`, copied there once: floating point as float32, integers (labels) as they are."""
-    x = x if torch.is_tensor(x) else torch.from_numpy(np.asarray(x))
-    return x.to(device=device, dtype=torch.float32 if x.is_floating_point() else None)
-
-
-def batches(n: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
-    """Index tensors on `device`: consecutive slices of one random permutation of range(n)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    order = torch.randperm(n, generator=generator).to(device)
-    return list(order.split(batch_size))
 
 
 def save_checkpoint(path, state: dict) -> None:
@@ -125,14 +110,6 @@ class TrainingDiverged(FloatingPointError):
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C (or Jupyter's stop button) during training: its message says what is kept and how to go on; raised
     afresh from the loop, so that the traceback ends at the student's call rather than deep inside torch."""
-
-
-# IPython hides the frames that set __tracebackhide__ (the loop, the models' fit), but never the last one: a message
-# for the student is raised from here, so that their traceback is their own line, these few lines, and the message.
-def stop(error: Exception):
-    """Raise `error` (a message for the student) from this short frame."""
-    __tracebackhide__ = True  # pytest hides even this one
-    raise error from None
 
 
 _after_batch = None  # tests set this to a function(epoch, batch_index), to interrupt training at a chosen batch

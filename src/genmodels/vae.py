@@ -28,11 +28,10 @@ from .data import binarize_stochastic
 
 __all__ = ["kl_standard_normal", "kl_gaussians", "bernoulli_log_likelihood", "gaussian_log_likelihood",
            "GaussianEncoder", "MLPEncoder", "MLPDecoder", "ConvEncoder", "ConvDecoder", "VAE", "mlp_vae", "conv_vae",
-           "Autoencoder",
-           "mlp_autoencoder", "conv_autoencoder", "LinearGaussianVAE", "ConditionalLinearGaussian", "elbo_terms",
-           "elbo", "reparameterised_gradient", "score_function_gradient", "vae_loss", "autoencoder_loss", "fit",
-           "on_device", "batched", "reconstruct", "generate", "latent_codes", "latent_manifold", "evaluate_elbo",
-           "iwae_log_likelihood", "likelihood_bounds", "IMAGE_SHAPE"]
+           "Autoencoder", "mlp_autoencoder", "conv_autoencoder", "LinearGaussianVAE", "ConditionalLinearGaussian",
+           "elbo_terms", "elbo", "reparameterise", "reparameterised_gradient", "score_function_gradient", "vae_loss",
+           "autoencoder_loss", "fit", "on_device", "batched", "reconstruct", "generate", "latent_codes",
+           "latent_manifold", "evaluate_elbo", "iwae_log_likelihood", "likelihood_bounds", "IMAGE_SHAPE"]
 
 IMAGE_SHAPE = (28, 28)
 
@@ -342,6 +341,12 @@ def elbo(model, x, analytic_kl=True):
     return reconstruction - kl
 
 
+def reparameterise(mu, log_var, eps):
+    """h = μ + σ ε with σ = exp(½ log σ²): a draw of N(μ, diag σ²) from ε ~ N(0, I), differentiable in μ and
+    log σ² (the reparameterisation trick); exercises/05_vae writes it."""
+    return mu + (0.5 * log_var).exp() * eps
+
+
 def reparameterised_gradient(f, mu, log_var, n_samples, generator=None):
     """Samples of ∇_(μ, log σ²) f(μ + σε), ε ~ N(0, I): the pathwise (reparameterisation) estimator of
     ∇ E_Q[f(h)], for f giving one value per sample. Returns two tensors of shape (n_samples, *mu.shape).
@@ -350,7 +355,7 @@ def reparameterised_gradient(f, mu, log_var, n_samples, generator=None):
     mu = mu.detach().expand(shape).clone().requires_grad_()  # one copy per sample: per-sample gradients
     log_var = log_var.detach().expand(shape).clone().requires_grad_()
     eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    return torch.autograd.grad(f(mu + (0.5 * log_var).exp() * eps).sum(), (mu, log_var))
+    return torch.autograd.grad(f(reparameterise(mu, log_var, eps)).sum(), (mu, log_var))
 
 
 def score_function_gradient(f, mu, log_var, n_samples, generator=None):
@@ -508,8 +513,14 @@ def iwae_log_likelihood(model, x, k, batch_size=None):
         q = model.encoder(xb)
         h = q.sample((k,))  # (k, batch, latent)
         log_w = model.log_likelihood_given_h(xb, h) + model.prior().log_prob(h).sum(-1) - _sum_latent(q, q.log_prob(h))
-        out.append(torch.logsumexp(log_w, dim=0) - math.log(k))
+        out.append(iwae_bound(log_w))
     return torch.cat(out)
+
+
+def iwae_bound(log_weights):
+    """log (1/K) Σ_k w_k per example, from log-weights (K, N), by logsumexp (they are hundreds of nats: exp
+    underflows); exercises/05_vae writes it."""
+    return torch.logsumexp(log_weights, dim=0) - math.log(len(log_weights))
 
 
 def likelihood_bounds(model, x, k):

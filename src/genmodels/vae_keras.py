@@ -20,11 +20,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .checks import check_binary, check_grey_levels
+from .checks import check_binary, check_grey_levels, check_rate
 from .keras_training import batched
 from .keras_training import fit as keras_fit
 from .plotting import latent_grid
-from .training import check_rate
 
 __all__ = ["IMAGE_SHAPE", "kl_standard_normal", "kl_gaussians", "bernoulli_log_likelihood", "Sampling", "Binarize",
            "conv_encoder", "conv_decoder", "VAE", "conv_vae", "elbo_terms", "elbo", "fit", "reconstruct", "generate",
