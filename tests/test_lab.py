@@ -29,7 +29,7 @@ LAB_CONFIG = REPO / ".jupyter"  # what `make lab` adds to JUPYTER_CONFIG_PATH
 NOTEBOOK = "notebooks/01_rbm_pytorch.ipynb"  # the notebook the test runs
 FIRST = "notebooks/00_data_and_setup.ipynb"  # the one `make lab` opens
 SCREENSHOTS = REPO / "_build" / "test_lab"
-TRAINING_CELL = "runs.train("  # the source of the cell that trains
+TRAINING_CELL = "history = runs.train(model"  # the source of the cell that trains the run (a later one retrains it)
 EXERCISE = "exercises/03_langevin.ipynb"  # the student version a student fills in
 MISTAKES = "trial/mistakes.ipynb"  # notebook 05's first cells, written by the test, where a student makes mistakes
 MAX_ERROR_LINES = 15  # what a student's mistake may print: their line, a short frame and the message
