@@ -29,6 +29,8 @@ def test_bad_usage_exits_2_naming_the_flag(tmp_path):
     done = genmodels_command("train", "rbm", "--epochs", "-1", tmp_path=tmp_path)
     assert done.returncode == EXIT_CODES["usage"] == 2
     assert "--epochs must be 0 or more" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.startswith("usage: python -m genmodels train {vae,rbm,ebm}"), done.stderr  # train's usage
+    assert len(done.stderr.strip().splitlines()) <= 5, done.stderr
 
 
 def test_a_damaged_checkpoint_exits_3_with_one_message_advising_no_resume(tmp_path):

@@ -30,9 +30,16 @@ EXIT_CODES = {"trained": 0, "error": 1, "usage": 2, "checkpoint refused": 3, "di
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line's parser (`python -m genmodels --help`)."""
+    return _parsers()[0]
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The top-level parser and its `train` subcommand's, whose usage line a mistake in train's flags shows."""
     top = argparse.ArgumentParser(prog="python -m genmodels", description="The course's models from the command line.")
     commands = top.add_subparsers(dest="command", required=True, metavar="train")
-    train = commands.add_parser("train", help="train a model with its notebook's settings (under torchrun: on N "
+    train = commands.add_parser("train", usage="%(prog)s {vae,rbm,ebm} [--epochs N] [--lr LR] [...] (--help: "
+                                "all flags)", help="train a model with its notebook's settings (under torchrun: on N "
                                 "processes)", description=__doc__.split("\n\n")[2],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("model", choices=MODELS, help="which notebook's model")
@@ -51,16 +58,16 @@ def parser() -> argparse.ArgumentParser:
                        help="start afresh instead of resuming from the checkpoint")
     train.add_argument("--traceback", action="store_true", help="on an error, show Python's traceback, not one message")
     train.epilog = ("exit status: " + ", ".join(f"{code} {what}" for what, code in EXIT_CODES.items()) + ".")
-    return top
+    return top, train
 
 
 def main(argv: list[str] | None = None):
     """Parse the command line and train; returns the History (on every rank)."""
     args = parser().parse_args(argv)
     if args.epochs is not None and args.epochs < 0:
-        parser().error(f"--epochs must be 0 or more, got {args.epochs}")
+        _parsers()[1].error(f"--epochs must be 0 or more, got {args.epochs}")
     if args.lr is not None and not args.lr > 0:
-        parser().error(f"--lr must be a number above 0, got {args.lr}")
+        _parsers()[1].error(f"--lr must be a number above 0, got {args.lr}")
     import genmodels
 
     from . import data, distributed, runs
@@ -73,9 +80,9 @@ def main(argv: list[str] | None = None):
         print(settings)
     _, history = runs.trained(dataset, settings, device, seed=args.seed, resume=None if args.resume else False)
     if world.leader:
-        print(f"{args.model}: {history.epochs} epoch{'s' * (history.epochs != 1)}; last: "
-              + ", ".join(f"{name} {value:.4g}" for name, value in history.last().items())
-              + f"; checkpoint {settings.checkpoint}")
+        last = ", ".join(f"{name} {value:.4g}" for name, value in history.last().items())
+        print(f"{args.model}: {history.epochs} epoch{'s' * (history.epochs != 1)}"
+              + (f"; last: {last}" if last else "") + f"; checkpoint {settings.checkpoint}")
     return history
 
 
