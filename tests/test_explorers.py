@@ -127,7 +127,7 @@ def test_unknown_knob_names_the_knobs(langevin_explorer):
 def test_static_prints_one_line_per_setting_and_draws_a_row_each(capsys, langevin_explorer):
     import matplotlib.pyplot as plt
 
-    results = langevin_explorer.static([{"n_steps": 5}, {"n_steps": 5, "noise": 0.5}])
-    assert len(results) == 2 and capsys.readouterr().out.count("η = 0.05") == 2
+    assert langevin_explorer.static([{"n_steps": 5}, {"n_steps": 5, "noise": 0.5}]) is None
+    assert len(langevin_explorer.shown) == 2 and capsys.readouterr().out.count("η = 0.05") == 2
     assert len(plt.gcf().axes) == 6
     plt.close("all")

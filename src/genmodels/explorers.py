@@ -33,7 +33,7 @@ import torch
 from . import ebm, langevin, targets
 from .device import threads_for
 
-__all__ = ["Knob", "Explorer", "show", "widgets_shown", "LangevinExplorer", "TUTORIAL_NOISE_MULTIPLE"]
+__all__ = ["Knob", "Explorer", "show", "widgets_shown", "LangevinExplorer", "TUTORIAL_NOISE_MULTIPLE", "NOISE_PRESETS"]
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,13 @@ class Explorer:
         self.draw(results, fig)
         plt.show()
 
-    def static(self, settings: list[dict]) -> list[dict]:
+    def static(self, settings: list[dict]) -> None:
         """The lesson as a fixed figure: each setting (a dict of some knobs) computed, its line printed, and all drawn
-        side by side, one row each. Returns the results."""
-        results = [self.update(**s) for s in settings]
-        for result in results:
+        side by side, one row each. Draws and returns nothing; the results stay in `self.shown`."""
+        self.shown = [self.update(**s) for s in settings]
+        for result in self.shown:
             print(self.readout(result))
-        self.figure(results)
-        return results
+        self.figure(self.shown)
 
     def widget(self):
         """The explorer as ipywidgets controls above its readout and figure; moving a control recomputes and
