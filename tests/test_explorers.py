@@ -131,3 +131,42 @@ def test_static_prints_one_line_per_setting_and_draws_a_row_each(capsys, langevi
     assert len(langevin_explorer.shown) == 2 and capsys.readouterr().out.count("η = 0.05") == 2
     assert len(plt.gcf().axes) == 6
     plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def ising_explorer():
+    """Two RBMs that know nothing (W = 0, b = 0: every spin ±1 with probability ½), "trained" at T = 1.8 and 3."""
+    from genmodels import rbm
+
+    return explorers.IsingExplorer({1.8: rbm.RBM(64, 4, init_std=0.0), 3.0: rbm.RBM(64, 4, init_std=0.0)},
+                                   n_lattices=20, n_samples=10)
+
+
+def test_ising_rbm_panel_snaps_to_the_nearest_trained_temperature(ising_explorer):
+    for T, snapped in ((1.2, 1.8), (2.39, 1.8), (2.41, 3.0), (3.6, 3.0)):
+        assert ising_explorer.nearest_trained(T) == snapped
+    r = ising_explorer.update(temperature=2.0)
+    assert r["rbm_temperature"] == 1.8 and "RBM trained at T = 1.800" in ising_explorer.readout(r)
+
+
+def test_ising_metropolis_at_low_temperature_matches_onsager(ising_explorer):
+    """Below T_c the 8×8 lattice's finite-size correction is exponentially small: at T = 1.5 its energy per site is
+    Onsager's to within its Monte Carlo error (about 0.004 with 20 lattices × 10 samples; 0.02 is 5 of them)."""
+    r = ising_explorer.update(temperature=1.5)
+    assert r["onsager_energy"] == pytest.approx(-1.951, abs=1e-3)
+    assert r["monte_carlo"]["energy"][0] == pytest.approx(r["onsager_energy"], abs=0.02)
+    assert r["onsager_magnetisation"] == pytest.approx(0.986, abs=1e-3)
+
+
+def test_ising_rbm_of_independent_spins_has_zero_energy(ising_explorer):
+    """W = 0, b = 0: neighbouring spins are independent, so ⟨s_i s_j⟩ = 0 and u = 0 within 5 standard errors."""
+    fit = ising_explorer.update(temperature=3.3)["rbm"]
+    value, error = fit["energy"]
+    assert abs(value) < 5 * error + 1e-3
+
+
+def test_ising_slider_recomputes_and_keeps_the_points_it_visited(ising_explorer):
+    box = ising_explorer.widget()
+    box.controls["temperature"].value = 3.5
+    assert box.result["temperature"] == pytest.approx(3.5) and "T = 3.500" in box.readout.value
+    assert 3.5 in ising_explorer.visited and box.result["rbm_temperature"] == 3.0

@@ -28,12 +28,14 @@ import warnings
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
-from . import ebm, langevin, targets
+from . import ebm, ising, langevin, targets
 from .device import threads_for
 
-__all__ = ["Knob", "Explorer", "show", "widgets_shown", "LangevinExplorer", "TUTORIAL_NOISE_MULTIPLE", "NOISE_PRESETS"]
+__all__ = ["Knob", "Explorer", "show", "widgets_shown", "LangevinExplorer", "TUTORIAL_NOISE_MULTIPLE", "NOISE_PRESETS",
+           "IsingExplorer"]
 
 
 @dataclass(frozen=True)
@@ -302,3 +304,88 @@ def _temperature_scale(ax, temperature: float) -> None:
     ax.set(yscale="log", ylim=(1e-7, 10), xlim=(0, 1), xticks=[], title="T = σ²/(2η)")
     ax.title.set_fontsize(9)
 
+
+
+# --- 07: the Ising model's temperature ------------------------------------------------------------------------------
+
+
+class IsingExplorer(Explorer):
+    """The L×L Ising model at a temperature T: lattices sampled by checkerboard Metropolis at T (ising.sample, burn-in
+    and thinning from the measured τ) and their energy per site and ⟨|m|⟩ with standard errors, beside Onsager's
+    infinite-lattice curves; and the RBMs trained at a few temperatures (`models`, T -> RBM), shown at the trained
+    temperature nearest T (the RBM panel snaps to it), with their samples' energy and ⟨|m|⟩ on the same curves. The
+    Monte Carlo points of every temperature already computed stay on the curves.  Taught in 07_ising_rbm."""
+
+    row_size = (13.0, 3.0)
+
+    def __init__(self, models: dict, L: int = 8, n_lattices: int = 50, n_samples: int = 20, seed: int = 0,
+                 device=None):
+        if not models:
+            raise ValueError("IsingExplorer needs the RBMs trained at one temperature or more, {T: rbm.RBM}")
+        self.models, self.trained = models, sorted(models)
+        self.L, self.n_lattices, self.n_samples, self.seed = L, n_lattices, n_samples, seed
+        self.device = torch.device(device or "cpu")
+        self.knobs = (Knob("temperature", "temperature T", float(ising.CRITICAL_TEMPERATURE), 1.2, 3.6),)
+        self.visited, self.rbm = {}, {}  # T -> Monte Carlo result; trained T -> RBM result (computed once)
+
+    def nearest_trained(self, temperature: float) -> float:
+        """The temperature of the RBM panel: the trained temperature nearest T."""
+        return min(self.trained, key=lambda trained: abs(trained - temperature))
+
+    def compute(self, temperature) -> dict:
+        T = float(temperature)
+        if T not in self.visited:
+            mc = ising.sample(self.L, T, self.n_lattices, self.n_samples, method="metropolis", pilot=100,
+                              device=self.device, seed=self.seed)
+            self.visited[T] = {"spins": mc.spins[-1, :3].cpu(), "tau": mc.tau,
+                               **ising.thermodynamics(mc.spins, T)}
+        snapped = self.nearest_trained(T)
+        if snapped not in self.rbm:
+            generator = torch.Generator(device=self.device).manual_seed(self.seed)
+            spins = ising.rbm_samples(self.models[snapped], self.n_lattices, self.n_samples, generator=generator)
+            self.rbm[snapped] = {"spins": spins[-1, :3].cpu(), **ising.thermodynamics(spins, snapped)}
+        return {"temperature": T, "monte_carlo": self.visited[T], "rbm_temperature": snapped,
+                "rbm": self.rbm[snapped], "onsager_energy": float(ising.onsager_energy(T)),
+                "onsager_magnetisation": float(ising.onsager_magnetisation(T))}
+
+    def readout(self, r: dict) -> str:
+        mc, fit = r["monte_carlo"], r["rbm"]
+        return (f"T = {r['temperature']:.3f}: Metropolis u = {_error(mc['energy'])}, ⟨|m|⟩ = "
+                f"{_error(mc['abs_magnetisation'])} (τ = {mc['tau']:.1f} sweeps; Onsager, infinite lattice: "
+                f"u = {r['onsager_energy']:.3f}, m = {r['onsager_magnetisation']:.3f})\n"
+                f"  RBM trained at T = {r['rbm_temperature']:.3f}: u = {_error(fit['energy'])}, ⟨|m|⟩ = "
+                f"{_error(fit['abs_magnetisation'])}")
+
+    def draw(self, results: list[dict], fig) -> None:
+        from . import plotting
+
+        grid = fig.add_gridspec(len(results), 4, width_ratios=[1.3, 1.3, 1, 1])
+        temperatures = np.linspace(1.2, 3.6, 300)
+        for row, r in enumerate(results):
+            T, snapped = r["temperature"], r["rbm_temperature"]
+            lattices, samples, energy, magnetisation = (fig.add_subplot(grid[row, k]) for k in range(4))
+            plotting.show_images(ising.spins_to_visible(r["monte_carlo"]["spins"]), ncols=3, ax=lattices,
+                                 pad_value=0.5, title=f"Metropolis at T = {T:.2f}")
+            plotting.show_images(ising.spins_to_visible(r["rbm"]["spins"]), ncols=3, ax=samples, pad_value=0.5,
+                                 title=f"RBM trained at T = {snapped:.2f}")
+            for ax, name, curve, label in ((energy, "energy", ising.onsager_energy, "energy per site u"),
+                                           (magnetisation, "abs_magnetisation", ising.onsager_magnetisation,
+                                            "⟨|m|⟩")):
+                ax.plot(temperatures, curve(temperatures), "k:", lw=1, label="Onsager (infinite lattice)")
+                seen = sorted(self.visited)
+                value, error = np.array([self.visited[t][name] for t in seen]).T
+                ax.errorbar(seen, value, yerr=error, fmt="o", color="C0", ms=3, label=f"Metropolis ({self.L}×{self.L})")
+                value, error = np.array([self.rbm[t][name] for t in sorted(self.rbm)]).T
+                ax.errorbar(sorted(self.rbm), value, yerr=error, fmt="s", color="C1", ms=4, fillstyle="none",
+                            label="RBM")
+                ax.axvline(T, color="C3", lw=1)
+                ax.axvline(ising.CRITICAL_TEMPERATURE, color="grey", lw=0.5)
+                ax.set(xlim=(1.2, 3.6), xlabel="temperature T")
+                ax.set_title(label, fontsize=10)
+            energy.legend(fontsize=7)
+        fig.tight_layout()
+
+
+def _error(pair) -> str:
+    value, error = pair
+    return f"{value:.3f} ± {error:.3f}"
