@@ -382,7 +382,7 @@ class IsingExplorer(Explorer):
                 ax.axvline(ising.CRITICAL_TEMPERATURE, color="grey", lw=0.5)
                 ax.set(xlim=(1.2, 3.6), xlabel="temperature T")
                 ax.set_title(label, fontsize=10)
-            energy.legend(fontsize=7)
+            energy.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
 
 
