@@ -170,3 +170,57 @@ def test_ising_slider_recomputes_and_keeps_the_points_it_visited(ising_explorer)
     box.controls["temperature"].value = 3.5
     assert box.result["temperature"] == pytest.approx(3.5) and "T = 3.500" in box.readout.value
     assert 3.5 in ising_explorer.visited and box.result["rbm_temperature"] == 3.0
+
+
+@pytest.fixture(scope="module")
+def energy_explorer():
+    """An untrained energy model with a small buffer, judged by an untrained judge: what the explorer computes, not
+    what a trained model generates."""
+    import torch
+
+    from genmodels import judge
+
+    model = ebm.EnergyModel(buffer_size=64, generator=torch.Generator().manual_seed(0))
+    return explorers.EnergyModelExplorer(model, judge.Judge(dataset="MNIST").eval(), n=16, seed=3)
+
+
+def test_energy_explorer_at_its_defaults_is_the_generation_sampler(energy_explorer):
+    assert energy_explorer.settings() == {"n_steps": ebm.GENERATE.n_steps, "step_size": ebm.GENERATE.step_size,
+                                          "noise": ebm.GENERATE.noise, "start": "noise"}
+    r = energy_explorer.update(n_steps=5)
+    sampler = ebm.Sampler(n_steps=5, step_size=ebm.GENERATE.step_size, noise=ebm.GENERATE.noise,
+                          grad_clamp=ebm.GENERATE.grad_clamp)
+    expected = ebm.generate(energy_explorer.model, 16, sampler, seed=3)
+    assert r["images"].shape == (16, 1, 28, 28)
+    assert (r["images"] - expected).abs().max() < 1e-4  # the same chains (one thread here: float rounding only)
+    assert r["temperature"] == pytest.approx(ebm.GENERATE.temperature) == pytest.approx(1.25e-6)
+
+
+def test_energy_explorer_starts_from_the_buffer_when_asked(energy_explorer):
+    r = energy_explorer.update(n_steps=5, start="buffer")
+    sampler = ebm.Sampler(n_steps=5, grad_clamp=ebm.GENERATE.grad_clamp)
+    expected = ebm.generate(energy_explorer.model, 16, sampler, from_buffer=True, seed=3)
+    assert (r["images"] - expected).abs().max() < 1e-4
+    assert (r["images"] - energy_explorer.update(n_steps=5)["images"]).abs().max() > 0.1
+
+
+def test_energy_explorer_reports_the_judges_classes_and_the_temperature(energy_explorer):
+    from genmodels import judge, measures
+
+    r = energy_explorer.update(n_steps=3, step_size=0.5, noise=0.1)
+    assert r["temperature"] == pytest.approx(0.1**2 / (2 * 0.5))
+    p = judge.probabilities(energy_explorer.referee, r["images"])
+    assert r["classes"] == measures.classes_covered(p) and sum(r["counts"]) == 16
+    assert r["counts"] == p.argmax(1).bincount(minlength=10).tolist()
+    assert f"{r['classes']} classes covered" in energy_explorer.readout(r)
+
+
+def test_energy_slider_and_preset_recompute(energy_explorer):
+    box = energy_explorer.widget()
+    box.controls["n_steps"].value = 2
+    box.controls["noise"].value = 0.2
+    assert box.result["settings"]["n_steps"] == 2 and box.result["temperature"] == pytest.approx(0.2**2 / 20, rel=0.03)
+    preset = box.children[2].children[1]
+    preset.click()
+    assert box.controls["noise"].value == pytest.approx(0.005, rel=0.03)
+    assert "T = σ²/(2η) = 1.2" in box.readout.value
