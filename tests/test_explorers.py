@@ -224,3 +224,18 @@ def test_energy_slider_and_preset_recompute(energy_explorer):
     preset.click()
     assert box.controls["noise"].value == pytest.approx(0.005, rel=0.03)
     assert "T = σ²/(2η) = 1.2" in box.readout.value
+
+
+def test_widgets_show_in_a_kernel_only_where_the_profile_reports_by_bar(monkeypatch):
+    """Inside a kernel: the full profile (progress "bar", a student's JupyterLab) shows the sliders; the quick profile
+    and `make run` (GENMODELS_PROGRESS=plain) store their outputs, which must hold no widget state."""
+    import IPython
+
+    class Shell:
+        kernel = object()
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell())
+    assert explorers.widgets_shown(profiles.get_profile("full")) is None
+    assert "quick profile" in explorers.widgets_shown(profiles.get_profile("quick"))
+    monkeypatch.setenv("GENMODELS_PROGRESS", "plain")
+    assert "full profile" in explorers.widgets_shown(profiles.get_profile("full"))
