@@ -43,7 +43,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import genmodels
-from genmodels import langevin, mcmc, targets
+from genmodels import explorers, langevin, mcmc, targets
 
 profile, device = genmodels.setup(profile, device, seed)
 n_chains = profile.pick(quick=500, full=2000)  # chains run side by side, as one (n_chains, dim) tensor
@@ -198,6 +198,37 @@ right.plot(steps, acceptance, "s-", color="C1")
 right.set(xlabel="step η", ylabel="MALA acceptance rate")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ## The knobs under your hand
+#
+# Step, noise, number of steps and target decide what a Langevin chain samples. `explorers.LangevinExplorer` runs ULA
+# and MALA side by side from the same broad start, $N(0, 2^2 I)$, with the noise written as a multiple $k$ of
+# $\sqrt{2\eta}$: ULA then samples $p^{1/T}$ at the temperature $T = \sigma^2/(2\eta) = k^2$. On the correlated
+# Gaussian each row prints the chains' variances along the target's two axes, ULA's exact stationary ones (the closed
+# form above) and the target's; the dashed ellipse is ULA's exact stationary law, the contours are $p$. The four rows:
+# ULA's noise, the lecture's $\sqrt{\eta}$, the UvA tutorials' image setting ($\sigma = 0.005$ at $\eta = 10$, the same
+# multiple here), and a large step.
+
+# %%
+explorer = explorers.LangevinExplorer(n_chains=profile.pick(quick=500, full=1000), seed=seed)
+explorer.static([{"noise": k} for _, k in explorers.NOISE_PRESETS] + [{"step_size": 0.3}])
+
+# %% [markdown]
+# Read the temperature first (the right-hand scale marks the three settings). At $T = 1$ ULA's variances lie close
+# to its exact stationary ones, a little above the target's; the lecture's noise halves them ($T$ printed as 0.5:
+# the chain samples $p^2$); the tutorials' setting is $T$ = 1.25e-06, so its chains collapse onto the mode: noisy
+# gradient descent, not sampling. A larger step inflates ULA's narrow axis while MALA keeps the target's variances
+# and pays with fewer accepted moves. MALA's noise is always $\sqrt{2\eta}$, so its rows change only with the step.
+#
+# In JupyterLab (`make lab`, the full profile) the cell below shows sliders for the step, the noise (with buttons at
+# the three marked values), the number of steps and the target, and redraws one such row as you move them; the line
+# under the sliders says how long the redraw took. Try a chain of 10 steps (it still shows its start: variances near
+# the start's 4), a step near $2\sigma^2_{\min}$ = 0.4 where ULA diverges, and the mixture, where the rows print
+# total-variation distances beside the floor of as many exact draws.
+
+# %%
+explorers.show(explorer, profile)
 
 # %% [markdown]
 # ## SGLD: Langevin on a Bayesian posterior with minibatches

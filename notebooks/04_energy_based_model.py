@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import genmodels
-from genmodels import data, ebm, judge, plotting, runs, training
+from genmodels import data, ebm, explorers, judge, plotting, runs, training
 
 profile, device = genmodels.setup(profile, device, seed)
 settings = runs.settings("ebm", profile, epochs=epochs, n_steps=n_steps, n_train=n_train, lr=lr)
@@ -226,6 +226,29 @@ profile.note(f"{settings.epochs} epochs on {len(x_train):,} images, {settings.n_
 # unlike any it was trained on, so a confidence figure means something only beside it, and samples that score below
 # noise (as after the quick profile's seconds of training) are far from the data.
 #
+# ## The generation sampler under your hand
+#
+# The sampler has four knobs: the number of Langevin steps, the step $\eta$, the noise $\sigma$ (together the
+# temperature $\sigma^2/(2\eta)$) and where the chains start. `explorers.EnergyModelExplorer` runs this model's chains
+# at any setting and asks the judge what it sees, as above. Four settings, one row each: the generation sampler
+# stopped early, as it is, run five times longer, and started from the replay buffer.
+
+# %%
+explorer = explorers.EnergyModelExplorer(model, referee, n=48, seed=seed)
+explorer.static([{"n_steps": 10}, {}, {"n_steps": 200}, {"start": "buffer"}])
+
+# %% [markdown]
+# Compare each row's classes and confidence with the test images' and the noise's above, and read the printed mean
+# energies. After a few steps the chains still carry their start's speckle; run longer, they descend to lower energy
+# and cleaner strokes, and the judge is more often confident, while the number of classes it sees need not grow
+# (lower energy is not the same as more digits, as the long-run chains below show); the buffer's chains start where
+# training left them. In JupyterLab (`make lab`, the full profile) the cell below shows the sliders, and each redraw
+# prints the setting's temperature, the judge's counts and the time it took.
+
+# %%
+explorers.show(explorer, profile)
+
+# %% [markdown]
 # ## Energies as a score: test data, noise, samples, another data set
 
 # %%

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 import genmodels
-from genmodels import ising, plotting, rbm, runs
+from genmodels import explorers, ising, plotting, rbm, runs
 
 profile, device = genmodels.setup(profile, device, seed)  # the package picks one CPU thread for these small models
 T_c = ising.CRITICAL_TEMPERATURE
@@ -287,6 +287,30 @@ plt.show()
 # lattices look like the Monte Carlo ones; the quick profile's RBMs, trained for seconds, scatter single flipped
 # spins where Monte Carlo shows domains.
 #
+# ## The temperature under your hand
+#
+# `explorers.IsingExplorer` puts the temperature on a slider: at any $T$ it samples $8\times8$ lattices by checkerboard
+# Metropolis (burn-in and thinning from the measured $\tau$, as above) and marks their energy and $\langle|m|\rangle$
+# on Onsager's curves; the RBM panel snaps to the trained temperature nearest $T$ and shows that RBM's Gibbs samples,
+# measured the same way. Three temperatures, one row each, with what each row measures:
+
+# %%
+explorer = explorers.IsingExplorer({T: models[T, hidden_8[-1]] for T in temperatures_8}, L=8,
+                                   n_lattices=n_lattices, n_samples=profile.pick(quick=20, full=50), seed=seed,
+                                   device=device)
+explorer.static([{"temperature": T} for T in (1.5, T_c, 3.4)])
+
+# %% [markdown]
+# The red line marks each row's $T$; the blue points are the Monte Carlo lattices at every temperature computed so
+# far, the orange squares the RBMs at their trained temperatures. Below $T_c$ the small lattice follows Onsager's
+# curves; near and above $T_c$ it keeps a magnetisation the infinite lattice loses (finite size, again physics).
+# In JupyterLab (`make lab`, the full profile) the cell below shows the slider: move it across $T_c$ and watch the
+# domains form, and see where an RBM's samples part from the Monte Carlo curve.
+
+# %%
+explorers.show(explorer, profile)
+
+# %% [markdown]
 # ## What to take away
 # - For a small lattice everything is exact: $\log Z$, every probability, and the KL divergence of an RBM from the
 #   Boltzmann distribution. Minimising that KL is maximising the expected log-likelihood; the two curves move

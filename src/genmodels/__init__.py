@@ -19,6 +19,8 @@ Infrastructure (taught in 00_data_and_setup)
     distributed     the same loop under torchrun, on several processes (README: "Training from the command line")
     cli             python -m genmodels train vae|rbm|ebm (__main__ runs it): a notebook's training as a command
     plotting        show_images, plot_history, plot_latent_codes, latent_grid
+    explorers       a sampler's knobs under the student's hand, as a static figure of a few settings and as
+                    ipywidgets sliders: LangevinExplorer (03), EnergyModelExplorer (04), IsingExplorer (07), show
     keras_training  the Keras side's progress output and batched prediction (06_vae_keras)
     source          a function's code without its docstring, as the lecture's slides show it: show_source
 Models
