@@ -1,7 +1,7 @@
 """How rbm.fit chooses its kernels (genmodels.rbm_fast.choice): pinned by GENMODELS_RBM_KERNELS, else measured once
-per machine and kept in a cache file. No test here times anything: the comparisons are replaced by fixed verdicts,
-except where a real measurement is checked for what it must leave untouched. The kernels themselves are checked
-against the reference in test_rbm.py."""
+per machine and kept in a cache file. No test here times anything: comparisons run on a fake clock or give fixed
+verdicts, except where a real measurement is checked for what it must leave untouched. The kernels themselves are
+checked against the reference in test_rbm.py."""
 
 import json
 
@@ -58,10 +58,34 @@ def test_the_kernels_are_measured_once_per_machine_and_kept(measuring, monkeypat
 
 
 def test_the_other_kernel_replaces_the_incumbent_only_when_clearly_faster():
-    assert rbm_fast.MARGIN == 1.2
-    assert rbm_fast.preferred("fused", "plain", {"fused": 1.19, "plain": 1.0}) == "fused"
-    assert rbm_fast.preferred("fused", "plain", {"fused": 1.21, "plain": 1.0}) == "plain"
+    margin = rbm_fast.MARGIN
+    assert margin >= 1.2  # "clearly": by a fifth at least
+    assert rbm_fast.preferred("fused", "plain", {"fused": 0.99 * margin, "plain": 1.0}) == "fused"
+    assert rbm_fast.preferred("fused", "plain", {"fused": 1.01 * margin, "plain": 1.0}) == "plain"
     assert rbm_fast.preferred("fused", "plain", {"fused": 1.0, "plain": 2.0}) == "fused"
+
+
+@pytest.mark.parametrize(("costs", "winner", "settled"), [
+    ({"fused": [1.0], "plain": [0.5]}, "plain", True),
+    ({"fused": [1.0], "plain": [0.9]}, "fused", True),
+    ({"fused": [1.0], "plain": [0.5, 0.5, 2.0]}, "plain", True),  # every third call slowed: the median holds
+    ({"fused": [1.0], "plain": [0.5, 2.0]}, "plain", False),  # every other call slowed by a neighbour
+    ({"fused": [1.0], "plain": [200.0]}, "fused", False)],  # three rounds take more than three times the budget
+    ids=["clearly faster", "within the margin", "an outlier", "spread", "too slow"])
+def test_a_comparison_takes_the_fastest_times_and_says_whether_they_settled(costs, winner, settled, monkeypatch):
+    """_faster on a fake clock: each call of a contestant advances it by its next cost (in turn)."""
+    clock, calls = [0.0], {name: 0 for name in costs}
+
+    def contestant(name):
+        def call():
+            clock[0] += costs[name][calls[name] % len(costs[name])] * 1e-3
+            calls[name] += 1
+        return call
+
+    monkeypatch.setattr(rbm_fast, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+    chosen, is_settled, fastest = rbm_fast._faster("fused", contestant("fused"), "plain", contestant("plain"), 0.1)
+    assert (chosen, is_settled) == (winner, settled)
+    assert fastest["fused"] == pytest.approx(1e-3) and fastest["plain"] == pytest.approx(min(costs["plain"]) * 1e-3)
 
 
 def test_a_measured_winner_is_used_for_the_next_parts_and_kept(measuring, monkeypatch):
