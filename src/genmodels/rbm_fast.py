@@ -7,8 +7,8 @@ What it speeds up, measured by benchmarks/rbm.py (figures in benchmarks/README.m
 
 Which of these `rbm.fit` uses (float32 on the CPU; elsewhere the reference) is measured, not assumed from the CPU's
 type (`choice`). The first time a machine trains an RBM of a workload (visible × hidden units, CD-k or PCD-k, batch,
-threads), fit times whole steps of it on a scratch RBM, about 0.3 s in all: (a) the fast step with the fused product
-against addmm then sigmoid, (b) with 16-bit samples against the reference's, (c) the fast step so assembled against
+threads), fit times whole steps of it on a scratch RBM (about 0.3 s on a quiet machine): the fast step (a) with the
+fused product against addmm then sigmoid, (b) with 16-bit samples against the reference's, (c) so assembled against
 the reference step. Each time the incumbent (fused, 16 bits, the fast step) stays unless the other is MARGIN (1.3)
 times faster, and timings that spread (neighbours on the cores) leave all the incumbents: the choice changes the
 random numbers, and so every printed result, and timing noise must not flip it. The choice is kept for this machine
