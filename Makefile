@@ -125,7 +125,7 @@ lab: venv
 TEST_WORKERS ?= 3
 test: venv
 	ruff check .
-	GENMODELS_PROFILE=quick pytest -n $(TEST_WORKERS) --dist loadscope tests $(NOTEBOOKS) $(EXERCISES) \
+	GENMODELS_PROFILE=quick GENMODELS_RBM_KERNELS=fast pytest -n $(TEST_WORKERS) --dist loadscope tests $(NOTEBOOKS) $(EXERCISES) \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=900
 
 ## test-latest: the same tests against the newest release of every dependency (pins dropped), in .venv-latest;
@@ -133,9 +133,10 @@ test: venv
 test-latest:
 	$(PYTHON) tools/latest.py --venv $(LATEST_VENV) $(NOTEBOOKS) $(EXERCISES)
 
-## baseline: re-execute the notebooks in place in the quick profile (the outputs nbval compares against)
+## baseline: re-execute the notebooks in place in the quick profile (the outputs nbval compares against); test and
+## baseline pin the RBM's kernels (GENMODELS_RBM_KERNELS=fast), so that the outputs never depend on a measurement
 baseline: venv sync
-	@for nb in $(NOTEBOOKS) $(EXERCISES); do echo "== $$nb"; GENMODELS_PROFILE=quick $(EXECUTE) --inplace $$nb || exit 1; done
+	@for nb in $(NOTEBOOKS) $(EXERCISES); do echo "== $$nb"; GENMODELS_PROFILE=quick GENMODELS_RBM_KERNELS=fast $(EXECUTE) --inplace $$nb || exit 1; done
 
 ## bench: every benchmark script; each writes _build/bench/NAME.json
 bench: venv

@@ -1,6 +1,7 @@
 """One epoch of CD-1 on 60,000 binary images, 784 visible × 500 hidden, batch 100: genmodels.rbm (which trains
-through genmodels.rbm_fast) against scikit-learn's BernoulliRBM (float32 and float64 input), beside the best
-rate of the matrix products timed in the same run.
+through genmodels.rbm_fast with the kernels rbm_fast.choice measured, printed above the table) against
+scikit-learn's BernoulliRBM (float32 and float64 input), beside the best rate of the matrix products timed in the
+same run.
 
 FLOPs: 5 matrix products of 2·B·V·H per CD-1 batch (v·W, h·Wᵀ, v⁻·W, and the two statistics vᵀp(h|v)), 235 GFLOP
 per epoch. The products are timed two ways: torch.mm on the RBM's three shapes and a 1024² product, and the
@@ -113,7 +114,10 @@ def time_sklearn(x: np.ndarray) -> float:
 
 
 def benchmark(repeats: int) -> None:
+    from genmodels import rbm_fast  # here, not above: --compare runs this file with older packages
+
     dataset, x = training_images()
+    kernels = rbm_fast.choice(rbm.RBM(V, H), B)  # measured (or read from the cache) before any epoch is timed
     x32, x64, xt = x.astype(np.float32), x.astype(np.float64), torch.from_numpy(x.astype(np.float32))
     flop = 5 * 2 * B * V * H * (len(x) // B)
     runs = {k: [] for k in ("ours", "products", "products_plain", "sklearn", "sklearn_f64", "mm", "handoff")}
@@ -140,6 +144,7 @@ def benchmark(repeats: int) -> None:
 
     print(f"CD-1, one epoch of {len(x):,} {dataset} images, {V}x{H}, batch {B}, {torch.get_num_threads()} threads, "
           f"median of {repeats} ({flop / 1e9:.0f} GFLOP)")
+    print(kernels)
     print(f"{'':26}{'seconds':>8}{'GFLOP/s':>9}")
     for name, key in rows:
         print(f"{name:26}{med[key]:8.2f}{gflops[name]:9.0f}")
@@ -151,6 +156,7 @@ def benchmark(repeats: int) -> None:
         f"{flop / t / 1e9 / best:.0%} ({before:.0f}/{after:.0f} µs)"
         for t, best, (before, after) in zip(runs["ours"], best_by_repeat, runs["handoff"], strict=True)))
     result = {"dataset": dataset, "n_images": len(x), "threads": torch.get_num_threads(), "repeats": repeats,
+              "kernels": str(kernels), "kernel_seconds": kernels.seconds,
               "ours_s": med["ours"], "sklearn_s": med["sklearn"], "sklearn_f64_s": med["sklearn_f64"],
               "products_alone_s": med["products"], "products_plain_s": med["products_plain"],
               "gflops": gflops["genmodels.rbm"], "product_gflops": products, "peak_gflops": peak,

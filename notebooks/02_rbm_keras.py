@@ -223,7 +223,7 @@ plotting.show_images(samples.reshape(-1, 28, 28), ncols=16, title="persistent ch
 # code: `rbm_keras.log_partition_ais` copies the Keras weights into a PyTorch RBM and runs `rbm.log_partition_ais`,
 # so the comparison measures the models, not two estimators. The runs differ in their random draws (and PyTorch's
 # `fit`
-# takes a fused fast path on x86 CPUs), so expect close, not equal, numbers.
+# takes a fast path, its kernels measured on the machine), so expect close, not equal, numbers.
 
 # %%
 torch_rbm = runs.build(twin_settings, device, seed=seed)

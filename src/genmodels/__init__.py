@@ -26,7 +26,8 @@ Infrastructure (taught in 00_data_and_setup)
 Models
     rbm             01_rbm_pytorch: RBM, fit, log_partition_exact, log_partition_ais, log_likelihood, binary_states,
                     log_likelihood_bracket (RAISE's pessimistic end beside AIS's optimistic one)
-    rbm_fast        the RBM's training step made fast on x86 CPUs (rbm.fit uses it; benchmarks/rbm.py)
+    rbm_fast        the RBM's training step made fast on the CPU, its kernels measured once per machine
+                    (rbm.fit uses it; choice says which; benchmarks/rbm.py)
     rbm_keras       02_rbm_keras: the same RBM in Keras 3, on TensorFlow, PyTorch or JAX
     keras_backends  code run under another Keras backend, in a fresh process: run_on_backend (02_rbm_keras)
     langevin        03_langevin_sampling: ula, mala, step_schedule, sgld, ula_gaussian_stationary_covariance

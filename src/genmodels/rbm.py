@@ -4,7 +4,7 @@ In the lecture's order: the model (energy, conditionals, free energy), Gibbs sam
 divergence (CD-k, persistent CD) with SGD and momentum, then evaluation (log Z exactly or by annealed importance
 sampling, log-likelihood, pseudo-likelihood, reconstruction error). Data are (N, n_visible) binary tensors; images
 (N, 28, 28) are flattened. This file is the reference; `fit` takes the same steps faster through
-`genmodels.rbm_fast` where that applies (x86 CPUs).
+`genmodels.rbm_fast` where a measurement on the machine finds that faster (rbm_fast.choice).
 """
 
 from __future__ import annotations
@@ -284,9 +284,10 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
     momentum = checks.check_momentum(momentum)
     if monitor_every < 1:
         raise ValueError(f"monitor_every must be a positive number of batches, got {monitor_every}")
-    fast = rbm_fast.applies(rbm)
+    kernels = None  # rbm_fast.choice for the first batch's shape: pinned, kept from a measurement, or measured
 
     def step(v):
+        nonlocal kernels
         mu = momentum[0] if rbm.n_updates < momentum_switch else momentum[1]
         rate = lr if decay_updates is None else lr * max(0.0, 1.0 - float(rbm.n_updates) / decay_updates)
         if distributed.from_environment().active:
@@ -294,9 +295,9 @@ def cd_step_fn(rbm: RBM, *, lr: float = 0.1, k: int = 1, persistent: bool = Fals
             positive = distributed.average(rbm.phase_statistics(v), weight=len(v))
             negative = distributed.average(rbm.phase_statistics(v_neg), weight=len(v_neg))
             rbm.sgd_step([p - q for p, q in zip(positive, negative, strict=True)], rate, mu, weight_decay)
-        elif fast:
+        elif (kernels := kernels or rbm_fast.choice(rbm, len(v), k, persistent)).step == "fast":
             v_neg = rbm_fast.cd_step(rbm, v, k=k, persistent=persistent, lr=rate, momentum=mu,
-                                     weight_decay=weight_decay)
+                                     weight_decay=weight_decay, kernels=kernels)
         else:
             *gradient, v_neg = rbm.contrastive_divergence(v, k, persistent)
             rbm.sgd_step(gradient, rate, mu, weight_decay)
