@@ -162,6 +162,18 @@ def test_the_environment_variable_pins_the_kernels_without_measuring(measuring, 
         choose()
 
 
+def test_unpinned_the_quick_profile_takes_the_fast_kernels_and_the_full_profile_measures(measuring, monkeypatch):
+    """A student's quick-profile run reproduces the committed outputs on any machine; the full profile measures."""
+    import genmodels
+
+    monkeypatch.delenv(rbm_fast.ENV_VAR)
+    monkeypatch.setattr(rbm_fast, "unpinned", rbm_fast.unpinned)  # restored after the test
+    genmodels.setup("quick", "cpu")
+    assert choose()[:3] == rbm_fast.fast_kernels()[:3] and "the quick profile's" in str(choose()) and not measuring
+    genmodels.setup("full", "cpu")
+    assert choose()[:3] == rbm_fast.fast_kernels()[:3] and measuring  # measured: the fake _faster keeps incumbents
+
+
 def test_parameters_other_than_float32_on_the_cpu_take_the_reference(measuring, monkeypatch):
     monkeypatch.setenv(rbm_fast.ENV_VAR, "fast")
     assert choose(dtype=torch.float64).step == "reference"

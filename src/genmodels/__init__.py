@@ -77,16 +77,20 @@ __all__ = ["Profile", "get_profile", "setup", "__version__"]
 
 def setup(profile=None, device=None, seed: int = 0):
     """A notebook's first call: resolve the profile (get_profile), choose the device (device.get_device), seed every
-    random generator (device.seed_everything), and print in one line where the notebook runs. Returns (profile,
-    device).  Taught in 00_data_and_setup."""
+    random generator (device.seed_everything), and print in one line where the notebook runs. The quick profile
+    trains RBMs with the fast kernels unless GENMODELS_RBM_KERNELS says otherwise (rbm_fast.choice), so that its
+    outputs are the committed ones on every machine; the full profile measures which kernels are fastest here.
+    Returns (profile, device).  Taught in 00_data_and_setup."""
     from dataclasses import replace
 
+    from . import rbm_fast
     from .device import describe, get_device, seed_everything
     from .distributed import from_environment
 
     profile = get_profile(profile)
     device = get_device(device, profile)
     profile = replace(profile, device_type=device.type)  # profile.pick(..., gpu=...) reads it
+    rbm_fast.unpinned = "fast" if profile.quick else "measure"
     seed_everything(seed)
     world = from_environment()  # under torchrun: rank 0 speaks for all
     if world.leader:
