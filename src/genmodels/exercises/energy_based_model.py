@@ -57,7 +57,7 @@ BUFFER_DRAW = Exercise(
     [Case("5% restarted", _buffer_case(100, 40, 0.05, 0)), Case("none restarted", _buffer_case(10, 10, 0.0, 1)),
      Case("half restarted", _buffer_case(50, 7, 0.5, 2)),
      Case("restart · n = 2.7: round gives 3, int 2", _buffer_case(40, 9, 0.3, 3)),
-     Case("restart · n = 1.3: round gives 1, ceil 2", _buffer_case(40, 10, 0.13, 4))], exact_dtype=True,
+     Case("restart · n = 1.3: round gives 1, ceil 2", _buffer_case(40, 10, 0.13, 4))], dtype="exact",
     mistakes=[
         Mistake(lambda buf, slots, noise, r: buf.index_select(0, slots),
                 "no chain was restarted: replace the first round(restart · n) starts by the fresh noise, or the "

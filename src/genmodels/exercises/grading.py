@@ -73,7 +73,8 @@ class Exercise:
     doc: str = ""  # the check's docstring: what the student writes
     shape_hint: str = ""  # said after a wrong shape, where it is true for this exercise: "one value per example"
     outputs: Sequence[str] = ()  # the names of a tuple's outputs, as the messages call them
-    exact_dtype: bool = False  # floats must have the reference's width too (the next exercise multiplies them)
+    dtype: str = "kind"  # the result's dtype: "exact" (the next exercise multiplies it by float32 weights), "kind"
+    # (float for float, whatever the width; bool and integers exactly), "number" (any but bool)
     parameters: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -101,8 +102,8 @@ def rendered(message: str) -> list[str]:
     """The lines a student sees for `message` in a notebook: 'WrongAnswer: ' and the message, each line wrapped to
     WIDTH columns (a continuation indented), at most MAX_LINES (the input's description is what gives way)."""
     lines = []
-    for i, line in enumerate(("WrongAnswer: " + message).splitlines()):
-        indent = " " * (len(line) - len(line.lstrip()) + (2 if i else 0))
+    for line in ("WrongAnswer: " + message).splitlines():
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
         lines += textwrap.wrap(line, WIDTH, subsequent_indent=indent, break_long_words=True) or [""]
     if len(lines) > MAX_LINES:
         lines = lines[: MAX_LINES - 1] + ["  ..."]
@@ -152,10 +153,11 @@ def _show(value, limit: int = 3) -> str:
         flat = array.reshape(-1)
         values = ", ".join(f"{float(x):.4g}" for x in flat[:limit]) + (", ..." if flat.size > limit else "")
         return f"{kind} {tuple(array.shape)} [{values}]" if limit else f"{kind} {tuple(array.shape)}"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple)):  # the entries' shapes only
         if len(value) > 2:
             return f"{type(value).__name__} of {len(value)}: {_show(value[0], 0)}, ..."
-        return "(" + ", ".join(_show(v, limit) for v in value) + ")"
+        inside = ", ".join(_show(v, 0) for v in value)
+        return f"[{inside}]" if isinstance(value, list) else f"({inside})"
     if callable(value):
         return "a function"
     return repr(value)
@@ -461,15 +463,9 @@ def _check_time(student, exercise: Exercise, args, seconds: float, reference_sec
                           "(x @ W, .sum(dim), broadcasting) do the same work in one call")
 
 
-_DTYPE_REASON = {
-    "bool": "arithmetic and x @ W need numbers: convert the comparison with .float()",
-    "int": "states are 0./1. floats here: convert with .float()",
-    "float": "this exercise's result is {dtype}: convert with .to({dtype})",
-}
-
-
 def _check_dtype(result, expected, exercise: Exercise) -> None:
-    """The result's dtype and device as the package's: a bool or float64 sample breaks the next exercise's x @ W."""
+    """The result's device and dtype as the package's (exercise.dtype says how strictly): a boolean sample, or a
+    float64 one, breaks the next exercise's x @ W with float32 weights."""
     __tracebackhide__ = True
     if exercise.returns not in ("tensor", "tensors"):
         return
@@ -481,15 +477,15 @@ def _check_dtype(result, expected, exercise: Exercise) -> None:
             raise WrongAnswer(f"{exercise.title}: {name} is on {got.device}, the inputs on {want.device}: create "
                               "new tensors on the inputs' device (torch.zeros(..., device=x.device), or "
                               "torch.zeros_like(x))")
-        same_kind = got.dtype.is_floating_point == want.dtype.is_floating_point and (
-            (got.dtype == torch.bool) == (want.dtype == torch.bool))
-        if same_kind and (got.dtype == want.dtype or (want.dtype.is_floating_point and not exercise.exact_dtype)):
+        if got.dtype == want.dtype or (exercise.dtype == "kind" and got.dtype.is_floating_point
+                                       and want.dtype.is_floating_point) or (
+                exercise.dtype == "number" and got.dtype != torch.bool):
             continue
-        kind = "bool" if got.dtype == torch.bool else "int" if not got.dtype.is_floating_point else "float"
-        reason = _DTYPE_REASON[kind] if want.dtype.is_floating_point and kind != "float" else \
-            _DTYPE_REASON["float"].format(dtype=str(want.dtype))
+        how = ("a comparison gives booleans: convert it with .float() (PyTorch does not multiply a bool matrix by a "
+               "float one)") if got.dtype == torch.bool and want.dtype.is_floating_point else \
+            f"convert it with .to({want.dtype})"
         raise WrongAnswer(f"{exercise.title}: the values are right, but {name} is {got.dtype} where the package "
-                          f"returns {want.dtype}, as the next exercise uses it: {reason}")
+                          f"returns {want.dtype}: {how}")
 
 
 def _check_gradients(exercise: Exercise, args, student_args, result) -> None:
@@ -509,9 +505,10 @@ def _check_gradients(exercise: Exercise, args, student_args, result) -> None:
     names = [exercise.parameters[i] for i in exercise.grad]
     pieces = [(w * g.double()).sum() for w, g in zip(weights, got, strict=True) if g.requires_grad]
     if not pieces:
+        quoted = ", ".join(f"`{n}`" for n in names)
         raise WrongAnswer(f"{exercise.title}: the values are right, but autograd cannot differentiate your result "
-                          f"with respect to {', '.join(names)} (it has no grad_fn): avoid .detach(), .item(), "
-                          ".numpy(), torch.tensor(...) of a result and torch.no_grad() inside the function")
+                          f"with respect to {quoted} (it has no grad_fn): avoid .detach(), .item(), .numpy(), "
+                          "torch.tensor(...) of a result and torch.no_grad() inside the function")
     have = torch.autograd.grad(sum(pieces), [student_args[i] for i in exercise.grad], allow_unused=True)
     for name, g, w in zip(names, have, want, strict=True):
         w = torch.zeros_like(inputs[0], dtype=torch.float64) if w is None else w

@@ -71,7 +71,7 @@ def _open_field(s):
 
 
 LOCAL_FIELD = Exercise(
-    "the local field", "local_field(spins)", ising.local_field, _spin_cases(), rtol=0, atol=1e-9,
+    "the local field", "local_field(spins)", ising.local_field, _spin_cases(), rtol=0, atol=1e-9, dtype="number",
     mistakes=[
         Mistake(_open_field, "the boundaries are periodic: torch.roll wraps the edges, so each edge site has "
                              "four neighbours too"),

@@ -90,7 +90,7 @@ P_H_GIVEN_V = Exercise(
         Mistake(lambda v, W, c: (torch.sigmoid(c + v @ W) > 0.5).float(),
                 "you thresholded (or sampled) the units: return the probabilities σ(c + v·W)"),
         Mistake(lambda v, W, c: torch.sigmoid(v @ W), "the hidden bias c is missing: σ(c_j + v·W_:j)"),
-    ], grad=(1,), exact_dtype=True, shape_hint="one probability per example and hidden unit, (N, n_hidden)",
+    ], grad=(1,), dtype="exact", shape_hint="one probability per example and hidden unit, (N, n_hidden)",
     doc="The hidden conditional.  p_h_given_v(v, W, c) -> p(h_j = 1 | v) = σ(c_j + v·W_:j), (N, n_hidden).")
 
 
@@ -107,7 +107,7 @@ P_V_GIVEN_H = Exercise(
                 "σ(-x) is the probability of v_i = 0: p(v_i = 1 | h) = σ(b_i + W_i:·h)"),
         Mistake(lambda h, W, b: b + h @ W.T, "that is the visible input b + h·Wᵀ; its sigmoid is the probability"),
         Mistake(lambda h, W, b: torch.sigmoid(h @ W.T), "the visible bias b is missing: σ(b_i + W_i:·h)"),
-    ], grad=(1,), exact_dtype=True, shape_hint="one probability per example and visible unit, (N, n_visible): "
+    ], grad=(1,), dtype="exact", shape_hint="one probability per example and visible unit, (N, n_visible): "
                                                "h @ W.T",
     doc="The visible conditional.  p_v_given_h(h, W, b) -> p(v_i = 1 | h) = σ(b_i + W_i:·h), (N, "
         "n_visible).")
@@ -173,7 +173,7 @@ GIBBS_STEP = Exercise(
     "the block-Gibbs step", "gibbs_step(v, W, b, c, u_h, u_v)", _gibbs_step,
     [Case("", _gibbs_case(1, 6, 4, 0)), Case("784 visible units", _gibbs_case(5, 784, 20, 10)),
      Case("", _gibbs_case(8, 5, 3, 20))],
-    returns="tensors", outputs=("v_new", "p_v"), exact_dtype=True,
+    returns="tensors", outputs=("v_new", "p_v"), dtype="exact",
     mistakes=[
         Mistake(_mean_field_h, "you passed p(h|v) (mean field) to p(v|h): a Gibbs sweep samples the hidden units, "
                                "h = (u_h < p(h=1|v)).float(), then computes p(v|h) from those binary h"),
@@ -256,7 +256,7 @@ PCD_CHAINS = Exercise(
                 "the chains did not move: each sweep's output is the next sweep's input"),
         Mistake(lambda chains, W, b, c, uniforms: _pcd_chains(chains, W, b, c, uniforms[:-1]),
                 "you ran one sweep fewer than the pairs of uniforms: one sweep per pair (u_h, u_v)"),
-    ], exact_dtype=True,
+    ], dtype="exact",
     doc="""The PCD chain update.  pcd_chains(chains, W, b, c, uniforms) -> the persistent chains after one
     Gibbs sweep per pair (u_h, u_v) in `uniforms` (k pairs: PCD-k), as binary states; use your gibbs_step.""")
 
