@@ -8,7 +8,9 @@ MAX_LINES lines, and never an "expected" line identical to its "got" line. `COUN
 note (python tests/test_exercise_verdicts.py prints it).
 """
 
+import importlib.util
 import itertools
+import json
 import math
 import time
 
@@ -17,10 +19,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import needed
 from keras import ops
 
 from genmodels import exercises, mcmc, vae
 from genmodels.exercises import grading
+from genmodels.keras_backends import BACKENDS, run_on_backend
 
 SPECS = {spec.title: spec for spec in exercises.SPECS if isinstance(spec, grading.Exercise)}
 CHECKS = {spec.title: getattr(exercises, f"check_{spec.name}") for spec in exercises.SPECS}
@@ -539,6 +543,120 @@ def test_a_right_answer_slow_once_on_a_loaded_machine_is_accepted(monkeypatch, c
     passes("the free energy F(v)", free_energy, capsys)
 
 
+# --- the Keras checks, on every installed backend --------------------------------------------------------------
+
+KERAS_SCRIPT = """
+import json
+
+import keras
+import numpy as np
+import torch
+from keras import layers, ops
+
+from genmodels import exercises, vae_keras
+from genmodels.exercises import grading
+
+
+class RightSampling(layers.Layer):  # σ as the square root of the variance
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        mu, log_var = inputs
+        return mu + ops.sqrt(ops.exp(log_var)) * keras.random.normal(ops.shape(mu), seed=self.seed_generator)
+
+
+class NumpyNoise(layers.Layer):  # eager: fresh noise at every call; compiled: drawn once, when traced
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+
+    def call(self, inputs):
+        mu, log_var = inputs
+        return mu + ops.exp(0.5 * log_var) * np.random.normal(size=tuple(mu.shape)).astype("float32")
+
+
+class SharedEpsilon(RightSampling):  # one ε per example, shared across the latent dimensions
+    def call(self, inputs):
+        mu, log_var = inputs
+        return mu + ops.exp(0.5 * log_var) * keras.random.normal((ops.shape(mu)[0], 1), seed=self.seed_generator)
+
+
+class FixedSeed(RightSampling):  # the same ε at every call
+    def call(self, inputs):
+        mu, log_var = inputs
+        return mu + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mu), seed=1)
+
+
+def right_free_energy(v, W, b, c):
+    return -ops.sum(v * b, axis=1) - ops.sum(ops.logaddexp(0.0, ops.matmul(v, W) + c), axis=-1)
+
+
+def torch_free_energy(v, W, b, c):  # right values, on the torch backend only
+    v, W, b, c = (torch.as_tensor(a) for a in (v, W, b, c))
+    return -(v @ b) - torch.nn.functional.softplus(v @ W + c).sum(1)
+
+
+def verdict(check, student):
+    try:
+        check(student)
+    except grading.WrongAnswer as wrong:
+        return str(wrong).splitlines()[0]
+    return "passed"
+
+
+results = {name: verdict(exercises.check_sampling_layer, layer) for name, layer in [
+    ("course", vae_keras.Sampling), ("right", RightSampling), ("numpy", NumpyNoise), ("shared", SharedEpsilon),
+    ("fixed", FixedSeed)]}
+results.update({name: verdict(exercises.check_free_energy_keras, f) for name, f in [
+    ("free_energy_right", right_free_energy), ("free_energy_torch", torch_free_energy)]})
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module", params=sorted(BACKENDS))
+def keras_verdicts(request, tmp_path_factory):
+    """KERAS_SCRIPT's verdicts on one backend, in a fresh process; run from a file, as a notebook's cells are kept,
+    so that the check can read the layers' source."""
+    if importlib.util.find_spec(BACKENDS[request.param]) is None:
+        needed(f"the {request.param} backend needs {BACKENDS[request.param]}: pip install -e '.[keras]'")
+    script = tmp_path_factory.mktemp("keras") / "verdicts.py"
+    script.write_text(KERAS_SCRIPT)
+    run = run_on_backend(request.param, script)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_the_keras_checks_accept_right_answers_on_every_backend(keras_verdicts):
+    assert [keras_verdicts[k] for k in ("course", "right", "free_energy_right")] == ["passed"] * 3, keras_verdicts
+
+
+def test_the_keras_checks_reject_numpy_torch_shared_and_fixed_noise_on_every_backend(keras_verdicts):
+    assert "your layer calls np.random.normal" in keras_verdicts["numpy"], keras_verdicts
+    assert "correlated" in keras_verdicts["shared"] and "one ε shared" in keras_verdicts["shared"], keras_verdicts
+    assert "two calls gave the same draws" in keras_verdicts["fixed"], keras_verdicts
+    assert "your function calls torch.as_tensor" in keras_verdicts["free_energy_torch"], keras_verdicts
+
+
+def test_a_layer_whose_noise_is_fixed_when_traced_fails_inside_a_compiled_model():
+    """Without its source (the source scan cannot see a helper's NumPy call), the compiled predict catches it."""
+    def noise(shape):
+        return np.random.normal(size=shape).astype("float32")
+
+    class HelperNoise(keras.layers.Layer):
+        def __init__(self, seed=None, **kwargs):
+            super().__init__(**kwargs)
+
+        def call(self, inputs):
+            mu, log_var = inputs
+            return mu + ops.exp(0.5 * log_var) * noise(tuple(mu.shape))
+
+    if keras.backend.backend() == "torch":  # torch's Keras runs predict eagerly: the noise is fresh each call
+        pytest.skip("Keras on torch does not compile predict")
+    message = failure("the Keras Sampling layer", HelperNoise)
+    assert "inside a compiled model" in message, message
+
+
 def counts() -> dict:
     """Item 4's tally: per kind, how many wrong implementations the tests reject and right ones they accept."""
     return {"right answers written differently, accepted": len(RIGHT) + 1,
@@ -547,7 +665,9 @@ def counts() -> dict:
             "wrong dtypes, rejected": len(WRONG_DTYPES) + 1, "a float64 result, accepted where harmless": 1,
             "gradients cut (.detach() and NumPy), rejected": 2 * len(GRADIENTS) + 2,
             "coincidences of fixed inputs (N // n, ceil, int, float64 overflow x3, k - 1 sweeps), rejected": 7,
-            "named mistakes, named, one screen each": len(MISTAKES)}
+            "named mistakes, named, one screen each": len(MISTAKES),
+            "Keras: NumPy noise, shared ε, fixed seed, torch ops, helper NumPy noise (per backend), rejected": 5,
+            "Keras: right answers on every backend (course layer, own layer, own free energy), accepted": 3}
 
 
 if __name__ == "__main__":

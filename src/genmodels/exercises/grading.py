@@ -342,8 +342,7 @@ def _call_student(student, args, exercise: Exercise, note: str = ""):
         raise _Waiting(f"{exercise.title}: not checked yet: it calls your {frame.name}, which is not done yet "
                        f"({_not_done_label(error, frame.name)})") from None
     except Exception as error:
-        text = str(error).strip().splitlines()
-        text = text[0][:300] if text else ""
+        text = _first_line(error)
         raise WrongAnswer(f"{exercise.title}: your function raised {type(error).__name__}"
                           f"{': ' + text if text else ''}{_where(_student_frame(error))}\n"
                           f"{_show_inputs(exercise, before, note)}") from None
@@ -387,6 +386,15 @@ def check_function(spec) -> Callable:
 def _verify_all(student, exercise: Exercise) -> None:
     __tracebackhide__ = True
     _expect_function(student, exercise)
+    if exercise.returns == "keras" and (foreign := _foreign_operation(student, "function")):
+        try:  # a stub is not done yet, whatever its imports
+            student(*exercise.cases[0].make())
+        except NotImplementedError as error:
+            print(f"{_not_done_label(error, exercise.title)}: not done yet")
+            return
+        except Exception:  # noqa: BLE001 -- the foreign call is the message
+            pass
+        raise WrongAnswer(f"{exercise.title}: {foreign}")
     state = torch.random.get_rng_state()
     try:
         if exercise.deterministic:  # first: random results would otherwise fail as wrong values, unnamed
@@ -611,6 +619,7 @@ class SamplingLayerExercise:
                               f"instance or a call of it; got {type(Sampling).__name__}")
         if not issubclass(Sampling, keras.layers.Layer):
             raise WrongAnswer(f"{title}: Sampling must subclass keras.layers.Layer (class Sampling(layers.Layer))")
+        foreign = _foreign_operation(Sampling.call)
         try:
             layer = Sampling(seed=0)
         except NotImplementedError as error:
@@ -627,6 +636,12 @@ class SamplingLayerExercise:
         except NotImplementedError as error:
             print(f"{_not_done_label(error, title)}: not done yet")
             return
+        except Exception as error:  # noqa: BLE001 -- the student's code: one message naming their line
+            raised = f"{type(error).__name__}: {_first_line(error)}{_where(_student_frame(error))}"
+            raise WrongAnswer(f"{title}: {foreign} (it raised {raised})" if foreign else
+                              f"{title}: your layer raised {raised}") from None
+        if foreign:
+            raise WrongAnswer(f"{title}: {foreign}")
         if isinstance(h, np.ndarray):
             raise WrongAnswer(f"{title}: call returned a NumPy array: use keras.ops and keras.random, which return "
                               "the backend's tensors (and run inside fit)")
@@ -643,8 +658,63 @@ class SamplingLayerExercise:
             raise WrongAnswer(f"{title}: the standard deviation of your draws is not σ = exp(½ log σ²){shown}")
         if not np.allclose(mean, mu[0], atol=4 * expected / math.sqrt(len(mu))):
             raise WrongAnswer(f"{title}: the mean of your draws is not μ: h = μ + σ ε{shown}")
+        correlation = np.corrcoef(((h - mean) / std).T)[np.triu_indices(h.shape[1], 1)]
+        if np.abs(correlation).max() > 5 / math.sqrt(len(h)):  # 5 standard errors of a correlation
+            raise WrongAnswer(f"{title}: the draws of different latent dimensions are correlated (r = "
+                              f"{np.round(correlation, 2).tolist()}): one ε shared across dimensions? Draw one ε per "
+                              "entry, keras.random.normal(ops.shape(mu), seed=self.seed_generator)")
         again = np.asarray(keras.ops.convert_to_numpy(layer((mu[:5], log_var[:5]))))
         if np.allclose(again, np.asarray(keras.ops.convert_to_numpy(layer((mu[:5], log_var[:5]))))):
             raise WrongAnswer(f"{title}: two calls gave the same draws: pass the layer's keras.random.SeedGenerator "
                               "as seed= (a fixed integer seed repeats the same ε at every step)")
+        self._verify_compiled(Sampling, mu[:2000], log_var[:2000], expected)
         print(f"✓ {title}: {self.verified}")
+
+    def _verify_compiled(self, Sampling, mu, log_var, expected) -> None:
+        """The layer inside a compiled model (as fit and predict run it): draws with the right spread, fresh at
+        every call of the compiled function."""
+        __tracebackhide__ = True
+        import keras
+
+        title = self.title
+        inputs = (keras.Input(mu.shape[1:]), keras.Input(mu.shape[1:]))
+        try:
+            model = keras.Model(inputs, Sampling(seed=0)(inputs))
+            first, second = (model.predict((mu, log_var), batch_size=len(mu), verbose=0) for _ in range(2))
+        except Exception as error:  # noqa: BLE001 -- the student's code, traced by Keras
+            raise WrongAnswer(f"{title}: your layer works when called directly but fails inside a compiled model "
+                              f"(as fit runs it): {type(error).__name__}: {_first_line(error)}"
+                              f"{_where(_student_frame(error))}") from None
+        if np.allclose(first, second):
+            raise WrongAnswer(f"{title}: inside a compiled model (as fit runs it) two calls gave the same draws: "
+                              "the noise was fixed when Keras traced the layer; draw it with keras.random.normal("
+                              "..., seed=self.seed_generator)")
+        if not np.allclose(np.asarray(first, dtype=np.float64).std(0), expected, rtol=0.1):
+            raise WrongAnswer(f"{title}: inside a compiled model (as fit runs it) the draws' standard deviation is "
+                              f"{np.round(np.asarray(first).std(0), 3).tolist()}, not σ = {expected.tolist()}")
+
+
+def _first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of an error's message that says something (Keras wraps a layer's error in its own lines)."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    said = [line for line in lines if line and not line.startswith("Exception encountered when calling")]
+    return said[0][:limit] if said else ""
+
+
+def _foreign_operation(function, what: str = "layer") -> str:
+    """What a Keras layer's call (or a keras.ops function) does with torch or NumPy, which run once when a compiled
+    fit traces it (the same numbers at every step) or fail on another backend; '' when it uses keras.ops only."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+    code = "\n".join(line.split("#")[0] for line in source.splitlines())
+    found = re.search(r"\b(np|numpy|torch|tf|jax|jnp)\.[\w.]+", code)
+    if not found:
+        return ""
+    if what == "function":
+        return (f"your function calls {found.group(0)}: it runs on one backend only, and not inside a compiled fit; "
+                "write it with keras.ops (keras.ops.matmul, keras.ops.softplus, ...), which runs on every backend")
+    return (f"your layer calls {found.group(0)}: inside a compiled fit such a call runs once, when Keras traces the "
+            "layer (the same numbers at every step), and on another backend it fails; use keras.ops and "
+            "keras.random.normal(..., seed=self.seed_generator)")
