@@ -2,15 +2,20 @@
 with, its `Case`s and named `Mistake`s) becomes a check by `check_function`, which the notebooks call as
 `exercises.check_free_energy(free_energy)`.
 
-Each check calls the student's function on fixed inputs (several shapes, fixed seeds, values where a naive formula
-breaks, such as hidden inputs above 88 where exp overflows in float32; the random numbers a random function needs are
-passed in as arguments), compares the result with the package's own implementation, and on success prints one line
-saying what was verified. On failure it raises WrongAnswer, an AssertionError whose message comes first: it names the
-mistake when it is a known one (the reference beside a few known wrong versions: "your noise is √η: the chain samples
-p²"), else it shows one input, the expected and the returned value. An unfilled stub (NotImplementedError) is not an
-error: the check prints "exercise 3: not done yet" and the notebook carries on. Check frames set __tracebackhide__,
-which IPython and pytest honour, and the mistake is raised afresh from one short frame (basics.stop), so a failure
-shows the student's line and the message, not pages of this module.
+Each check calls the student's function on fixed inputs (several shapes; values where a naive formula breaks, such
+as hidden inputs above 88 where exp overflows in float32, or log-weights near 800 where it overflows in float64;
+ratios and counts where `//`, `int` and `ceil` differ from `/` and `round`; the random numbers a random function
+needs are passed in as arguments) and compares the result with the package's own implementation: its values, then
+its dtype and device, then its gradients (those of a fixed random projection, with respect to each argument in
+`grad`, against the reference's: a σ computed through NumPy, or energies detached, have none). On success it prints
+one line saying what was verified. On failure it raises WrongAnswer, an AssertionError whose message comes first: it
+names the mistake when it is a known one, and only when that wrong version gives the student's result on every
+input (so that one input's numbers cannot name the wrong mistake), else it says what is wrong; then one input, and
+expected and got from the first entry where they differ, with the digits that tell them apart. An exception in the
+student's code, or a malformed return, is one message naming the student's line. In a notebook, IPython shows
+WrongAnswer through its `_render_traceback_`: the message alone, wrapped to WIDTH columns, at most MAX_LINES lines,
+no frames. An unfilled stub (NotImplementedError) is not an error: the check prints "exercise 3: not done yet"; a
+function that calls the student's own helper, still a stub, says it was not checked and which helper it waits for.
 """
 
 from __future__ import annotations
