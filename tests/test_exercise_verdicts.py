@@ -118,6 +118,7 @@ def _pseudo_log_likelihood(v, W, b, c, i):
 
 
 def _free_energy_keras(v, W, b, c):
+    """softplus as logaddexp(0, x), like np.logaddexp: a name in a docstring or comment is no NumPy call."""
     return -ops.sum(v * b, axis=1) - ops.sum(ops.logaddexp(0.0, ops.matmul(v, W) + c), axis=-1)
 
 
@@ -486,6 +487,15 @@ def test_a_check_whose_function_calls_a_helper_still_a_stub_says_it_waits_and_ch
     CHECKS["the ELBO"](elbo)
     assert capsys.readouterr().out == ("the ELBO: not checked yet: it calls your reparameterise, which is not done "
                                        "yet (exercise 3)\n")
+
+
+def test_a_not_implemented_error_from_torch_is_an_error_not_a_stub():
+    def kl_standard_normal(mu, log_var):
+        raise_from_torch = torch.nn.Module().forward  # torch's own NotImplementedError ("missing forward")
+        return raise_from_torch(mu)
+
+    message = failure("KL(Q || N(0, I))", kl_standard_normal)
+    assert message.startswith("KL(Q || N(0, I)): your function raised NotImplementedError") and "line" in message
 
 
 # --- one screen per failure ------------------------------------------------------------------------------------

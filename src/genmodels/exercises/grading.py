@@ -20,6 +20,7 @@ function that calls the student's own helper, still a stub, says it was not chec
 
 from __future__ import annotations
 
+import ast
 import copy
 import inspect
 import linecache
@@ -340,8 +341,11 @@ def _call_student(student, args, exercise: Exercise, note: str = ""):
     try:
         result, seconds = _timed(student, args)
     except NotImplementedError as error:
-        frame = _student_frame(error)
+        frame, raised_in = _student_frame(error), traceback.extract_tb(error.__traceback__)[-1]
         code = getattr(student, "__code__", None)
+        if _library(raised_in.filename) and raised_in.filename != __file__:  # torch's "not implemented for 'Half'"
+            raise WrongAnswer(f"{exercise.title}: your function raised NotImplementedError: {_first_line(error)}"
+                              f"{_where(frame)}\n{_show_inputs(exercise, before, note)}") from None
         if frame is None or code is None or (frame.filename, frame.name) == (code.co_filename, code.co_name):
             raise _NotDone(_not_done_label(error, exercise.title)) from None
         raise _Waiting(f"{exercise.title}: not checked yet: it calls your {frame.name}, which is not done yet "
@@ -706,20 +710,31 @@ def _first_line(error: BaseException, limit: int = 300) -> str:
     return said[0][:limit] if said else ""
 
 
+_FOREIGN = {"np", "numpy", "torch", "tf", "tensorflow", "jax", "jnp"}
+
+
+def _foreign_root(node: ast.AST) -> bool:
+    """Whether node is a chain of attributes (np.random.normal) of torch, NumPy, TensorFlow or JAX."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id in _FOREIGN
+
+
 def _foreign_operation(function, what: str = "layer") -> str:
     """What a Keras layer's call (or a keras.ops function) does with torch or NumPy, which run once when a compiled
     fit traces it (the same numbers at every step) or fail on another backend; '' when it uses keras.ops only."""
     try:
-        source = inspect.getsource(function)
-    except (OSError, TypeError):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
         return ""
-    code = "\n".join(line.split("#")[0] for line in source.splitlines())
-    found = re.search(r"\b(np|numpy|torch|tf|jax|jnp)\.[\w.]+", code)
-    if not found:
+    chains = sorted((node.lineno, node.col_offset, -len(ast.unparse(node)), ast.unparse(node))
+                    for node in ast.walk(tree) if isinstance(node, ast.Attribute) and _foreign_root(node))
+    if not chains:  # no np.random.normal, torch.randn, ... (in code, not in strings or comments)
         return ""
+    found = chains[0][3]
     if what == "function":
-        return (f"your function calls {found.group(0)}: it runs on one backend only, and not inside a compiled fit; "
+        return (f"your function calls {found}: it runs on one backend only, and not inside a compiled fit; "
                 "write it with keras.ops (keras.ops.matmul, keras.ops.softplus, ...), which runs on every backend")
-    return (f"your layer calls {found.group(0)}: inside a compiled fit such a call runs once, when Keras traces the "
+    return (f"your layer calls {found}: inside a compiled fit such a call runs once, when Keras traces the "
             "layer (the same numbers at every step), and on another backend it fails; use keras.ops and "
             "keras.random.normal(..., seed=self.seed_generator)")
