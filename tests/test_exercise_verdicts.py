@@ -523,6 +523,14 @@ def test_a_failure_in_ipython_is_the_message_alone_with_no_library_frames(capsys
     assert len(lines) <= grading.MAX_LINES and not any("File " in line or "frame" in line for line in lines), lines
 
 
+def test_a_message_too_long_for_one_screen_shortens_the_input_and_keeps_expected_and_got():
+    message = ("title: " + "word " * 60 + "\n  on the input: " + "x = tensor (3, 4) [1, 2, 3]; " * 30
+               + "\n  expected [1.5]\n  got      [2.5]\n  1 of 5 entries differ; the first at index 3")
+    lines = grading.rendered(message)
+    assert len(lines) == grading.MAX_LINES and lines[-3:] == ["  expected [1.5]", "  got      [2.5]",
+                                                              "  1 of 5 entries differ; the first at index 3"]
+
+
 def test_a_wrong_shape_gets_no_advice_that_is_false_for_the_exercise():
     def bernoulli_log_likelihood(x, logits):
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)  # images: (N, 28) left

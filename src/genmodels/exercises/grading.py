@@ -106,14 +106,20 @@ MAX_LINES = 12  # a failure fits one screen
 
 def rendered(message: str) -> list[str]:
     """The lines a student sees for `message` in a notebook: 'WrongAnswer: ' and the message, each line wrapped to
-    WIDTH columns (a continuation indented), at most MAX_LINES (the input's description is what gives way)."""
-    lines = []
+    WIDTH columns (a continuation indented), at most MAX_LINES: the description of the input gives way first."""
+    blocks = []
     for line in ("WrongAnswer: " + message).splitlines():
         indent = " " * (len(line) - len(line.lstrip()) + 2)
-        lines += textwrap.wrap(line, WIDTH, subsequent_indent=indent, break_long_words=True) or [""]
-    if len(lines) > MAX_LINES:
-        lines = lines[: MAX_LINES - 1] + ["  ..."]
-    return lines
+        blocks.append(textwrap.wrap(line, WIDTH, subsequent_indent=indent, break_long_words=True) or [""])
+    excess = sum(map(len, blocks)) - MAX_LINES
+    for block in blocks:
+        if excess > 0 and block[0].lstrip().startswith("on the input") and len(block) > 1:
+            kept = max(1, len(block) - excess)
+            excess -= len(block) - kept
+            block[kept:] = []
+            block[-1] = block[-1][: WIDTH - 4] + " ..."
+    lines = [line for block in blocks for line in block]
+    return lines if len(lines) <= MAX_LINES else lines[: MAX_LINES - 1] + ["  ..."]
 
 
 class _NotDone(Exception):
