@@ -330,6 +330,16 @@ def test_a_result_of_the_wrong_dtype_is_named(title):
     one_screen(message)
 
 
+HALF = [title for title, spec in SPECS.items() if spec.returns in ("tensor", "tensors") and spec.dtype != "number"]
+
+
+@pytest.mark.parametrize("title", HALF)
+def test_a_half_precision_result_is_rejected(title):
+    message = failure(title, _wrong_dtype(SPECS[title], torch.float16))
+    assert "is torch.float16 where the package returns" in message or "not the expected values" in message, message
+    one_screen(message)
+
+
 def test_a_float64_result_is_accepted_where_nothing_multiplies_it_by_float32_weights(capsys):
     passes("KL(Q || N(0, I))", lambda mu, log_var: _kl_standard_normal(mu.double(), log_var.double()), capsys)
 
@@ -689,6 +699,7 @@ def counts() -> dict:
             "exceptions in the student's code, one message": len(SPECS),
             "malformed returns, one message": len(SPECS),
             "wrong dtypes, rejected": len(WRONG_DTYPES) + 1, "a float64 result, accepted where harmless": 1,
+            "half-precision results, rejected": len(HALF),
             "gradients cut (.detach() and NumPy), rejected": 2 * len(GRADIENTS) + 2,
             "coincidences of fixed inputs (N // n, ceil, int, float64 overflow x3, k - 1 sweeps), rejected": 7,
             "named mistakes, named, one screen each": len(MISTAKES),

@@ -80,7 +80,7 @@ class Exercise:
     shape_hint: str = ""  # said after a wrong shape, where it is true for this exercise: "one value per example"
     outputs: Sequence[str] = ()  # the names of a tuple's outputs, as the messages call them
     dtype: str = "kind"  # the result's dtype: "exact" (the next exercise multiplies it by float32 weights), "kind"
-    # (float for float, whatever the width; bool and integers exactly), "number" (any but bool)
+    # (float32 or float64 for a float; bool and integers exactly), "number" (any but bool)
     parameters: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -500,7 +500,7 @@ def _check_dtype(result, expected, exercise: Exercise) -> None:
             raise WrongAnswer(f"{exercise.title}: {name} is on {got.device}, the inputs on {want.device}: create "
                               "new tensors on the inputs' device (torch.zeros(..., device=x.device), or "
                               "torch.zeros_like(x))")
-        if got.dtype == want.dtype or (exercise.dtype == "kind" and got.dtype.is_floating_point
+        if got.dtype == want.dtype or (exercise.dtype == "kind" and got.dtype in (torch.float32, torch.float64)
                                        and want.dtype.is_floating_point) or (
                 exercise.dtype == "number" and got.dtype != torch.bool):
             continue
