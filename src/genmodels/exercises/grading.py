@@ -533,8 +533,8 @@ def _check_gradients(exercise: Exercise, args, student_args, result) -> None:
                           f"with respect to {quoted} (it has no grad_fn): avoid .detach(), .item(), .numpy(), "
                           "torch.tensor(...) of a result and torch.no_grad() inside the function")
     have = torch.autograd.grad(sum(pieces), [student_args[i] for i in exercise.grad], allow_unused=True)
-    for name, g, w in zip(names, have, want, strict=True):
-        w = torch.zeros_like(inputs[0], dtype=torch.float64) if w is None else w
+    for name, g, w, x in zip(names, have, want, inputs, strict=True):
+        w = torch.zeros_like(x, dtype=torch.float64) if w is None else w
         if g is None:
             raise WrongAnswer(f"{exercise.title}: the values are right, but your result does not depend on `{name}` "
                               "through autograd: part of it was computed outside torch's graph (NumPy, .item(), "
