@@ -33,6 +33,7 @@ TRAINING_CELL = "history = runs.train(model"  # the source of the cell that trai
 EXERCISE = "exercises/03_langevin.ipynb"  # the student version a student fills in
 MISTAKES = "trial/mistakes.ipynb"  # notebook 05's first cells, written by the test, where a student makes mistakes
 MAX_ERROR_LINES = 15  # what a student's mistake may print: their line, a short frame and the message
+MAX_CHECK_LINES = 12  # what an exercise check's failure prints: the message first, no frames (issue 48)
 MAX_TRAINING_OUTPUTS = 2  # one bar and one block of epoch lines (consecutive prints merge), not outputs per epoch
 SETTINGS = {  # the student's defaults, except: no autosave (nothing is written), every cell in the page (to be read)
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},  # and no news or updates
@@ -400,6 +401,8 @@ def error_shown(page, n: int, screenshot: str, said: str) -> tuple[list[str], st
 
 ULA_WRONG = ("def ula_step(x, grad_log_p, step_size, noise):\n"
              "    return x + step_size * grad_log_p + math.sqrt(step_size) * noise")
+ULA_CRASH = ("def ula_step(x, grad_log_p, step_size, noise):\n"
+             "    return x + step_size * grad_log_p + math.sqrt(2 * step_size) * noise.T")
 ULA_RIGHT = ("def ula_step(x, grad_log_p, step_size, noise):\n"
              "    return x + step_size * grad_log_p + math.sqrt(2 * step_size) * noise")
 
@@ -423,10 +426,15 @@ def test_a_student_fills_in_an_exercise_wrongly_then_rightly_and_run_all_reaches
         type_into(page, stub, ULA_WRONG)
         cells = run(page, stub, "the ULA check", cells=2)
         wrong, _ = error_shown(page, stub + 1, "exercise03-ula-wrong", "the ULA step with sqrt(eta) noise")
-        message = next(i for i, line in enumerate(wrong) if line.startswith("WrongAnswer: the ULA step: "))
-        assert "your noise is √η: the chain samples p²" in wrong[message], wrong
-        traceback = "\n".join(wrong[:message])  # the message itself shows one input, the expected and the value got
-        assert message <= 10 and "grading.py" not in traceback, traceback
+        assert wrong[0].startswith("WrongAnswer: the ULA step: your noise is √η: the chain samples p²"), wrong
+        assert len(wrong) <= MAX_CHECK_LINES and not any("File " in line or "frame" in line for line in wrong), wrong
+
+        type_into(page, stub, ULA_CRASH)
+        cells = run(page, stub, "the ULA check", cells=2)
+        crash, _ = error_shown(page, stub + 1, "exercise03-ula-crash", "the ULA step with noise.T (a crash)")
+        assert crash[0].startswith("WrongAnswer: the ULA step: your function raised RuntimeError"), crash
+        assert any("in ula_step, line 2: return x + step_size" in line for line in crash), crash
+        assert len(crash) <= MAX_CHECK_LINES and not any("File " in line for line in crash), crash
 
         type_into(page, stub, ULA_RIGHT)
         cells = run(page, stub, "the ULA check", cells=2)

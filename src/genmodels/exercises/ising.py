@@ -43,7 +43,11 @@ ISING_ENERGY = Exercise(
         Mistake(lambda s: -ising.energy(s), "the sign is flipped: H = -Σ s_i s_j, lowest when neighbours align"),
         Mistake(lambda s: ising.energy(s) / s.shape[-1] ** 2,
                 "that is the energy per site: return the lattice's energy H(s)"),
-    ],
+        Mistake(lambda s: -(s.float() * s.float().roll(1, -1)).sum((-2, -1)),
+                "the vertical bonds are missing: sum the right and the down neighbours (torch.roll along both "
+                "lattice axes)"),
+    ], shape_hint="one energy per lattice: sum over the two lattice axes, dim=(-2, -1) (a lattice may come without "
+                  "a batch axis)",
     doc="""The Ising energy.  energy(spins) -> H(s) = -Σ_⟨ij⟩ s_i s_j over the nearest-neighbour bonds of the
     periodic lattice, each bond once, for spins (..., L, L) of ±1 (int8); one float per lattice.""")
 
@@ -54,7 +58,9 @@ MAGNETISATION = Exercise(
         Mistake(lambda s: ising.magnetisation(s).abs(),
                 "that is |m|: return the signed magnetisation (its absolute value is a separate observable)"),
         Mistake(lambda s: s.float().mean(-1), "average over both lattice axes (dim=(-2, -1)), one m per lattice"),
-    ],
+        Mistake(lambda s: s.float().sum((-2, -1)) / s.shape[-1],
+                "divide by the number of sites N = L², not by L"),
+    ], shape_hint="one m per lattice: average over the two lattice axes, dim=(-2, -1)",
     doc="""The magnetisation per site.  magnetisation(spins) -> m = (1/N) Σ_i s_i for each lattice of spins
     (..., L, L), N = L².""")
 
@@ -65,7 +71,7 @@ def _open_field(s):
 
 
 LOCAL_FIELD = Exercise(
-    "the local field", "local_field(spins)", ising.local_field, _spin_cases(), rtol=0, atol=1e-9,
+    "the local field", "local_field(spins)", ising.local_field, _spin_cases(), rtol=0, atol=1e-9, dtype="number",
     mistakes=[
         Mistake(_open_field, "the boundaries are periodic: torch.roll wraps the edges, so each edge site has "
                              "four neighbours too"),
@@ -103,7 +109,7 @@ METROPOLIS_HALF_SWEEP = Exercise(
     [Case("black sites at T = 2", _sweep_case((3, 4, 4), 2.0, 0, 0)),
      Case("white sites at T_c", _sweep_case((2, 8, 8), ising.CRITICAL_TEMPERATURE, 1, 1)),
      Case("ordered at T = 1", _sweep_case((4, 6, 6), 1.0, 0, 2, 0.9))],
-    returns="tensor", rtol=0, atol=1e-9,
+    returns="tensor", rtol=0, atol=1e-9, shape_hint="the spins' shape: every site, flipped or not",
     mistakes=[
         Mistake(lambda s, T, u, c: _half_sweep_with(s, T, u, c, lambda s, h: -2 * s * h),
                 "ΔE has the wrong sign: flipping s_i changes the energy by +2 s_i h_i (an aligned spin costs "
@@ -132,7 +138,7 @@ def _all_energies(L):
 EXACT_LOG_Z = Exercise(
     "the exact log Z", "exact_log_z(L, temperature)", _exact_log_z,
     [Case("3×3 at T_c", lambda: (3, ising.CRITICAL_TEMPERATURE)), Case("2×2 at T = 3", lambda: (2, 3.0)),
-     Case("3×3 at T = 0.05, where exp(-H/T) overflows", lambda: (3, 0.05))], returns="number",
+     Case("3×3 at T = 0.02, where exp(-H/T) overflows in float64", lambda: (3, 0.02))], returns="number",
     mistakes=[
         Mistake(lambda L, T: torch.logsumexp(_all_energies(L) / T, 0), "the sign: the Boltzmann weight is exp(-H/T)"),
         Mistake(lambda L, T: torch.logsumexp(-_all_energies(L) * T, 0),
@@ -150,14 +156,15 @@ BOLTZMANN_LOG_PROBABILITIES = Exercise(
     ising.log_probabilities_from_energies,
     [Case("2×2 at T = 3", lambda: (_all_energies(2), 3.0)),
      Case("3×3 at T_c", lambda: (_all_energies(3), ising.CRITICAL_TEMPERATURE)),
-     Case("3×3 at T = 0.01, where exp(-H/T) overflows", lambda: (_all_energies(3), 0.01))],
+     Case("3×3 at T = 0.01, where exp(-H/T) overflows in float64", lambda: (_all_energies(3), 0.01))],
     mistakes=[
         Mistake(lambda E, T: -E / T, "log Z is missing: the probabilities must sum to one"),
         Mistake(lambda E, T: E / T - torch.logsumexp(E / T, 0), "the sign: p(s) ∝ exp(-H(s)/T)"),
         Mistake(lambda E, T: -E * T - torch.logsumexp(-E * T, 0), "divide the energy by T: exp(-H/T)"),
         Mistake(lambda E, T: torch.log(torch.exp(-E / T) / torch.exp(-E / T).sum()),
                 "exp(-H/T) overflows at low temperature: compute log Z by torch.logsumexp"),
-    ],
+        Mistake(lambda E, T: -E / T + torch.logsumexp(-E / T, 0), "subtract log Z: log p(s) = -H(s)/T - log Z"),
+    ], shape_hint="one log-probability per state, the shape of `energies`",
     doc="""The Boltzmann distribution.  boltzmann_log_probabilities(energies, temperature) -> log p(s) = -H(s)/T
     - log Z for each state's energy in `energies` (n_states,), log Z = logsumexp(-H/T) over the same states.""")
 

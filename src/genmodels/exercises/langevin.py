@@ -28,6 +28,8 @@ ULA_STEP = Exercise(
                 "the drift goes up the gradient of log p: x + η ∇log p(x) (down the energy, -η ∇E)"),
         Mistake(lambda x, g, eta, w: x + eta * g,
                 "the noise is missing: without √(2η) w the chain is gradient ascent and stops at a mode"),
+        Mistake(lambda x, g, eta, w: g + eta * x + math.sqrt(2 * eta) * w,
+                "x and ∇log p(x) are swapped: x + η ∇log p(x) + √(2η) w"),
         Mistake(lambda x, g, eta, w: x + eta / 2 * g + math.sqrt(eta) * w,
                 "that is SGLD's form with ε = η (drift ε/2, noise √ε): it samples p, but with step ε = 2η; "
                 "this exercise writes ULA as x + η ∇log p + √(2η) w"),
@@ -72,7 +74,13 @@ MALA_ACCEPTANCE = Exercise(
         Mistake(lambda x, y, lpx, lpy, gx, gy, eta: torch.exp(
             lpy - lpx + _log_q(x, y, gy, eta, 2 * eta) - _log_q(y, x, gx, eta, 2 * eta)),
                 "cap the probability at 1: α = min(1, ratio)"),
-    ],
+        Mistake(lambda x, y, lpx, lpy, gx, gy, eta: torch.exp(
+            lpy - lpx + _log_q(x, y, gx, eta, 2 * eta) - _log_q(y, x, gy, eta, 2 * eta)).clamp(max=1),
+                "the gradients are swapped: q(x|y) drifts from y with ∇log p(y), q(y|x) from x with ∇log p(x)"),
+        Mistake(lambda x, y, lpx, lpy, gx, gy, eta: (
+            lpy - lpx + _log_q(x, y, gy, eta, 2 * eta) - _log_q(y, x, gx, eta, 2 * eta)).clamp(max=0),
+                "that is log α: return the probability α = min(1, exp(log ratio))"),
+    ], shape_hint="one probability per chain, (n_chains,): sum over the dimensions (dim=-1)",
     doc="""MALA's acceptance probability.  mala_acceptance(x, y, log_p_x, log_p_y, grad_x, grad_y, step_size)
     -> α = min(1, p(y) q(x|y) / (p(x) q(y|x))) per chain, q(y|x) = N(y; x + η ∇log p(x), 2η I).""")
 
@@ -91,7 +99,8 @@ SGLD_STEP = Exercise(
     "the SGLD step", "sgld_step(theta, grad_log_prior, grad_log_likelihood, n_data, batch_size, eps, noise)",
     _sgld_step,
     [Case("N/n = 10", _sgld_case(4, 2, 100, 10, 0.01, 0)), Case("N/n = 1000", _sgld_case(3, 2, 1000, 1, 1e-4, 1)),
-     Case("the full batch, N/n = 1", _sgld_case(2, 5, 50, 50, 0.1, 2))],
+     Case("the full batch, N/n = 1", _sgld_case(2, 5, 50, 50, 0.1, 2)),
+     Case("N/n = 100/7, not a whole number", _sgld_case(3, 2, 100, 7, 0.01, 3))],
     mistakes=[
         Mistake(lambda th, gp, gl, N, n, e, w: th + e / 2 * (gp + gl) + math.sqrt(e) * w,
                 "the N/n factor is missing: the minibatch sum estimates the full data set's gradient only once "
@@ -104,6 +113,12 @@ SGLD_STEP = Exercise(
                 "the drift is (ε/2) times the gradient, not ε: with noise √ε that is the Langevin step at T = 1"),
         Mistake(lambda th, gp, gl, N, n, e, w: th + e / 2 * (gp + N / n * gl),
                 "the injected noise √ε w is missing: without it SGLD is stochastic gradient ascent"),
+        Mistake(lambda th, gp, gl, N, n, e, w: th + e / 2 * (gp + N // n * gl) + math.sqrt(e) * w,
+                "N // n rounds the ratio down to a whole number: the factor is N / n"),
+        Mistake(lambda th, gp, gl, N, n, e, w: th + e / 2 * (gp + n / N * gl) + math.sqrt(e) * w,
+                "the factor is upside down: the minibatch sum is scaled up to the data set, by N/n"),
+        Mistake(lambda th, gp, gl, N, n, e, w: th + e * (gp + N / n * gl) + math.sqrt(2 * e) * w,
+                "that is ULA's form with η = ε (drift ε, noise √(2ε)): SGLD's step is (ε/2) ∇log p + √ε w"),
     ], verified="N/n scaling and noise √ε",
     doc="""The SGLD step.  sgld_step(theta, grad_log_prior, grad_log_likelihood, n_data, batch_size, eps, noise)
     -> θ + (ε/2) [∇log p(θ) + (N/n) Σ_batch ∇log p(x_i|θ)] + √ε w, where grad_log_likelihood is the minibatch sum.""")
@@ -122,6 +137,7 @@ STEP_SCHEDULE = Exercise(
         Mistake(lambda t, a, b, g: (a * (b + t)) ** (-g), "a multiplies the power: ε_t = a (b + t)^(-γ)"),
         Mistake(lambda t, a, b, g: a * (b * t) ** (-g),
                 "b is added to t (it sets how long the step stays near its start): (b + t)^(-γ)"),
+        Mistake(lambda t, a, b, g: a * (b + t) ** (-1 / g), "the exponent is -γ, not -1/γ"),
     ],
     doc="""SGLD's step schedule.  step_schedule(t, a, b, gamma) -> ε_t = a (b + t)^(-γ), for t a tensor of
     steps (float64).""")
@@ -169,7 +185,9 @@ AUTOCORRELATION = Exercise(
                            "positive definite; n - k blows up the noisy tail)"),
         Mistake(lambda x, max_lag: _autocovariance(x - x.mean((0, 1)), max_lag, lambda n, k: n),
                 "that is the autocovariance C(k): divide by C(0), so that ρ(0) = 1"),
-    ],
+        Mistake(lambda x, max_lag: mcmc.autocorrelation(x, max_lag - 1).double(),
+                "lags run from 0 to max_lag included: max_lag + 1 values"),
+    ], shape_hint="(max_lag + 1, dim): one row per lag 0..max_lag, averaged over the chains",
     doc="""The autocorrelation of chains.  autocorrelation(x, max_lag) -> ρ(k) = C(k)/C(0), k = 0..max_lag, for
     x (n_steps, n_chains, dim), C(k) = (1/n_steps) Σ_t (x_t - x̄)(x_t+k - x̄) averaged over chains, x̄ the mean over
     all steps and chains; shape (max_lag + 1, dim).""")

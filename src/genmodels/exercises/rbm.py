@@ -16,8 +16,8 @@ from .grading import Case, Exercise, Mistake, binary, generator, normal, uniform
 def _rbm(W, b, c) -> rbm.RBM:
     """The package's RBM holding these parameters (the reference every RBM check compares with)."""
     model = rbm.RBM(W.shape[0], W.shape[1], n_chains=1)
-    with torch.no_grad():
-        model.W.copy_(W), model.b.copy_(b), model.c.copy_(c)
+    del model.W, model.b, model.c  # the given tensors themselves, so that the reference has their gradients
+    model.W, model.b, model.c = W, b, c
     return model
 
 
@@ -28,8 +28,9 @@ def _params(n_visible, n_hidden, seed, scale=1.0):
 
 def _v_cases():
     """(v, W, b, c) inputs: small, a batch of MNIST's size, and one whose hidden inputs exceed 88."""
-    def small():
-        return (binary((1, 6), 0), *_params(6, 4, 1))
+    def small():  # biases of a few units, so that a missing term shows
+        W, b, c = _params(6, 4, 1)
+        return binary((1, 6), 0), W, 4 * b, c
 
     def mnist_sized():
         return (binary((5, 784), 2, 0.2), *_params(784, 20, 3, scale=0.05))
@@ -69,7 +70,13 @@ ENERGY = Exercise(
                 "which mixes examples"),
         Mistake(lambda v, h, W, b, c: -(v @ b).sum() - (h @ c).sum() - ((v @ W) * h).sum(),
                 "you summed over the examples too: return one energy per example, shape (N,)"),
-    ], grad=(2,),
+        Mistake(lambda v, h, W, b, c: -(h @ c) - ((v @ W) * h).sum(1),
+                "the visible-bias term -b·v is missing: E(v, h) = -b·v - c·h - vᵀWh"),
+        Mistake(lambda v, h, W, b, c: -(v @ b) - ((v @ W) * h).sum(1),
+                "the hidden-bias term -c·h is missing: E(v, h) = -b·v - c·h - vᵀWh"),
+        Mistake(lambda v, h, W, b, c: -(v @ b) - (h @ c) + ((v @ W) * h).sum(1),
+                "the interaction enters with a minus: E(v, h) = -b·v - c·h - vᵀWh"),
+    ], grad=(2,), shape_hint="one value per example, shape (N,): sum over the units (dim=1), not over the examples",
     doc="""The RBM's energy.  energy(v, h, W, b, c) -> E(v, h) = -b·v - c·h - vᵀ W h, one value per example;
     v (N, n_visible), h (N, n_hidden), W (n_visible, n_hidden), b (n_visible,), c (n_hidden,).""")
 
@@ -82,7 +89,8 @@ P_H_GIVEN_V = Exercise(
         Mistake(lambda v, W, c: c + v @ W, "that is the hidden input c + v·W; its sigmoid is the probability"),
         Mistake(lambda v, W, c: (torch.sigmoid(c + v @ W) > 0.5).float(),
                 "you thresholded (or sampled) the units: return the probabilities σ(c + v·W)"),
-    ], grad=(1,),
+        Mistake(lambda v, W, c: torch.sigmoid(v @ W), "the hidden bias c is missing: σ(c_j + v·W_:j)"),
+    ], grad=(1,), dtype="exact", shape_hint="one probability per example and hidden unit, (N, n_hidden)",
     doc="The hidden conditional.  p_h_given_v(v, W, c) -> p(h_j = 1 | v) = σ(c_j + v·W_:j), (N, n_hidden).")
 
 
@@ -98,7 +106,9 @@ P_V_GIVEN_H = Exercise(
         Mistake(lambda h, W, b: torch.sigmoid(-(b + h @ W.T)),
                 "σ(-x) is the probability of v_i = 0: p(v_i = 1 | h) = σ(b_i + W_i:·h)"),
         Mistake(lambda h, W, b: b + h @ W.T, "that is the visible input b + h·Wᵀ; its sigmoid is the probability"),
-    ], grad=(1,),
+        Mistake(lambda h, W, b: torch.sigmoid(h @ W.T), "the visible bias b is missing: σ(b_i + W_i:·h)"),
+    ], grad=(1,), dtype="exact", shape_hint="one probability per example and visible unit, (N, n_visible): "
+                                               "h @ W.T",
     doc="The visible conditional.  p_v_given_h(h, W, b) -> p(v_i = 1 | h) = σ(b_i + W_i:·h), (N, "
         "n_visible).")
 
@@ -126,7 +136,14 @@ FREE_ENERGY = Exercise(
                 "the sign is flipped: F(v) = -b·v - Σ_j softplus(c_j + v·W_:j), so that p(v) = exp(-F(v)) / Z"),
         Mistake(lambda v, W, b, c: -(v @ b) - F.softplus(c + v @ W).sum(0).sum() + 0 * v[:, 0],
                 "you summed over the examples instead of the hidden units: sum over dim=1 (one F per example)"),
-    ], grad=(1,),
+        Mistake(lambda v, W, b, c: -F.softplus(c + v @ W).sum(1),
+                "the visible-bias term -b·v is missing: F(v) = -b·v - Σ_j softplus(c_j + v·W_:j)"),
+        Mistake(lambda v, W, b, c: -(v @ b) - F.softplus(v @ W).sum(1),
+                "the hidden bias is missing inside the softplus: softplus(c_j + v·W_:j)"),
+        Mistake(lambda v, W, b, c: -(v @ b) - torch.log(torch.exp(c + v @ W)).sum(1),
+                "log(exp(x)) is x: the free energy needs log(1 + exp(x)) = softplus(x), from summing h_j over 0 "
+                "and 1"),
+    ], grad=(1,), shape_hint="one value per example, shape (N,): sum over the units (dim=1), not over the examples",
     doc="""The free energy, stably.  free_energy(v, W, b, c) -> F(v) = -b·v - Σ_j softplus(c_j + v·W_:j), one
     value per example (N,), differentiable in W.""")
 
@@ -156,7 +173,7 @@ GIBBS_STEP = Exercise(
     "the block-Gibbs step", "gibbs_step(v, W, b, c, u_h, u_v)", _gibbs_step,
     [Case("", _gibbs_case(1, 6, 4, 0)), Case("784 visible units", _gibbs_case(5, 784, 20, 10)),
      Case("", _gibbs_case(8, 5, 3, 20))],
-    returns="tensors",
+    returns="tensors", outputs=("v_new", "p_v"), dtype="exact",
     mistakes=[
         Mistake(_mean_field_h, "you passed p(h|v) (mean field) to p(v|h): a Gibbs sweep samples the hidden units, "
                                "h = (u_h < p(h=1|v)).float(), then computes p(v|h) from those binary h"),
@@ -190,13 +207,16 @@ def _cd_sums(v, v_neg, W, c):
 CD_STATISTICS = Exercise(
     "the CD statistics", "cd_statistics(v, v_neg, W, c)", _cd_statistics,
     [Case("", _cd_case(1, 1, 6, 4, 0)), Case("784 visible units", _cd_case(10, 10, 784, 20, 10)),
-     Case("more negatives than data", _cd_case(4, 7, 5, 3, 20))], returns="tensors",
+     Case("more negatives than data", _cd_case(4, 7, 5, 3, 20))], returns="tensors", outputs=("dW", "db", "dc"),
     mistakes=[
         Mistake(lambda v, v_neg, W, c: tuple(-g for g in _cd_statistics(v, v_neg, W, c)),
                 "a sign error: the gradient of log p is the positive phase (data) minus the negative "
                 "phase (model samples), ⟨v hᵀ⟩_data - ⟨v hᵀ⟩_model; yours is the other way round"),
         Mistake(_cd_sums, "divide each phase by its own number of examples (a mean, not a sum), so that the step "
                           "does not grow with the batch size"),
+        Mistake(lambda v, v_neg, W, c: tuple(g * len(v) / len(v_neg) if i == 0 else g
+                                             for i, g in enumerate(_cd_statistics(v, v_neg, W, c))),
+                "each phase is divided by its own number of examples: the negative phase by len(v_neg)"),
     ],
     deterministic="two calls on the same input gave different statistics: you sampled the hidden units. The "
                   "lecture's statistics use the probabilities p(h=1|v) (mean field), which have the same "
@@ -234,7 +254,9 @@ PCD_CHAINS = Exercise(
                                     "last sweep; keep the sample v_new"),
         Mistake(lambda chains, W, b, c, uniforms: chains,
                 "the chains did not move: each sweep's output is the next sweep's input"),
-    ],
+        Mistake(lambda chains, W, b, c, uniforms: _pcd_chains(chains, W, b, c, uniforms[:-1]),
+                "you ran one sweep fewer than the pairs of uniforms: one sweep per pair (u_h, u_v)"),
+    ], dtype="exact",
     doc="""The PCD chain update.  pcd_chains(chains, W, b, c, uniforms) -> the persistent chains after one
     Gibbs sweep per pair (u_h, u_v) in `uniforms` (k pairs: PCD-k), as binary states; use your gibbs_step.""")
 
@@ -269,7 +291,10 @@ AIS_LOG_WEIGHT_INCREMENT = Exercise(
             (be - bp) * F.softplus((c + v @ W).double())).sum(1),
                 "β multiplies the hidden input inside the softplus: softplus(β x) - softplus(β' x), not "
                 "(β - β') softplus(x)"),
-    ], rtol=1e-4, atol=1e-4,
+        Mistake(lambda v, W, b, c, bA, bp, be: _ais_increment(v, W, b, c, bA, bp, be)
+                - (be - bp) * (v.double() @ (b - bA).double()),
+                "the visible term (β - β') (b - b_A)·v is missing"),
+    ], rtol=1e-4, atol=1e-4, shape_hint="one increment per run (n_runs,): sum over the hidden units (dim=1)",
     doc="""The AIS weight update.  ais_log_weight_increment(v, W, b, c, base_bias, beta_prev, beta) ->
     log p*_β(v) - log p*_β'(v) per run (n_runs,), with log p*_β(v) = (1-β) b_A·v + β b·v + Σ_j softplus(β (c_j +
     v·W_:j)) and b_A = base_bias, as genmodels.rbm.log_partition_ais accumulates it.""")
@@ -331,7 +356,10 @@ PSEUDO_LOG_LIKELIHOOD = Exercise(
             _free_energy(v, W, b, c) - _free_energy(_flip(v, i), W, b, c)),
                 "the sign inside σ: p(v_i | v_-i) = σ(F(ṽ) - F(v)), the flipped example's free energy first"),
         Mistake(_log_of_sigmoid, "log(σ(x)) underflows to -inf for very negative x: use F.logsigmoid(x)"),
-    ],
+        Mistake(lambda v, W, b, c, i: len(W) * torch.sigmoid(_free_energy(_flip(v, i), W, b, c)
+                                                              - _free_energy(v, W, b, c)),
+                "the log is missing: n_visible · log σ(F(ṽ) - F(v)), F.logsigmoid"),
+    ], shape_hint="one value per example, shape (N,): pixel i[n] of example n, one term each",
     doc="""The pseudo-likelihood.  pseudo_log_likelihood(v, W, b, c, i) -> n_visible · log σ(F(ṽ) - F(v)) per
     example (N,), where ṽ is v with pixel i[n] of example n flipped (genmodels.rbm.pseudo_log_likelihood averages it
     over examples, with random i).""")
@@ -367,6 +395,12 @@ def _keras_flipped(v, W, b, c):
     return ops.matmul(v, b) + ops.sum(ops.softplus(ops.matmul(v, W) + c), 1)
 
 
+def _keras_without_b(v, W, b, c):
+    from keras import ops
+
+    return -ops.sum(ops.softplus(ops.matmul(v, W) + c), 1)
+
+
 FREE_ENERGY_KERAS = Exercise(
     "the free energy F(v) in keras.ops", "free_energy(v, W, b, c)", _free_energy_keras,
     [Case(c.note, _numpy_case(c.make)) for c in _v_cases()], returns="keras", name="free_energy_keras",
@@ -376,7 +410,8 @@ FREE_ENERGY_KERAS = Exercise(
         Mistake(_keras_mean_energy,
                 "that is ⟨E(v, h)⟩ under p(h|v), not the free energy: F(v) = -b·v - Σ_j softplus(c_j + v·W_:j)"),
         Mistake(_keras_flipped, "the sign is flipped: F(v) = -b·v - Σ_j softplus(c_j + v·W_:j)"),
-    ],
+        Mistake(_keras_without_b, "the visible-bias term -b·v is missing: F(v) = -b·v - Σ_j softplus(c_j + v·W_:j)"),
+    ], shape_hint="one value per example, shape (N,): sum over the units (dim=1), not over the examples",
     doc="""The free energy in keras.ops.  free_energy(v, W, b, c) -> F(v) = -b·v - Σ_j softplus(c_j + v·W_:j)
     with keras.ops (any backend), one value per example; v, W, b, c are float32 NumPy arrays.""")
 

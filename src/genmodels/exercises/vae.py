@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import vae
 from .grading import Case, Exercise, Mistake, SamplingLayerExercise, binary, normal
@@ -34,7 +35,11 @@ KL_STANDARD_NORMAL = Exercise(
                 "a KL divergence is ≥ 0: the sign is flipped (this is the -KL the ELBO adds)"),
         Mistake(lambda mu, lv: 0.5 * (lv.exp() + mu**2 - 1 + lv).sum(-1),
                 "the log-variance enters with a minus: ... - 1 - log σ_j²"),
-    ],
+        Mistake(lambda mu, lv: (lv.exp() + mu**2 - 1 - lv).sum(-1),
+                "the ½ is missing: KL = 1/2 Σ_j (σ_j² + μ_j² - 1 - log σ_j²)"),
+        Mistake(lambda mu, lv: vae.kl_standard_normal(lv, mu),
+                "μ and log σ² are swapped: kl_standard_normal(mu, log_var), the mean first"),
+    ], shape_hint="one value per example, (N,): sum over the last axis (dim=-1)",
     doc="""The closed-form KL to N(0, I).  kl_standard_normal(mu, log_var) -> 1/2 Σ_j (σ_j² + μ_j² - 1 -
     log σ_j²) with σ² = exp(log_var), summed over the last axis (N,), differentiable.""")
 
@@ -58,7 +63,11 @@ KL_GAUSSIANS = Exercise(
                 "the mean term is weighted by Σ_p⁻¹: (μ_p - μ_q)² / σ_p²"),
         Mistake(lambda mq, lq, mp, lp: 0.5 * ((lq - lp).exp() + (mq - mp) ** 2 / lp.exp() - 1 + lq - lp).sum(-1),
                 "the log-determinant term is log det Σ_p - log det Σ_q: + log σ_p² - log σ_q²"),
-    ],
+        Mistake(lambda mq, lq, mp, lp: 2 * vae.kl_gaussians(mq, lq, mp, lp), "the ½ in front is missing"),
+        Mistake(lambda mq, lq, mp, lp: vae.kl_gaussians(mq, mp, lq, lp),
+                "the arguments are (mu_q, log_var_q, mu_p, log_var_p): each distribution's mean, then its "
+                "log-variance"),
+    ], shape_hint="one value per example, (N,): sum over the last axis (dim=-1)",
     doc="""The general Gaussian KL.  kl_gaussians(mu_q, log_var_q, mu_p, log_var_p) -> KL(N(μ_q, Σ_q) ||
     N(μ_p, Σ_p)) for diagonal covariances, 1/2 [tr(Σ_p⁻¹Σ_q) + (μ_p - μ_q)ᵀΣ_p⁻¹(μ_p - μ_q) - k + log det Σ_p/det Σ_q],
     summed over the last axis (N,).""")
@@ -78,7 +87,12 @@ REPARAMETERISE = Exercise(
         Mistake(lambda mu, lv, eps: mu + lv * eps, "log_var is the log-variance: σ = exp(½ log_var)"),
         Mistake(lambda mu, lv, eps: mu + torch.exp(0.5 * lv), "multiply σ by the noise ε: h = μ + σ ε"),
         Mistake(lambda mu, lv, eps: mu * torch.exp(0.5 * lv) + eps, "h = μ + σ ε: the noise is scaled, not μ"),
-    ], verified="differentiable in μ and log σ²",
+        Mistake(lambda mu, lv, eps: lv + torch.exp(0.5 * mu) * eps,
+                "μ and log σ² are swapped: reparameterise(mu, log_var, eps), the mean first"),
+        Mistake(lambda mu, lv, eps: mu + torch.sqrt(lv.abs()) * eps,
+                "log_var is the log of the variance: σ = exp(½ log_var), not √log_var"),
+    ], verified="its gradients in μ and log σ² are the package's",
+    shape_hint="h has the shape of μ, one sample per example and latent dimension",
     doc="""The reparameterised sample.  reparameterise(mu, log_var, eps) -> h = μ + σ ε with σ = exp(½ log σ²),
     for ε ~ N(0, I) given; differentiable in μ and log σ² (that is the point of the trick).""")
 
@@ -104,7 +118,15 @@ BERNOULLI_LOG_LIKELIHOOD = Exercise(
                 "reduction='mean')"),
         Mistake(lambda x, logits: vae.bernoulli_log_likelihood(x, logits).sum() if len(x) > 1 else None,
                 "you summed over the examples too: one value per example, shape (N,)"),
-    ],
+        Mistake(lambda x, logits: -F.binary_cross_entropy_with_logits(x, logits, reduction="none").flatten(1).sum(1),
+                "the arguments of binary_cross_entropy_with_logits are swapped: (logits, x), the logits first"),
+        Mistake(lambda x, logits: (x * F.logsigmoid(logits)).flatten(1).sum(1),
+                "the term of the pixels that are off is missing: + (1 - x) log(1 - σ(l)) = (1 - x) logsigmoid(-l)"),
+        Mistake(lambda x, logits: (x * torch.log(logits.abs()) + (1 - x) * torch.log((1 - logits).abs())
+                                   ).flatten(1).sum(1),
+                "the decoder returns logits: p = σ(l), so use F.logsigmoid(l) and F.logsigmoid(-l), not log(l)"),
+    ], shape_hint="one value per example, (N,): sum over every axis but the first, x.flatten(1).sum(1) (images are "
+                  "(N, 28, 28))",
     doc="""The decoder's log-likelihood.  bernoulli_log_likelihood(x, logits) -> Σ_pixels [x log σ(l) + (1 - x)
     log(1 - σ(l))] for binary x and logits l, summed over all but the first axis (N,), computed stably.""")
 
@@ -144,7 +166,13 @@ ELBO = Exercise(
         Mistake(lambda x, mu, lv, eps, dec: vae.bernoulli_log_likelihood(x, dec(mu)) - vae.kl_standard_normal(mu, lv),
                 "you decoded μ, not the sample h = μ + σ ε: the ELBO's first term is an expectation over Q"),
         Mistake(_log_likelihood, "the KL term is missing: ELBO = log p(x|h) - KL(Q(h|x) || p(h))"),
-    ],
+        Mistake(lambda x, mu, lv, eps, dec: vae.bernoulli_log_likelihood(x, torch.sigmoid(dec(
+            vae.reparameterise(mu, lv, eps)))) - vae.kl_standard_normal(mu, lv),
+                "decode(h) returns logits already: do not apply the sigmoid before the log-likelihood"),
+        Mistake(lambda x, mu, lv, eps, dec: _log_likelihood(x, mu, lv, eps, dec)
+                - 2 * vae.kl_standard_normal(mu, lv),
+                "the KL's ½ is missing: KL = 1/2 Σ_j (σ_j² + μ_j² - 1 - log σ_j²)"),
+    ], shape_hint="one value per example, (N,): sum the pixels and the latent dimensions, not the examples",
     doc="""The ELBO.  elbo(x, mu, log_var, eps, decode) -> log p(x | h) - KL(Q(h|x) || N(0, I)) per example, with
     h = μ + σ ε (one sample), decode(h) the decoder's logits, the Bernoulli log-likelihood and the closed-form KL
     (your functions above, or genmodels.vae's).""")
@@ -169,7 +197,11 @@ IWAE_BOUND = Exercise(
                 "torch.logsumexp(log_weights, dim=0) - log K"),
         Mistake(lambda lw: torch.logsumexp(lw, 1) - math.log(lw.shape[1]),
                 "a sum over the wrong axis: the K samples are along dim 0; one bound per example (N,)"),
-    ],
+        Mistake(lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[1]),
+                "K is the number of samples, len(log_weights) (dim 0), not the number of examples"),
+        Mistake(lambda lw: torch.logsumexp(lw, 0) / lw.shape[0],
+                "log (1/K) Σ w = logsumexp - log K: you divided by K after the log"),
+    ], shape_hint="one bound per example, (N,): the K samples are along dim 0",
     doc="""The IWAE bound.  iwae_bound(log_weights) -> log (1/K) Σ_k w_k per example (N,), from the log-weights
     log w_k = log p(x|h_k) + log p(h_k) - log Q(h_k|x) of shape (K, N), stably (they are about -100 to -800 nats).""")
 
