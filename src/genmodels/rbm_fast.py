@@ -38,7 +38,7 @@ from . import paths
 from . import rbm as reference
 
 __all__ = ["bernoulli16", "linear_sigmoid", "negative_phase", "sgd_step", "cd_step", "fused_available", "Kernels",
-           "choice", "fast_kernels", "preferred", "cache_path", "machine", "ENV_VAR", "MARGIN"]
+           "choice", "fast_kernels", "preferred", "cache_path", "machine", "ENV_VAR", "MARGIN", "unpinned"]
 
 _MINUS_TWO_15_AND_A_HALF = torch.tensor(-(2.0**15 + 0.5))
 
