@@ -92,16 +92,19 @@ def test_a_comparison_takes_the_fastest_times_and_says_whether_they_settled(cost
         assert fastest == pytest.approx({"fused": 1e-3, "plain": min(costs["plain"]) * 1e-3})
 
 
+def other_twice_as_fast(record: list, settled: bool):
+    """A fake _faster in which the other kernel is twice as fast; it records each incumbent it was asked about."""
+    def faster(incumbent, incumbent_fn, other, other_fn, budget):
+        record.append(incumbent)
+        return other, settled, {incumbent: 2.0, other: 1.0}
+    return faster
+
+
 def test_a_measured_winner_is_used_for_the_next_parts_and_kept(measuring, monkeypatch):
     """The plain product and the reference's samples win: the sampler is compared within the plain step, and the
     whole step with both; a reference step that wins makes the choice the reference."""
     steps = []
-
-    def others_win(incumbent, incumbent_fn, other, other_fn, budget):
-        steps.append(incumbent)
-        return other, True, {incumbent: 2.0, other: 1.0}
-
-    monkeypatch.setattr(rbm_fast, "_faster", others_win)
+    monkeypatch.setattr(rbm_fast, "_faster", other_twice_as_fast(steps, settled=True))
     kernels = choose()
     assert kernels[:3] == ("reference", "plain", "reference")
     assert json.loads(rbm_fast.cache_path().read_text())["choices"][WORKLOAD]["step"] == "reference"
@@ -110,12 +113,7 @@ def test_a_measured_winner_is_used_for_the_next_parts_and_kept(measuring, monkey
 
 def test_timings_that_spread_leave_the_incumbents_for_this_process_and_are_not_kept(measuring, monkeypatch):
     calls = []
-
-    def busy(incumbent, incumbent_fn, other, other_fn, budget):
-        calls.append(incumbent)
-        return other, False, {incumbent: 2.0, other: 1.0}
-
-    monkeypatch.setattr(rbm_fast, "_faster", busy)
+    monkeypatch.setattr(rbm_fast, "_faster", other_twice_as_fast(calls, settled=False))
     kernels = choose()
     assert kernels[:3] == rbm_fast.fast_kernels()[:3] and "too busy to measure" in kernels.how
     assert not rbm_fast.cache_path().exists() and len(calls) == 1
