@@ -121,7 +121,7 @@ lab: venv
 ## test: lint, the package tests and the notebooks' nbval regression tests, in the quick profile, on TEST_WORKERS
 ## pytest-xdist workers (a test file or notebook stays on one worker, its cells in order; TEST_WORKERS=0: one process).
 ## Three on the course's 2-core machine: while one waits on a browser, a kernel or a subprocess, two compute
-## (measured there at 91b51ae: 354 s by pytest with three, 374 s with two; 421 s with three at 16dd308)
+## (measured there at 91b51ae: 354 s by pytest with three, 374 s with two; 549 s with three at 577c810)
 TEST_WORKERS ?= 3
 test: venv
 	ruff check .
