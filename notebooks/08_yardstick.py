@@ -206,9 +206,7 @@ print(f"N = {n:,} per row, mean over seeds {list(seeds)}; FD ± its sd over the 
 print("\nthe representation: grey-level means or binary images, against the grey-level reference")
 for row, other in (("MLP VAE binary", "MLP VAE means"), ("train, binarised", "training images (floor)")):
     print(" ", measures.compare_rows(results, row, other))
-others = [sum(v["nn_ratio"]) / len(v["nn_ratio"]) for name, v in results.items() if name != "training images, copied"]
-print(f"nearest-neighbour ratio: {sum(results['training images, copied']['nn_ratio']) / len(seeds):.2f} for the copied "
-      f"training images, {min(others):.2f} to {max(others):.2f} for every other row")
+print(measures.nearest_neighbour_summary(results, copied="training images, copied"))
 profile.note(f"models trained for seconds, a judge trained on {len(dataset.x_train):,} images, N = {n:,}",
              "models trained for minutes: the VAEs' and the EBM's rows between the floor and the ceiling")
 

@@ -303,3 +303,9 @@ def test_classes_seen_counts_the_judges_classes(monkeypatch):
     monkeypatch.setattr(measures.judges, "probabilities", lambda judge, images: torch.eye(10)[labels][:len(images)])
     line = measures.classes_seen(None, torch.zeros(6, 784))
     assert line == " 3 classes covered, the judge's counts per class [0, 1, 0, 3, 0, 0, 0, 2, 0, 0]"
+
+
+def test_nearest_neighbour_summary_sets_the_copied_row_beside_the_others_range():
+    results = {"copied": {"nn_ratio": [0.0, 0.0]}, "a": {"nn_ratio": [0.8, 0.9]}, "b": {"nn_ratio": [1.0, 1.02]}}
+    assert measures.nearest_neighbour_summary(results, copied="copied") == (
+        "nearest-neighbour ratio: 0.00 for the copied training images, 0.85 to 1.01 for every other row")

@@ -48,8 +48,9 @@ from . import judge as judges
 
 __all__ = ["moments", "frechet_distance", "frechet_distance_from_moments", "precision_recall", "kth_neighbour_radii",
            "classifier_score", "classes_covered", "classes_seen", "nearest_neighbour_ratio",
-           "extrapolate_to_infinite_n", "InverseNFit", "compare_rows", "Yardstick", "measure_rows", "format_table",
-           "MEASURES", "with_noise", "blurred", "independent_pixels", "uniform_noise", "check_features", "K"]
+           "extrapolate_to_infinite_n", "InverseNFit", "compare_rows", "nearest_neighbour_summary", "Yardstick",
+           "measure_rows", "format_table", "MEASURES", "with_noise", "blurred", "independent_pixels",
+           "uniform_noise", "check_features", "K"]
 
 K = 3  # neighbours for the balls of precision and recall (Kynkäänniemi et al. 2019)
 
@@ -350,6 +351,15 @@ def compare_rows(results: dict, row: str, other: str, measure: str = "fd") -> st
                else "lower" if gap < 0 else "higher")
     return (f"{MEASURES[measure]}: {row} {float(a.mean()):.3g}, {other} {float(b.mean()):.3g}: "
             f"{row} {verdict}" + ("" if verdict.startswith("within") else f" by {abs(gap):.3g}"))
+
+
+def nearest_neighbour_summary(results: dict, copied: str) -> str:
+    """One line: the nearest-neighbour ratio of the row `copied` (training images copied: the ratio's floor, 0) beside
+    the range of every other row's, each a mean over the seeds."""
+    means = {name: sum(v["nn_ratio"]) / len(v["nn_ratio"]) for name, v in results.items()}
+    others = [value for name, value in means.items() if name != copied]
+    return (f"nearest-neighbour ratio: {means[copied]:.2f} for the copied training images, {min(others):.2f} to "
+            f"{max(others):.2f} for every other row")
 
 
 def format_table(results: dict, extra: dict | None = None, extra_name: str = "log-likelihood (nats)",
